@@ -1,0 +1,127 @@
+"""StackConfig: one typed configuration for every component of the stack.
+
+Defaults are the platform's (and Celery's own) so that the harness finds what production would:
+early ack, prefetch 4, visibility timeout 3600 s, celery-redis with ``maxmemory 256mb`` and
+``allkeys-lru``. Scenarios and tests override what they need. ``env_for`` turns the configuration
+into each role's environment variables, the same names the platform uses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from harness.errors import StackError
+
+Routing = Literal["random", "sticky"]
+MaxmemoryPolicy = Literal["noeviction", "allkeys-lru", "volatile-lru", "allkeys-random", "volatile-ttl"]
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    # split
+    celery_enabled: bool = True
+    celery_percentage: float = 50.0
+    routing: Routing = "random"
+    dual_write: bool = False
+    admin_token: str = "harness-admin"
+    # Celery delivery
+    acks_late: bool = False
+    reject_on_worker_lost: bool = False
+    visibility_timeout_s: float = 3600.0
+    prefetch_multiplier: int = 4
+    restore_interval_s: float = 10.0
+    restore_throttle: int = 10
+    max_retries: int = 3
+    retry_backoff_s: float = 60.0
+    task_time_limit_s: float = 300.0
+    task_soft_time_limit_s: float = 270.0
+    candidate_defects: tuple[str, ...] = ()
+    # Redis
+    celery_redis_maxmemory: str | None = "256mb"
+    celery_redis_policy: MaxmemoryPolicy = "allkeys-lru"
+    main_redis_maxmemory: str | None = None
+    main_redis_policy: MaxmemoryPolicy = "noeviction"
+    # executors
+    executor_timeout_s: float = 10.0
+    executor_memory_mb: int = 256
+    executor_output_bytes: int = 65536
+    executor_concurrency: int = 4
+    executor_max_procs: int = 64
+    # counts
+    legacy_workers: int = 2
+    celery_workers: int = 1
+    celery_concurrency: int = 2
+    celery_queues: tuple[str, ...] = ("high_priority", "evaluation", "batch", "maintenance")
+    flower: bool = True
+    fault_proxy: bool = True
+    seed: int = 0
+    ready_timeout_s: float = 30.0
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not 0 <= self.celery_percentage <= 100:
+            problems.append(f"celery_percentage must be within 0..100, got {self.celery_percentage}")
+        if self.routing not in ("random", "sticky"):
+            problems.append(f"routing must be 'random' or 'sticky', got {self.routing!r}")
+        for name in ("legacy_workers", "celery_workers", "celery_concurrency", "executor_concurrency"):
+            if getattr(self, name) < 0 or (name != "legacy_workers" and getattr(self, name) < 1):
+                problems.append(f"{name} must be positive, got {getattr(self, name)}")
+        if self.visibility_timeout_s <= 0:
+            problems.append(f"visibility_timeout_s must be > 0, got {self.visibility_timeout_s}")
+        if problems:
+            raise StackError("invalid StackConfig: " + "; ".join(problems))
+
+    @classmethod
+    def from_options(cls, **options: Any) -> StackConfig:
+        """Build from keyword options, rejecting unknown names with the list of known ones."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise StackError(f"unknown stack option(s) {unknown}; known options: {sorted(known)}")
+        return cls(**options)
+
+    def replace(self, **changes: Any) -> StackConfig:
+        return dataclasses.replace(self.from_options(**{**self.as_dict(), **changes}))
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    # -- environment per role ----------------------------------------------------------------------
+
+    def celery_env(self) -> dict[str, str]:
+        return {
+            "CELERY_ACKS_LATE": str(self.acks_late).lower(),
+            "CELERY_REJECT_ON_WORKER_LOST": str(self.reject_on_worker_lost).lower(),
+            "CELERY_VISIBILITY_TIMEOUT": str(self.visibility_timeout_s),
+            "CELERY_PREFETCH_MULTIPLIER": str(self.prefetch_multiplier),
+            "CELERY_RESTORE_INTERVAL": str(self.restore_interval_s),
+            "CELERY_RESTORE_THROTTLE": str(self.restore_throttle),
+            "CELERY_MAX_RETRIES": str(self.max_retries),
+            "CELERY_RETRY_BACKOFF_S": str(self.retry_backoff_s),
+            "CELERY_TASK_TIME_LIMIT": str(self.task_time_limit_s),
+            "CELERY_TASK_SOFT_TIME_LIMIT": str(self.task_soft_time_limit_s),
+            "CELERY_CANDIDATE_DEFECTS": ",".join(self.candidate_defects),
+        }
+
+    def gateway_env(self) -> dict[str, str]:
+        return {
+            "CELERY_ENABLED": str(self.celery_enabled).lower(),
+            "CELERY_PERCENTAGE": str(self.celery_percentage),
+            "SPLIT_ROUTING": self.routing,
+            "DUAL_WRITE": str(self.dual_write).lower(),
+            "ADMIN_TOKEN": self.admin_token,
+            "GATEWAY_SEED": str(self.seed),
+            "MAX_TIMEOUT_S": str(max(60.0, self.executor_timeout_s)),
+        }
+
+    def executor_env(self) -> dict[str, str]:
+        return {
+            "EXECUTOR_TIMEOUT_S": str(self.executor_timeout_s),
+            "EXECUTOR_MEMORY_MB": str(self.executor_memory_mb),
+            "EXECUTOR_OUTPUT_BYTES": str(self.executor_output_bytes),
+            "EXECUTOR_CONCURRENCY": str(self.executor_concurrency),
+            "EXECUTOR_MAX_PROCS": str(self.executor_max_procs),
+        }

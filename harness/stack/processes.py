@@ -1,0 +1,313 @@
+"""The processes launcher (the embedded default): the whole platform as local processes.
+
+Both Redis servers, executor-1/2/3, the legacy workers, the Celery workers (prefork), the gateway
+and Flower run on 127.0.0.1 with free ports, each in its own process group with its own log file in
+the run folder. Every network link named in ``LINKS`` can go through its own fault proxy, so a fault
+targets exactly one link; without the proxy the links are direct.
+
+All processes are spawned at once and then waited on one by one: the workers retry their brokers
+until Redis is up, so start-up costs the slowest component, not the sum. If any component fails to
+become healthy, everything already started is stopped before the error is raised.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import requests
+
+from harness.errors import StackError
+from harness.run import RunFolder
+from harness.stack.config import StackConfig
+from harness.stack.ports import free_port
+from harness.stack.process import ManagedProcess, reap_orphans
+from system_under_test.redis_server import RedisBinaryNotFound, find_redis_server, redis_argv
+
+HOST = "127.0.0.1"
+
+# Every network link of the platform that a fault may target: name -> (client, server).
+LINKS: dict[str, tuple[str, str]] = {
+    "gateway-main-redis": ("gateway", "main-redis"),
+    "gateway-celery-redis": ("gateway", "celery-redis"),
+    "legacy-main-redis": ("legacy workers", "main-redis"),
+    "celery-worker-celery-redis": ("celery workers", "celery-redis"),
+    "legacy-executor-1": ("legacy workers", "executor-1"),
+    "legacy-executor-2": ("legacy workers", "executor-2"),
+    "celery-executor-3": ("celery workers", "executor-3"),
+}
+
+
+@dataclass(frozen=True)
+class Link:
+    name: str
+    upstream: str  # host:port of the server
+    listen: str  # host:port clients connect to (the proxy's, or the server's when direct)
+
+
+@dataclass
+class Endpoints:
+    gateway: str
+    flower: str | None
+    main_redis: str
+    celery_redis: str
+    executors: dict[str, str]
+    proxy_api: str | None
+    links: dict[str, Link] = field(default_factory=dict)
+
+
+def _http_ok(url: str) -> Callable[[], bool]:
+    return lambda: requests.get(url, timeout=0.5).status_code == 200
+
+
+def _redis_ok(port: int) -> Callable[[], bool]:
+    import socket
+
+    def check() -> bool:
+        with socket.create_connection((HOST, port), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    return check
+
+
+def _log_says(proc_ref: list[ManagedProcess], needle: str) -> Callable[[], bool]:
+    return lambda: any(needle in line for line in proc_ref[0].logs(200))
+
+
+def _celery_ready(proc_ref: list[ManagedProcess], name: str) -> Callable[[], bool]:
+    """Celery logs ``<name>@<host> ready.`` once it consumes from its queues."""
+    return lambda: any(name + "@" in line and "ready." in line for line in proc_ref[0].logs(400))
+
+
+_live: list[ProcessesStack] = []
+_handlers_installed = threading.Event()
+
+
+def _stop_all_live() -> None:
+    for stack in list(_live):
+        with contextlib.suppress(Exception):
+            stack.stop()
+
+
+def _install_handlers() -> None:
+    """atexit and SIGTERM clean-up; SIGINT already raises KeyboardInterrupt, which unwinds `with`."""
+    if _handlers_installed.is_set() or threading.current_thread() is not threading.main_thread():
+        return
+    atexit.register(_stop_all_live)
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        _stop_all_live()
+        if callable(previous):
+            previous(signum, frame)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_term)
+    _handlers_installed.set()
+
+
+class ProcessesStack:
+    """``with ProcessesStack(config) as stack:`` yields once every component is healthy."""
+
+    kind = "processes"
+
+    def __init__(self, config: StackConfig | None = None, run: RunFolder | None = None) -> None:
+        self.config = config or StackConfig()
+        self.run = run or RunFolder.create()
+        self.components: dict[str, ManagedProcess] = {}
+        self.endpoints: Endpoints | None = None
+        self.startup_s: dict[str, float] = {}
+        self.proxy: Any = None
+
+    # -- protocol ----------------------------------------------------------------------------------
+
+    def __enter__(self) -> ProcessesStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def component(self, name: str) -> ManagedProcess:
+        try:
+            return self.components[name]
+        except KeyError:
+            raise StackError(f"no component {name!r}; components: {sorted(self.components)}") from None
+
+    def start(self) -> Endpoints:
+        _install_handlers()
+        reap_orphans()
+        try:
+            binary = find_redis_server()
+        except RedisBinaryNotFound as exc:
+            raise StackError(str(exc)) from exc
+        _live.append(self)
+        try:
+            self._build(binary)
+            t0 = time.monotonic()
+            for proc in self.components.values():
+                proc.start()
+            for name, proc in self.components.items():
+                proc.wait_ready(self.config.ready_timeout_s)
+                self.startup_s[name] = time.monotonic() - t0
+        except BaseException:
+            self.stop()
+            raise
+        self.run.write_run_json(seed=self.config.seed, launcher=self.kind, config=self.config.as_dict(),
+                                extra={"endpoints": self.describe()})
+        assert self.endpoints is not None
+        return self.endpoints
+
+    def stop(self) -> None:
+        """Stop every component (workers first, Redis last); safe to call twice."""
+        order = [n for n in self.components if "redis" not in n] + [n for n in self.components if "redis" in n]
+        for name in order:
+            with contextlib.suppress(Exception):
+                self.components[name].stop(grace_s=2.0)
+        if self.proxy is not None:
+            with contextlib.suppress(Exception):
+                self.proxy.stop()
+            self.proxy = None
+        if self in _live:
+            _live.remove(self)
+
+    def describe(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for name, proc in self.components.items():
+            rows.append({"component": name, "pid": proc.pid, "url": self._urls.get(name),
+                         "log": str(proc.log_path)})
+        return rows
+
+    # -- building ------------------------------------------------------------------------------------
+
+    def _build(self, redis_binary: str) -> None:
+        cfg = self.config
+        ports = {name: free_port() for name in
+                 ("main-redis", "celery-redis", "executor-1", "executor-2", "executor-3", "gateway", "flower")}
+        self._urls: dict[str, str] = {}
+        links = self._links(ports)
+
+        def via(link: str) -> str:
+            return links[link].listen
+
+        main_redis_direct = f"redis://{HOST}:{ports['main-redis']}/0"
+        celery_redis_direct = f"redis://{HOST}:{ports['celery-redis']}/0"
+        base_env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "PYTHONUNBUFFERED": "1", "LANG": "C.UTF-8",
+                    **cfg.extra_env}
+        py = sys.executable
+        logs = self.run.logs
+
+        def add(name: str, argv: list[str], env: dict[str, str], ready: Callable[[], bool], hint: str,
+                url: str | None = None) -> ManagedProcess:
+            proc = ManagedProcess(name, argv, env={**base_env, **env}, log_path=logs / f"{name}.log",
+                                  ready=ready, ready_timeout_s=cfg.ready_timeout_s, hint=hint)
+            self.components[name] = proc
+            if url:
+                self._urls[name] = url
+            return proc
+
+        for name, maxmem, policy in (("main-redis", cfg.main_redis_maxmemory, cfg.main_redis_policy),
+                                     ("celery-redis", cfg.celery_redis_maxmemory, cfg.celery_redis_policy)):
+            add(name, redis_argv(port=ports[name], maxmemory=maxmem, maxmemory_policy=policy,
+                                 binary=redis_binary, workdir=str(self.run.path)),
+                {}, _redis_ok(ports[name]), f"is port {ports[name]} free, and does {redis_binary} run?",
+                url=f"redis://{HOST}:{ports[name]}/0")
+
+        for i in (1, 2, 3):
+            name = f"executor-{i}"
+            add(name, [py, "-m", "system_under_test.executor"],
+                {**cfg.executor_env(), "EXECUTOR_ID": name, "EXECUTOR_HOST": HOST,
+                 "EXECUTOR_PORT": str(ports[name]),
+                 "EXECUTOR_LEDGER_PATH": str(self.run.ledger / f"{name}.jsonl")},
+                _http_ok(f"http://{HOST}:{ports[name]}/health"), "the executor serves GET /health when up",
+                url=f"http://{HOST}:{ports[name]}")
+
+        legacy_env = {"REDIS_URL": f"redis://{via('legacy-main-redis')}/0",
+                      "LEGACY_EXECUTOR_URLS": f"http://{via('legacy-executor-1')},http://{via('legacy-executor-2')}"}
+        for i in range(1, cfg.legacy_workers + 1):
+            name = f"legacy-worker-{i}"
+            ref: list[ManagedProcess] = []
+            ref.append(add(name, [py, "-m", "system_under_test.legacy"],
+                           {**legacy_env, "LEGACY_WORKER_ID": name}, _log_says(ref, f"{name} ready"),
+                           "the legacy worker prints '<id> ready' once connected to the main Redis"))
+
+        celery_env = {**cfg.celery_env(), "CELERY_BROKER_URL": f"redis://{via('celery-worker-celery-redis')}/0",
+                      "REDIS_URL": main_redis_direct,
+                      "EXECUTOR_SERVICE_URL": f"http://{via('celery-executor-3')}"}
+        for i in range(1, cfg.celery_workers + 1):
+            name = f"celery-worker-{i}"
+            ref = []
+            ref.append(add(name, [py, "-m", "celery", "-A", "system_under_test.tasks", "worker",
+                                  "-Q", ",".join(cfg.celery_queues), "-c", str(cfg.celery_concurrency),
+                                  "-n", f"{name}@%h", "-l", "INFO", "--pool=prefork",
+                                  "--without-mingle", "--without-gossip"],
+                           celery_env, _celery_ready(ref, name), "a Celery worker logs '<name>@<host> ready.'"))
+
+        add("gateway", [py, "-m", "system_under_test.gateway"],
+            {**cfg.gateway_env(), "GATEWAY_HOST": HOST, "GATEWAY_PORT": str(ports["gateway"]),
+             "REDIS_URL": f"redis://{via('gateway-main-redis')}/0",
+             "CELERY_BROKER_URL": f"redis://{via('gateway-celery-redis')}/0"},
+            _http_ok(f"http://{HOST}:{ports['gateway']}/health"),
+            "GET /health answers 200 once both Redis instances are reachable",
+            url=f"http://{HOST}:{ports['gateway']}")
+
+        if cfg.flower:
+            add("flower", [py, "-m", "system_under_test.flower"],
+                {"CELERY_BROKER_URL": celery_redis_direct, "FLOWER_HOST": HOST,
+                 "FLOWER_PORT": str(ports["flower"]), "FLOWER_UNAUTHENTICATED_API": "true"},
+                _http_ok(f"http://{HOST}:{ports['flower']}/healthcheck"), "Flower serves /healthcheck when up",
+                url=f"http://{HOST}:{ports['flower']}")
+
+        self.endpoints = Endpoints(
+            gateway=f"http://{HOST}:{ports['gateway']}",
+            flower=f"http://{HOST}:{ports['flower']}" if cfg.flower else None,
+            main_redis=main_redis_direct, celery_redis=celery_redis_direct,
+            executors={f"executor-{i}": f"http://{HOST}:{ports[f'executor-{i}']}" for i in (1, 2, 3)},
+            proxy_api=None if self.proxy is None else self.proxy.url,
+            links=links,
+        )
+
+    def _links(self, ports: dict[str, int]) -> dict[str, Link]:
+        """Direct links; the fault proxy, when enabled, replaces ``listen`` with a proxy port."""
+        return {name: Link(name, f"{HOST}:{ports[server]}", f"{HOST}:{ports[server]}")
+                for name, (_, server) in LINKS.items()}
+
+
+@contextlib.contextmanager
+def processes_stack(config: StackConfig | None = None, run: RunFolder | None = None) -> Iterator[ProcessesStack]:
+    with ProcessesStack(config, run) as stack:
+        yield stack
+
+
+def main_redis_client(stack: ProcessesStack) -> Any:
+    from redis import Redis
+
+    assert stack.endpoints is not None
+    return Redis.from_url(stack.endpoints.main_redis, decode_responses=True)
+
+
+def wait_terminal(gateway: str, eval_id: str, timeout_s: float = 30.0) -> dict[str, Any]:
+    """Long-poll the gateway until every route of an evaluation is terminal."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        remaining = deadline - time.monotonic()
+        resp = requests.get(f"{gateway}/api/eval/{eval_id}", params={"wait": max(min(remaining, 20), 0)},
+                            timeout=remaining + 5)
+        resp.raise_for_status()
+        record: dict[str, Any] = resp.json()
+        if record["done"] or remaining <= 0:
+            return record
+
+
+def _check_path(p: Path) -> None:  # pragma: no cover - kept for symmetry with containers launcher
+    if not p.exists():
+        raise StackError(f"{p} does not exist")

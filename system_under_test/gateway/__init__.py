@@ -1,0 +1,1 @@
+"""The API gateway: accepts evaluations and splits them between the legacy queue and Celery."""

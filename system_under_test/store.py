@@ -1,0 +1,118 @@
+"""The evaluation store and event bus on the main Redis.
+
+A record per evaluation (hash ``eval:<id>``) holds what was submitted, the route(s) the gateway chose
+and one result per path (field ``result:legacy`` / ``result:celery``, a JSON object). A result is
+written whole each time its status changes (``queued`` → ``running`` → ``completed`` | ``failed`` |
+``timeout`` | ``error``), and each change is published on the ``evaluations:events`` channel.
+
+A result is written only while its record exists (one Lua script: check, write, publish). If the
+gateway rolled a submission back, a worker that still ran it cannot resurrect a half-written record;
+its execution stays visible in the executors' ledger, which is where the harness looks for it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Literal, TypedDict
+
+from redis import Redis
+
+Path = Literal["legacy", "celery"]
+Status = Literal["queued", "running", "completed", "failed", "timeout", "error"]
+PATHS: tuple[Path, ...] = ("legacy", "celery")
+TERMINAL: frozenset[str] = frozenset({"completed", "failed", "timeout", "error"})
+EVENTS_CHANNEL = "evaluations:events"
+LEGACY_QUEUE = "queue:evaluations"
+
+_WRITE_IF_EXISTS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+"""
+
+
+class Result(TypedDict, total=False):
+    """One path's result; the parity surface of an evaluation."""
+
+    status: Status
+    output: str | None
+    error: str | None
+    exit_code: int | None
+    timed_out: bool | None
+    truncated: bool | None
+    duration_ms: float | None
+    executor_id: str | None
+    attempts: int
+    queued_at: float
+    started_at: float | None
+    finished_at: float | None
+
+
+def record_key(eval_id: str) -> str:
+    return f"eval:{eval_id}"
+
+
+def queued_result(queued_at: float) -> Result:
+    return {"status": "queued", "output": None, "error": None, "exit_code": None, "timed_out": None,
+            "truncated": None, "duration_ms": None, "executor_id": None, "attempts": 0,
+            "queued_at": queued_at, "started_at": None, "finished_at": None}
+
+
+def status_of(exit_code: int, timed_out: bool) -> Status:
+    if timed_out:
+        return "timeout"
+    return "completed" if exit_code == 0 else "failed"
+
+
+class EvaluationStore:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._write = redis.register_script(_WRITE_IF_EXISTS)
+
+    def record_fields(self, eval_id: str, *, code: str, language: str, routes: list[Path],
+                      priority: int, batch: bool, timeout_s: float | None, created_at: float) -> dict[str, str]:
+        fields = {
+            "id": eval_id, "code": code, "language": language, "routes": json.dumps(routes),
+            "priority": str(priority), "batch": "1" if batch else "0",
+            "timeout_s": "" if timeout_s is None else repr(timeout_s), "created_at": repr(created_at),
+        }
+        for path in routes:
+            fields[f"result:{path}"] = json.dumps(queued_result(created_at))
+        return fields
+
+    def set_result(self, eval_id: str, path: Path, result: Result) -> bool:
+        """Write one path's result and publish the change; False if the record does not exist."""
+        event = json.dumps({"eval_id": eval_id, "path": path, "status": result["status"], "at": time.time()})
+        written = self._write(keys=[record_key(eval_id)],
+                              args=[f"result:{path}", json.dumps(result), EVENTS_CHANNEL, event])
+        return bool(written)
+
+    def get(self, eval_id: str) -> dict[str, Any] | None:
+        raw = self.redis.hgetall(record_key(eval_id))
+        return parse_record(raw) if raw else None
+
+    def delete(self, eval_id: str) -> None:
+        self.redis.delete(record_key(eval_id))
+
+
+def parse_record(raw: dict[Any, Any]) -> dict[str, Any]:
+    """Turn a record hash (bytes or str keys) into the JSON shape the gateway serves."""
+    def s(v: Any) -> str:
+        return v.decode() if isinstance(v, bytes) else str(v)
+
+    flat = {s(k): s(v) for k, v in raw.items()}
+    results = {k.split(":", 1)[1]: json.loads(v) for k, v in flat.items() if k.startswith("result:")}
+    return {
+        "eval_id": flat.get("id"),
+        "language": flat.get("language"),
+        "code": flat.get("code"),
+        "routes": json.loads(flat.get("routes", "[]")),
+        "priority": int(flat.get("priority", "5")),
+        "batch": flat.get("batch") == "1",
+        "timeout_s": float(flat["timeout_s"]) if flat.get("timeout_s") else None,
+        "created_at": float(flat.get("created_at", "0")),
+        "results": results,
+        "done": bool(results) and all(r.get("status") in TERMINAL for r in results.values()),
+    }
