@@ -9,18 +9,26 @@ Stack options map onto ``StackConfig`` fields (``--celery-percentage 75``, ``--a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import json
+import os
 import signal
+import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
+import requests
+
 from harness.errors import HarnessError
-from harness.run import RunFolder
+from harness.run import DEFAULT_REPORTS, RunFolder
 from harness.stack.config import StackConfig
 from harness.stack.processes import ProcessesStack
 
 EXIT_CODES = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 2}
+STATE_FILE = Path(os.environ.get("HARNESS_STATE", DEFAULT_REPORTS / ".stack.json"))
 
 
 def _add_stack_options(parser: argparse.ArgumentParser) -> None:
@@ -68,18 +76,146 @@ def _print_table(stack: ProcessesStack) -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     config = _stack_config(args)
+    if args.detach:
+        return _detach(args)
+    if STATE_FILE.exists() and _state_pid_alive():
+        print("harness: a detached stack is already running (see `harness status`); "
+              "stop it with `harness down` first", file=sys.stderr)
+        return 3
     print("starting the stack (processes launcher) ...", flush=True)
     started = time.monotonic()
     with ProcessesStack(config) as stack:
         print(f"all {len(stack.components)} components healthy in {time.monotonic() - started:.1f}s\n")
         _print_table(stack)
-        print("\nCtrl-C stops everything.", flush=True)
+        _write_state(stack)
+        print("\nCtrl-C stops everything." if not args.detached_child else "\nrunning detached; "
+              "`harness down` stops it.", flush=True)
         try:
-            signal.pause() if hasattr(signal, "pause") else time.sleep(10**9)
+            while True:
+                time.sleep(3600)
         except KeyboardInterrupt:
             print("\nstopping ...", flush=True)
-    print("stopped; nothing left running.")
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                STATE_FILE.unlink()
+    print("stopped; nothing left running.", flush=True)
     return 0
+
+
+def _write_state(stack: ProcessesStack) -> None:
+    assert stack.endpoints is not None
+    STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
+    STATE_FILE.write_text(json.dumps({
+        "pid": os.getpid(), "run_dir": str(stack.run.path), "launcher": stack.kind,
+        "endpoints": dataclasses.asdict(stack.endpoints), "components": stack.describe(),
+    }, indent=2))
+
+
+def _read_state() -> dict[str, Any] | None:
+    try:
+        state: dict[str, Any] = json.loads(STATE_FILE.read_text())
+        return state
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _state_pid_alive() -> bool:
+    state = _read_state()
+    if not state:
+        return False
+    try:
+        os.kill(int(state["pid"]), 0)
+        return True
+    except (ProcessLookupError, KeyError, ValueError):
+        return False
+
+
+def _detach(args: argparse.Namespace) -> int:
+    if _state_pid_alive():
+        print("harness: a detached stack is already running; `harness status` shows it", file=sys.stderr)
+        return 3
+    with contextlib.suppress(FileNotFoundError):
+        STATE_FILE.unlink()
+    argv = [a for a in sys.argv[1:] if a != "--detach"] + ["--detached-child"]
+    log = STATE_FILE.parent / "detached-up.log"
+    STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as out:
+        child = subprocess.Popen([sys.executable, "-m", "harness", *argv], stdout=out, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            print(f"harness: the detached stack failed to start (exit {child.returncode}):", file=sys.stderr)
+            print(log.read_text()[-3000:], file=sys.stderr)
+            return 3
+        if _read_state():
+            print(log.read_text().replace("running detached", "detached").rstrip())
+            return 0
+        time.sleep(0.1)
+    os.killpg(child.pid, signal.SIGTERM)
+    print(f"harness: the detached stack did not become healthy in 120 s; see {log}", file=sys.stderr)
+    return 3
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    state = _read_state()
+    if not state or not _state_pid_alive():
+        with contextlib.suppress(FileNotFoundError):
+            STATE_FILE.unlink()
+        print("no detached stack is running.")
+        return 0
+    pid = int(state["pid"])
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.killpg(pid, signal.SIGKILL)
+    from harness.stack.process import reap_orphans
+
+    reap_orphans()
+    with contextlib.suppress(FileNotFoundError):
+        STATE_FILE.unlink()
+    print(f"stopped the detached stack (run folder {state['run_dir']}).")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    state = _read_state()
+    if not state or not _state_pid_alive():
+        print("no detached stack is running. Start one with `harness up --detach`.")
+        return 1
+    print(f"detached stack, harness pid {state['pid']}, run folder {state['run_dir']}")
+    healthy = 0
+    for row in state["components"]:
+        alive = _pid_alive(row.get("pid"))
+        ok = alive and _url_ok(row.get("url"))
+        healthy += ok
+        print(f"  {row['component']:<18} pid {row['pid']!s:<8} {'healthy' if ok else 'DOWN':<8} {row.get('url') or ''}")
+    print(f"{healthy}/{len(state['components'])} components healthy; gateway {state['endpoints']['gateway']}")
+    return 0 if healthy == len(state["components"]) else 1
+
+
+def _pid_alive(pid: Any) -> bool:
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except (TypeError, ValueError, ProcessLookupError):
+        return False
+
+
+def _url_ok(url: str | None) -> bool:
+    if not url or not url.startswith("http"):
+        return True  # no HTTP health endpoint (Redis, workers): a live process is the best we know
+    for path in ("/health", "/healthcheck"):
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(url + path, timeout=1).status_code == 200:
+                return True
+    return False
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -106,8 +242,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the whole stack in the foreground; Ctrl-C stops it")
+    up.add_argument("--detach", action="store_true", help="leave it running; `harness down` stops it")
+    up.add_argument("--detached-child", action="store_true", help=argparse.SUPPRESS)
     _add_stack_options(up)
     up.set_defaults(func=cmd_up)
+    down = sub.add_parser("down", help="stop the stack `harness up --detach` started")
+    down.set_defaults(func=cmd_down)
+    status = sub.add_parser("status", help="show the detached stack's components and their health")
+    status.set_defaults(func=cmd_status)
     run = sub.add_parser("run", help="the main job: evidence on the embedded stack, then a verdict")
     _add_stack_options(run)
     run.set_defaults(func=cmd_run, executor_timeout_s=None)

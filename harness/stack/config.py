@@ -56,6 +56,8 @@ class StackConfig:
     celery_queues: tuple[str, ...] = ("high_priority", "evaluation", "batch", "maintenance")
     flower: bool = True
     fault_proxy: bool = True
+    gateway_port: int = 0  # 0: a free port
+    flower_port: int = 0
     seed: int = 0
     ready_timeout_s: float = 30.0
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -69,6 +71,9 @@ class StackConfig:
         for name in ("legacy_workers", "celery_workers", "celery_concurrency", "executor_concurrency"):
             if getattr(self, name) < 0 or (name != "legacy_workers" and getattr(self, name) < 1):
                 problems.append(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("gateway_port", "flower_port"):
+            if not 0 <= getattr(self, name) <= 65535:
+                problems.append(f"{name} must be within 0..65535 (0 = any free port), got {getattr(self, name)}")
         if self.visibility_timeout_s <= 0:
             problems.append(f"visibility_timeout_s must be > 0, got {self.visibility_timeout_s}")
         if problems:

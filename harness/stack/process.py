@@ -6,9 +6,12 @@ Its output goes to one log file in the run folder. ``kill`` is SIGKILL, ``termin
 a grace period before SIGKILL, ``pause``/``resume`` SIGSTOP/SIGCONT, ``restart`` stops and starts
 it again and waits for health.
 
-Every process started here carries ``HARNESS_OWNER=<pid>:<start ticks>`` of the harness process in
-its environment. If the harness itself is SIGKILLed, nothing can clean up at that moment; the next
-run calls ``reap_orphans()``, which finds processes whose owner is gone and kills their groups.
+Every process started here is recorded twice as belonging to the harness process that started it
+(its ``<pid>:<start ticks>``): in its environment (``HARNESS_OWNER``), which its own children
+inherit, and in a registry file under the temp directory, because some programs (redis-server)
+overwrite their environment area. If the harness itself is SIGKILLed, nothing can clean up at that
+moment; the next run calls ``reap_orphans()``, which finds processes whose owner is gone (by either
+record, checking start ticks so a reused pid is never killed) and kills their groups.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +28,7 @@ from pathlib import Path
 from harness.errors import ComponentExited, ReadinessTimeout, StackError
 
 OWNER_VAR = "HARNESS_OWNER"
+REGISTRY = Path(os.environ.get("HARNESS_REGISTRY", os.path.join(tempfile.gettempdir(), f"harness-{os.getuid()}")))
 
 
 def _start_ticks(pid: int) -> str | None:
@@ -48,10 +53,34 @@ def _owner_alive(token: str) -> bool:
     return _start_ticks(pid) == ticks
 
 
+def _register(pid: int) -> None:
+    REGISTRY.mkdir(parents=True, exist_ok=True)
+    with open(REGISTRY / f"{owner_token().replace(':', '-')}.pids", "a") as fh:
+        fh.write(f"{pid} {_start_ticks(pid)}\n")
+
+
+def _kill_group_of(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(os.getpgid(pid), signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
 def reap_orphans() -> list[int]:
     """Kill the process groups of stack processes whose harness is gone; returns the pids."""
     killed: list[int] = []
     me = owner_token()
+    if REGISTRY.is_dir():
+        for file in REGISTRY.glob("*.pids"):
+            token = file.stem.replace("-", ":", 1)
+            if token == me or _owner_alive(token):
+                continue
+            for line in file.read_text().splitlines():
+                pid_text, _, ticks = line.partition(" ")
+                if pid_text.isdigit() and _start_ticks(int(pid_text)) == ticks:
+                    _kill_group_of(int(pid_text))
+                    killed.append(int(pid_text))
+            file.unlink(missing_ok=True)
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -64,12 +93,8 @@ def reap_orphans() -> list[int]:
         token = next((e[len(prefix):].decode() for e in environ if e.startswith(prefix)), None)
         if token is None or token == me or _owner_alive(token):
             continue
-        pid = int(name)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(os.getpgid(pid), signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        killed.append(pid)
+        _kill_group_of(int(name))
+        killed.append(int(name))
     return killed
 
 
@@ -114,6 +139,7 @@ class ManagedProcess:
             raise StackError(f"{self.name}: cannot run {self.argv[0]!r}: {exc}") from exc
         finally:
             log.close()
+        _register(self.proc.pid)
         self.paused = False
 
     def wait_ready(self, timeout_s: float | None = None) -> float:

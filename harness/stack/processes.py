@@ -19,8 +19,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -31,39 +29,10 @@ from harness.run import RunFolder
 from harness.stack.config import StackConfig
 from harness.stack.ports import free_port
 from harness.stack.process import ManagedProcess, reap_orphans
+from harness.stack.protocol import LINKS, Endpoints, Link
 from system_under_test.redis_server import RedisBinaryNotFound, find_redis_server, redis_argv
 
 HOST = "127.0.0.1"
-
-# Every network link of the platform that a fault may target: name -> (client, server).
-LINKS: dict[str, tuple[str, str]] = {
-    "gateway-main-redis": ("gateway", "main-redis"),
-    "gateway-celery-redis": ("gateway", "celery-redis"),
-    "legacy-main-redis": ("legacy workers", "main-redis"),
-    "celery-worker-celery-redis": ("celery workers", "celery-redis"),
-    "legacy-executor-1": ("legacy workers", "executor-1"),
-    "legacy-executor-2": ("legacy workers", "executor-2"),
-    "celery-executor-3": ("celery workers", "executor-3"),
-}
-
-
-@dataclass(frozen=True)
-class Link:
-    name: str
-    upstream: str  # host:port of the server
-    listen: str  # host:port clients connect to (the proxy's, or the server's when direct)
-
-
-@dataclass
-class Endpoints:
-    gateway: str
-    flower: str | None
-    main_redis: str
-    celery_redis: str
-    executors: dict[str, str]
-    proxy_api: str | None
-    links: dict[str, Link] = field(default_factory=dict)
-
 
 def _http_ok(url: str) -> Callable[[], bool]:
     return lambda: requests.get(url, timeout=0.5).status_code == 200
@@ -193,6 +162,8 @@ class ProcessesStack:
         cfg = self.config
         ports = {name: free_port() for name in
                  ("main-redis", "celery-redis", "executor-1", "executor-2", "executor-3", "gateway", "flower")}
+        ports["gateway"] = cfg.gateway_port or ports["gateway"]
+        ports["flower"] = cfg.flower_port or ports["flower"]
         self._urls: dict[str, str] = {}
         links = self._links(ports)
 
@@ -308,6 +279,3 @@ def wait_terminal(gateway: str, eval_id: str, timeout_s: float = 30.0) -> dict[s
             return record
 
 
-def _check_path(p: Path) -> None:  # pragma: no cover - kept for symmetry with containers launcher
-    if not p.exists():
-        raise StackError(f"{p} does not exist")
