@@ -90,8 +90,8 @@ def reap_orphans() -> list[int]:
         except (FileNotFoundError, PermissionError, ProcessLookupError):
             continue
         prefix = OWNER_VAR.encode() + b"="
-        token = next((e[len(prefix):].decode() for e in environ if e.startswith(prefix)), None)
-        if token is None or token == me or _owner_alive(token):
+        owner = next((e[len(prefix):].decode() for e in environ if e.startswith(prefix)), None)
+        if owner is None or owner == me or _owner_alive(owner):
             continue
         _kill_group_of(int(name))
         killed.append(int(name))
