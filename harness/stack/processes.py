@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
+import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
 from typing import Any
 
@@ -95,7 +98,6 @@ class ProcessesStack:
         self.components: dict[str, ManagedProcess] = {}
         self.endpoints: Endpoints | None = None
         self.startup_s: dict[str, float] = {}
-        self.proxy: Any = None
 
     # -- protocol ----------------------------------------------------------------------------------
 
@@ -138,14 +140,17 @@ class ProcessesStack:
 
     def stop(self) -> None:
         """Stop every component (workers first, Redis last); safe to call twice."""
-        order = [n for n in self.components if "redis" not in n] + [n for n in self.components if "redis" in n]
-        for name in order:
-            with contextlib.suppress(Exception):
-                self.components[name].stop(grace_s=2.0)
-        if self.proxy is not None:
-            with contextlib.suppress(Exception):
-                self.proxy.stop()
-            self.proxy = None
+        # Everything but Redis at once (so teardown costs the slowest, not the sum), then Redis.
+        first = [c for n, c in self.components.items() if "redis" not in n]
+        last = [c for n, c in self.components.items() if "redis" in n]
+        for group in (first, last):
+            with ThreadPoolExecutor(max_workers=max(len(group), 1)) as pool:
+                for _ in pool.map(lambda c: c.stop(grace_s=2.0), group):
+                    pass
+        if self._external_proxy and self.endpoints is not None:
+            for name in self.endpoints.links:  # leave a shared Toxiproxy as we found it
+                with contextlib.suppress(requests.RequestException):
+                    requests.delete(f"{self._external_proxy}/proxies/{name}", timeout=5)
         if self in _live:
             _live.remove(self)
 
@@ -160,8 +165,8 @@ class ProcessesStack:
 
     def _build(self, redis_binary: str) -> None:
         cfg = self.config
-        ports = {name: free_port() for name in
-                 ("main-redis", "celery-redis", "executor-1", "executor-2", "executor-3", "gateway", "flower")}
+        ports = {name: free_port() for name in ("main-redis", "celery-redis", "executor-1", "executor-2",
+                                                "executor-3", "gateway", "flower", "fault-proxy")}
         ports["gateway"] = cfg.gateway_port or ports["gateway"]
         ports["flower"] = cfg.flower_port or ports["flower"]
         self._urls: dict[str, str] = {}
@@ -192,6 +197,17 @@ class ProcessesStack:
                                  binary=redis_binary, workdir=str(self.run.path)),
                 {}, _redis_ok(ports[name]), f"is port {ports[name]} free, and does {redis_binary} run?",
                 url=f"redis://{HOST}:{ports[name]}/0")
+
+        if cfg.fault_proxy and not self._external_proxy:
+            config_file = self.run.path / "faultproxy.json"
+            config_file.write_text(json.dumps(
+                [{"name": ln.name, "listen": ln.listen, "upstream": ln.upstream, "enabled": True}
+                 for ln in links.values()], indent=2))
+            add("fault-proxy", [py, "-m", "harness.faultproxy", "--host", HOST, "--port", str(ports["fault-proxy"]),
+                                "--config", str(config_file), "--seed", str(cfg.seed)],
+                {}, _http_ok(f"http://{HOST}:{ports['fault-proxy']}/version"),
+                "the fault proxy serves GET /version once every link's proxy is listening",
+                url=f"http://{HOST}:{ports['fault-proxy']}")
 
         for i in (1, 2, 3):
             name = f"executor-{i}"
@@ -243,14 +259,42 @@ class ProcessesStack:
             flower=f"http://{HOST}:{ports['flower']}" if cfg.flower else None,
             main_redis=main_redis_direct, celery_redis=celery_redis_direct,
             executors={f"executor-{i}": f"http://{HOST}:{ports[f'executor-{i}']}" for i in (1, 2, 3)},
-            proxy_api=None if self.proxy is None else self.proxy.url,
+            proxy_api=self._proxy_api(ports),
             links=links,
         )
 
+    @property
+    def _external_proxy(self) -> str | None:
+        """A real Toxiproxy to use instead of ours (``TOXIPROXY_URL``), if one is configured."""
+        return os.environ.get("TOXIPROXY_URL") or None
+
+    def _proxy_api(self, ports: dict[str, int]) -> str | None:
+        if not self.config.fault_proxy:
+            return None
+        return self._external_proxy or f"http://{HOST}:{ports['fault-proxy']}"
+
     def _links(self, ports: dict[str, int]) -> dict[str, Link]:
-        """Direct links; the fault proxy, when enabled, replaces ``listen`` with a proxy port."""
-        return {name: Link(name, f"{HOST}:{ports[server]}", f"{HOST}:{ports[server]}")
-                for name, (_, server) in LINKS.items()}
+        """Every link through its own proxy port (or direct, with ``fault_proxy=False``)."""
+        links = {}
+        for name, (_, server) in LINKS.items():
+            upstream = f"{HOST}:{ports[server]}"
+            listen = f"{HOST}:{free_port()}" if self.config.fault_proxy else upstream
+            links[name] = Link(name, upstream, listen)
+        if self.config.fault_proxy and self._external_proxy:
+            self._populate_external(links)
+        return links
+
+    def _populate_external(self, links: dict[str, Link]) -> None:
+        url = f"{self._external_proxy}/populate"
+        body = [{"name": ln.name, "listen": ln.listen, "upstream": ln.upstream, "enabled": True}
+                for ln in links.values()]
+        try:
+            resp = requests.post(url, json=body, timeout=10)
+        except requests.RequestException as exc:
+            raise StackError(f"TOXIPROXY_URL={self._external_proxy} is unreachable ({exc}); start Toxiproxy "
+                             "there or unset TOXIPROXY_URL to use the harness's own fault proxy") from exc
+        if resp.status_code >= 300:
+            raise StackError(f"Toxiproxy at {self._external_proxy} refused the links: {resp.status_code} {resp.text}")
 
 
 @contextlib.contextmanager

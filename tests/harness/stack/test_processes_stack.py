@@ -58,7 +58,7 @@ def test_the_stack_starts_healthy_and_stops_with_nothing_left_behind(tmp_path: P
         assert isinstance(stack, Stack)
         pids = [c.pid for c in stack.components.values() if c.pid]
         assert all(c.healthy() for c in stack.components.values())
-        assert len(pids) == 8  # 2 Redis, 3 executors, 1 legacy worker, 1 Celery worker, gateway
+        assert len(pids) == 9  # 2 Redis, fault proxy, 3 executors, 1 legacy worker, 1 Celery worker, gateway
         children = owned_by(os.getpid())
         assert set(pids) <= set(children)
         assert all(f"{OWNER_VAR}=".encode() in Path(f"/proc/{p}/environ").read_bytes()
@@ -139,7 +139,7 @@ def test_after_the_harness_is_sigkilled_the_next_run_reaps_its_leftovers(tmp_pat
     try:
         assert harness.stdout is not None and harness.stdout.readline().strip() == "up"
         orphans = owned_by(harness.pid)
-        assert len(orphans) >= 8
+        assert len(orphans) >= 9
     finally:
         harness.send_signal(signal.SIGKILL)
         harness.wait()
