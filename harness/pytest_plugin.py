@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from harness.run import RunFolder
 from harness.stack.config import StackConfig
+from harness.stack.external import ExternalStack
 from harness.stack.processes import ProcessesStack
 
 MARKERS = {
@@ -62,11 +64,19 @@ def stack_config(harness_seed: int) -> StackConfig:
 
 
 @pytest.fixture(scope="session")
-def stack(request: pytest.FixtureRequest, stack_config: StackConfig, run_folder: RunFolder) -> Iterator[ProcessesStack]:
+def stack(request: pytest.FixtureRequest, stack_config: StackConfig, run_folder: RunFolder) -> Iterator[Any]:
+    """The session's stack, from ``--stack``; it is started once and stopped at the end."""
     kind = request.config.getoption("--stack")
-    if kind != "processes":
-        pytest.fail(f"--stack={kind} is not available yet: only the processes launcher is built "
-                    "(the containers and external launchers are open issues)", pytrace=False)
+    if kind == "external":
+        url = request.config.getoption("--stack-url")
+        if not url:
+            pytest.fail("--stack=external needs --stack-url <gateway URL> (or HARNESS_STACK_URL)", pytrace=False)
+        with ExternalStack.from_url(url, config=stack_config, run=run_folder) as external:
+            yield external
+        return
+    if kind == "containers":
+        pytest.fail("--stack=containers is not built yet (the Testcontainers launcher is an open issue); "
+                    "use --stack=processes", pytrace=False)
     with ProcessesStack(stack_config, run_folder) as running:
         yield running
 
