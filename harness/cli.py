@@ -211,7 +211,7 @@ def _pid_alive(pid: Any) -> bool:
 def _url_ok(url: str | None) -> bool:
     if not url or not url.startswith("http"):
         return True  # no HTTP health endpoint (Redis, workers): a live process is the best we know
-    for path in ("/health", "/healthcheck"):
+    for path in ("/health", "/healthcheck", "/version"):  # executors and gateway, Flower, fault proxy
         with contextlib.suppress(requests.RequestException):
             if requests.get(url + path, timeout=1).status_code == 200:
                 return True

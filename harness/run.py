@@ -56,7 +56,7 @@ class RunFolder:
 
     @classmethod
     def create(cls, root: Path | None = None, run_id: str | None = None) -> RunFolder:
-        base = Path(os.environ.get("HARNESS_REPORTS", root or DEFAULT_REPORTS))
+        base = Path(root) if root is not None else Path(os.environ.get("HARNESS_REPORTS", DEFAULT_REPORTS))
         rid = run_id or new_run_id()
         path = base / rid
         (path / "logs").mkdir(parents=True, exist_ok=True)
