@@ -84,7 +84,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 3
     print("starting the stack (processes launcher) ...", flush=True)
     started = time.monotonic()
-    with ProcessesStack(config) as stack:
+
+    def progress(name: str, seconds: float) -> None:
+        print(f"  healthy  {name:<18} {seconds:5.2f}s", flush=True)
+
+    with ProcessesStack(config, on_progress=progress) as stack:
         print(f"all {len(stack.components)} components healthy in {time.monotonic() - started:.1f}s\n")
         _print_table(stack)
         _write_state(stack)

@@ -92,8 +92,10 @@ class ProcessesStack:
 
     kind = "processes"
 
-    def __init__(self, config: StackConfig | None = None, run: RunFolder | None = None) -> None:
+    def __init__(self, config: StackConfig | None = None, run: RunFolder | None = None,
+                 on_progress: Callable[[str, float], None] | None = None) -> None:
         self.config = config or StackConfig()
+        self.on_progress = on_progress
         self.run = run or RunFolder.create()
         self.components: dict[str, ManagedProcess] = {}
         self.endpoints: Endpoints | None = None
@@ -130,6 +132,8 @@ class ProcessesStack:
             for name, proc in self.components.items():
                 proc.wait_ready(self.config.ready_timeout_s)
                 self.startup_s[name] = time.monotonic() - t0
+                if self.on_progress is not None:
+                    self.on_progress(name, self.startup_s[name])
         except BaseException:
             self.stop()
             raise

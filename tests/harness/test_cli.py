@@ -20,6 +20,7 @@ def test_up_detach_then_status_then_down_leaves_nothing_running(tmp_path: Path) 
     up = harness("up", "--detach", "--no-flower", "--legacy-workers", "1", env=env)
     assert up.returncode == 0, up.stdout + up.stderr
     assert "components healthy" in up.stdout and "gateway docs" in up.stdout and "harness down" in up.stdout
+    assert "healthy  celery-worker-1" in up.stdout  # progress, one line per component
     gateway = next(line.split()[-1] for line in up.stdout.splitlines() if line.startswith("gateway docs"))
     assert requests.get(gateway, timeout=5).status_code == 200
     status = harness("status", env=env)
