@@ -1,0 +1,1 @@
+"""Generators: programs with an oracle (and, later, hostile programs)."""
