@@ -4,14 +4,14 @@ A fixed set of programs (stdout and stderr, unicode, no trailing newline, exit c
 exception, a signal death, a timeout, output over the cap, bash) goes through the gateway with
 ``route=both``; each evaluation's two observations (control = legacy, candidate = celery) are
 compared on status, output, error, exit code, timed_out and truncated, after normalising the temp
-paths that legitimately differ. The verdict is PASS only when every evaluation finished on both
+paths and executor names that legitimately differ (the declared normalisers of
+``harness/parity/normalisers.toml``). The verdict is PASS only when every evaluation finished on both
 paths and matched; anything else is FAIL, and no evaluations at all is INCONCLUSIVE.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,9 +20,10 @@ from typing import Any, Literal
 
 import requests
 
+from harness.parity.compare import COMPARED_FIELDS as FIELDS
+from harness.parity.compare import Observation, ParityConfig, compare
+
 Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
-FIELDS = ("status", "output", "error", "exit_code", "timed_out", "truncated")
-_TEMP_PATH = re.compile(r"/tmp/crucible-[A-Za-z0-9_]+")
 
 PROGRAMS: list[tuple[str, str, str]] = [
     ("hello", "python", "print('hello')"),
@@ -54,11 +55,8 @@ class Comparison:
     candidate: dict[str, Any]
 
 
-def normalise(value: Any) -> Any:
-    return _TEMP_PATH.sub("/tmp/crucible-<tmp>", value) if isinstance(value, str) else value
-
-
-def compare_one(gateway: str, name: str, language: str, code: str, timeout_s: float) -> Comparison:
+def compare_one(gateway: str, name: str, language: str, code: str, timeout_s: float,
+                config: ParityConfig) -> Comparison:
     resp = requests.post(f"{gateway}/api/eval", json={"code": code, "language": language, "route": "both",
                                                        "timeout_s": timeout_s}, timeout=30)
     resp.raise_for_status()
@@ -67,7 +65,8 @@ def compare_one(gateway: str, name: str, language: str, code: str, timeout_s: fl
                           timeout=timeout_s + 40).json()
     control = record["results"].get("legacy", {})
     candidate = record["results"].get("celery", {})
-    differing = tuple(f for f in FIELDS if normalise(control.get(f)) != normalise(candidate.get(f)))
+    differing = compare(Observation.from_result(eval_id, "legacy", control),
+                        Observation.from_result(eval_id, "celery", candidate), config).differing
     done = record["done"]
     return Comparison(name, eval_id, done and not differing, differing if done else ("not finished",),
                       control, candidate)
@@ -75,8 +74,9 @@ def compare_one(gateway: str, name: str, language: str, code: str, timeout_s: fl
 
 def run_smoke(gateway: str, out: Path, *, timeout_s: float = 2.0, concurrency: int = 4) -> tuple[Verdict, list[Comparison]]:
     started = time.monotonic()
+    config = ParityConfig.load()
     with ThreadPoolExecutor(concurrency) as pool:
-        comparisons = list(pool.map(lambda p: compare_one(gateway, p[0], p[1], p[2], timeout_s), PROGRAMS))
+        comparisons = list(pool.map(lambda p: compare_one(gateway, p[0], p[1], p[2], timeout_s, config), PROGRAMS))
     verdict: Verdict = ("INCONCLUSIVE" if not comparisons
                         else "PASS" if all(c.matched for c in comparisons) else "FAIL")
     elapsed = time.monotonic() - started

@@ -1,0 +1,1 @@
+"""Parity: observations, normalisers, comparison, A/A calibration."""
