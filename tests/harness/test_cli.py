@@ -18,6 +18,13 @@ def harness(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess
 def test_up_detach_then_status_then_down_leaves_nothing_running(tmp_path: Path) -> None:
     env = {**os.environ, "HARNESS_STATE": str(tmp_path / "stack.json"), "HARNESS_REPORTS": str(tmp_path)}
     up = harness("up", "--detach", "--no-flower", "--legacy-workers", "1", env=env)
+    try:
+        _check_detached_stack(up, env)
+    finally:
+        harness("down", env=env)  # a failed assertion must not leave the detached stack running
+
+
+def _check_detached_stack(up: subprocess.CompletedProcess[str], env: dict[str, str]) -> None:
     assert up.returncode == 0, up.stdout + up.stderr
     assert "components healthy" in up.stdout and "gateway docs" in up.stdout and "harness down" in up.stdout
     assert "healthy  celery-worker-1" in up.stdout  # progress, one line per component
