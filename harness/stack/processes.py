@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
 from typing import Any
@@ -299,19 +299,6 @@ class ProcessesStack:
                              "there or unset TOXIPROXY_URL to use the harness's own fault proxy") from exc
         if resp.status_code >= 300:
             raise StackError(f"Toxiproxy at {self._external_proxy} refused the links: {resp.status_code} {resp.text}")
-
-
-@contextlib.contextmanager
-def processes_stack(config: StackConfig | None = None, run: RunFolder | None = None) -> Iterator[ProcessesStack]:
-    with ProcessesStack(config, run) as stack:
-        yield stack
-
-
-def main_redis_client(stack: ProcessesStack) -> Any:
-    from redis import Redis
-
-    assert stack.endpoints is not None
-    return Redis.from_url(stack.endpoints.main_redis, decode_responses=True)
 
 
 def wait_terminal(gateway: str, eval_id: str, timeout_s: float = 30.0) -> dict[str, Any]:
