@@ -189,24 +189,18 @@ def expect(spec: ProgramSpec, *, output_cap: int) -> Expected:
     stderr = "".join(w.data for w in spec.writes if w.stream == "stderr")
     if isinstance(end, SyntaxErr) and spec.language == "python":
         return Expected("failed", "", 1, False, False, "", "SyntaxError: invalid syntax\n", False)
-    if isinstance(end, SyntaxErr):  # bash runs the lines before the bad one
-        stdout = "".join(w.data for w in spec.writes if w.stream == "stdout")
-    out, cut_out = _capped(stdout, output_cap)
+    out, cut_out = _capped(stdout, output_cap)  # bash runs the lines before a syntax error
+    err, cut_err = _capped(stderr, output_cap)
     if isinstance(end, Exit):
-        err, cut_err = _capped(stderr, output_cap)
         return Expected("completed" if end.code == 0 else "failed", out, end.code, False, cut_out or cut_err,
                         err, None, True)
     if isinstance(end, Signal):
-        err, cut_err = _capped(stderr, output_cap)
         return Expected("failed", out, 128 + end.signum, False, cut_out or cut_err, err, None, True)
     if isinstance(end, Timeout):
-        err, cut_err = _capped(stderr, output_cap)
         return Expected("timeout", out, 137, True, cut_out or cut_err, err, None, True)
     if isinstance(end, SyntaxErr):
-        err, cut_err = _capped(stderr, output_cap)
         # bash reports "...: syntax error near unexpected token `fi'" and then "...: `fi'".
         return Expected("failed", out, 2, False, cut_out or cut_err, err, "`fi'\n", False)
-    err, cut_err = _capped(stderr, output_cap)
     if isinstance(end, ExitMessage):
         full, cut_full = _capped(stderr + end.message + "\n", output_cap)
         return Expected("failed", out, 1, False, cut_out or cut_full, full, None, True)
