@@ -12,8 +12,10 @@ The sandbox is what every executor (executor-1/2/3) does with a submission:
   exempt from ``RLIMIT_NPROC``, so without the uid drop a fork bomb would not be contained; with it,
   the per-uid process limit holds, the submission cannot read the service's ``/proc/<pid>/environ``
   or root-only files, and every process of that uid is killed when the execution ends (even ones
-  that escaped the process group with ``setsid``). Without root the submission runs as the service
-  user with ``RLIMIT_NPROC`` set above that user's current process count: weaker, and documented.
+  that escaped the process group with ``setsid``). The submission also gets an empty network
+  namespace: no connection to the platform's Redis instances, executors or the outside. Without root the submission runs as the service
+  user with ``RLIMIT_NPROC`` set above that user's current process count and with the network: weaker,
+  and documented.
 
 Exit codes follow the shell convention: a program killed by signal N reports ``128 + N``.
 """
@@ -40,6 +42,7 @@ _SOURCE_NAME = {"python": "main.py", "bash": "main.sh"}
 _SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
+_CLONE_NEWNET = 0x40000000
 _READ_CHUNK = 65536
 # After the main process exits, children that still hold the output pipes get this long to finish.
 _ORPHAN_GRACE_S = 0.1
@@ -147,7 +150,15 @@ class Sandbox:
         nproc = limits.max_procs if uid is not None else _processes_of(os.getuid()) + limits.max_procs
         libc = self._libc
 
-        def limit_child() -> None:  # runs in the child between fork and exec, after setuid
+        def limit_child() -> None:  # runs in the child between fork and exec
+            if uid is not None:
+                # An empty network namespace (not even loopback is up): the submission cannot reach
+                # the platform's Redis, executors or anything else. It needs root, so it comes first.
+                if libc.unshare(_CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET) failed")
+                os.setgroups([])
+                os.setgid(uid)
+                os.setuid(uid)
             resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
             resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
             resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
@@ -166,9 +177,6 @@ class Sandbox:
             stderr=subprocess.PIPE,
             start_new_session=True,
             close_fds=True,
-            user=uid,
-            group=uid,
-            extra_groups=[] if uid is not None else None,
             preexec_fn=limit_child,
         )
         assert proc.stdout is not None and proc.stderr is not None

@@ -94,6 +94,21 @@ def test_as_root_the_submission_cannot_read_the_service_environment(sandbox: San
     assert result.exit_code == 1 and "PermissionError" in result.error
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="the network namespace needs root")
+def test_as_root_the_submission_has_no_network_not_even_loopback(sandbox: Sandbox) -> None:
+    import socket
+
+    with socket.socket() as listener:  # a server the submission would reach without the namespace
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        code = ("import socket\ns = socket.socket()\ns.settimeout(1)\n"
+                f"s.connect(('127.0.0.1', {port}))\nprint('connected')")
+        result = sandbox.run(code, "python", LIMITS)
+    assert result.exit_code == 1 and "connected" not in result.output
+    assert "Network is unreachable" in result.error
+
+
 def test_a_signal_death_reports_128_plus_the_signal(sandbox: Sandbox) -> None:
     result = sandbox.run("import os, signal; os.kill(os.getpid(), signal.SIGTERM)", "python", LIMITS)
     assert result.exit_code == 128 + 15
