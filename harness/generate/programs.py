@@ -11,10 +11,11 @@ failure shrinks to the smallest spec that still fails.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import signal
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from hypothesis import strategies as st
 
@@ -70,6 +71,8 @@ class MemoryHit:  # python: an allocation over the address-space limit raises Me
 
 
 Ending = Exit | ExitMessage | Raise | SyntaxErr | Signal | Timeout | MemoryHit
+_ENDINGS: dict[str, type[Ending]] = {t.__name__: t for t in (Exit, ExitMessage, Raise, SyntaxErr, Signal, Timeout,
+                                                              MemoryHit)}
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,25 @@ class ProgramSpec:
     @property
     def code(self) -> str:
         return render(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (saved counterexamples); ``from_dict`` reads it back."""
+        return {"language": self.language,
+                "writes": [{"stream": w.stream, "text": w.text, "repeat": w.repeat} for w in self.writes],
+                "ending": {"kind": type(self.ending).__name__, **dataclasses.asdict(self.ending)}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProgramSpec:
+        try:
+            ending = dict(data["ending"])
+            kind = _ENDINGS[ending.pop("kind")]
+            writes = tuple(Write(w["stream"], w["text"], int(w.get("repeat", 1))) for w in data["writes"])
+            if data["language"] not in ("python", "bash") or any(w.stream not in ("stdout", "stderr") for w in writes):
+                raise ValueError("language must be python or bash and streams stdout or stderr")
+            return cls(data["language"], writes, kind(**ending))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a program spec ({type(exc).__name__}: {exc}); expected "
+                             "{language, writes: [{stream, text, repeat}], ending: {kind, ...}}") from exc
 
 
 @dataclass(frozen=True)
@@ -122,25 +144,27 @@ def render(spec: ProgramSpec) -> str:
 
 
 def _render_python(spec: ProgramSpec) -> str:
+    """The shortest program that does what the spec says (shrunk counterexamples are read by people)."""
     if isinstance(spec.ending, SyntaxErr):
         body = [f"print({w.text!r})" for w in spec.writes]
         return "\n".join([*body, "def broken(:", "    pass", ""])
-    lines = ["import sys"]
+    end = spec.ending
+    lines = ["import sys"] if spec.writes or isinstance(end, (Exit, ExitMessage)) and end != Exit(0) else []
     for w in spec.writes:
         data = repr(w.text) if w.repeat == 1 else f"{w.text!r} * {w.repeat}"
         lines.append(f"sys.{w.stream}.write({data})")
-    lines += ["sys.stdout.flush()", "sys.stderr.flush()"] if spec.writes else []
-    end = spec.ending
+    if spec.writes and isinstance(end, (Signal, Timeout)):
+        lines.append("sys.stdout.flush(); sys.stderr.flush()")  # a signal death skips the flush at exit
     if isinstance(end, Exit):
-        lines.append(f"sys.exit({end.code})")
+        lines += [f"sys.exit({end.code})"] if end.code else []
     elif isinstance(end, ExitMessage):
         lines.append(f"sys.exit({end.message!r})")
     elif isinstance(end, Raise):
         lines.append(f"raise {end.exception}({end.message!r})")
     elif isinstance(end, Signal):
-        lines += ["import os", f"os.kill(os.getpid(), {end.signum})"]
+        lines.append(f"import os; os.kill(os.getpid(), {end.signum})")
     elif isinstance(end, Timeout):
-        lines += ["import time", "time.sleep(3600)"]
+        lines.append("import time; time.sleep(3600)")
     elif isinstance(end, MemoryHit):
         lines.append("hog = bytearray(1 << 40)")
     return "\n".join(lines) + "\n"
@@ -160,7 +184,7 @@ def _render_bash(spec: ProgramSpec) -> str:
             lines.append(f"for _ in $(seq {w.repeat}); do printf '%s' {_bash_quote(w.text)}; done{redirect}")
     end = spec.ending
     if isinstance(end, Exit):
-        lines.append(f"exit {end.code}")
+        lines += [f"exit {end.code}"] if end.code or not lines else []  # the last printf's status is 0
     elif isinstance(end, Signal):
         lines.append(f"kill -s {signal.Signals(end.signum).name.removeprefix('SIG')} $$")
     elif isinstance(end, Timeout):

@@ -26,7 +26,7 @@ def test_temp_paths_in_tracebacks_are_normalised_and_every_hit_is_counted() -> N
     tb = 'Traceback (most recent call last):\n  File "/tmp/crucible-{}/main.py", line 1\nValueError: x\n'
     result = compare(obs("legacy", error=tb.format("ab12")), obs("celery", error=tb.format("zz99")), CONFIG)
     assert result.cls == "matched"
-    assert result.hits == {"temp-path": 2, "executor-id": 0, "executor-url": 0}
+    assert result.hits == {"temp-path": 2, "executor-id": 0, "executor-url": 0, "pid": 0}
     assert "/tmp/crucible-<tmp>/main.py" in result.control["error"]
 
 
