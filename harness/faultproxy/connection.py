@@ -6,6 +6,13 @@ once: it saw a successful connect, then EOF, as with Toxiproxy. Once both socket
 up, the ``upstream`` link (client → server) and the ``downstream`` link (server →
 client) are built with the proxy's current toxics, and the client resumes reading.
 
+That pause is only a hint: Python 3.11.2's selector transports (Debian bookworm's
+python3) ignore a ``pause_reading()`` made in ``connection_made()`` and read anyway.
+Whatever the client sends before its upstream link exists, bytes and EOF, is therefore
+held in order and fed to the link, toxics and all, as the first read once it is built,
+so no byte is lost whether or not the pause held. Should more than :data:`HELD_HIGH_WATER`
+bytes pile up, the pause is made again, now from a callback that every Python honours.
+
 A connection is over when both sockets are closed; :attr:`Connection.closed` then
 resolves. :meth:`Connection.abort` tears both sockets down at once (used when the
 proxy is disabled, deleted or re-pointed).
@@ -30,6 +37,8 @@ log = logging.getLogger(__name__)
 _LINGER_ZERO = struct.pack("ii", 1, 0)
 #: Bytes asked for per read on the direct path.
 READ_SIZE = 1024 * 1024
+#: Bytes held from a socket whose link does not exist yet before its pause is made again.
+HELD_HIGH_WATER = 64 * 1024
 
 
 class ConnectionOwner(Protocol):
@@ -46,7 +55,7 @@ class ConnectionOwner(Protocol):
 class Side(asyncio.Protocol):
     """The protocol of one socket of a connection."""
 
-    __slots__ = ("conn", "role", "transport", "out_link", "in_link", "lost")
+    __slots__ = ("conn", "role", "transport", "out_link", "in_link", "lost", "held", "held_size", "held_eof")
 
     def __init__(self, conn: Connection, role: Literal["client", "upstream"]) -> None:
         self.conn = conn
@@ -55,6 +64,10 @@ class Side(asyncio.Protocol):
         self.out_link: Link | None = None  # the link this socket feeds
         self.in_link: Link | None = None  # the link that writes to this socket
         self.lost = False
+        #: What the socket sent before ``out_link`` existed, oldest first, and whether EOF followed.
+        self.held: list[bytes] = []
+        self.held_size = 0
+        self.held_eof = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -63,6 +76,7 @@ class Side(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         link = self.out_link
         if link is None:
+            self._hold(data)
             return
         if link.direct:
             link.dst_write(data)
@@ -72,9 +86,41 @@ class Side(asyncio.Protocol):
     def eof_received(self) -> bool:
         if self.out_link is not None:
             self.out_link.source_ended()
+        elif not self.lost:
+            self.held_eof = True
         return True  # keep the socket open: the other link may still write to it
 
+    def _hold(self, data: bytes) -> None:
+        """Keep bytes read although reading was paused: the link they belong to is not built yet."""
+        if self.lost or self.conn.done or self.conn.aborted:
+            return  # the connection is over: nobody will ever read them
+        self.held.append(data)
+        self.held_size += len(data)
+        transport = self.transport
+        if self.held_size >= HELD_HIGH_WATER and transport is not None:
+            # The pause was ignored (3.11.2 does so in connection_made): make it again. Python
+            # skips a pause it believes is in effect, so lift it first; nothing is read in between.
+            transport.resume_reading()
+            transport.pause_reading()
+
+    def release(self) -> None:
+        """``out_link`` now exists: pass on what was held, then read on (unless EOF came already)."""
+        held, self.held, self.held_size = self.held, [], 0
+        transport = self.transport
+        if transport is not None and not self.held_eof:
+            # Before the held bytes go: if they fill the link, its flow control pauses us again.
+            transport.resume_reading()
+        if held:
+            self.data_received(held[0] if len(held) == 1 else b"".join(held))
+        if self.held_eof:
+            self.held_eof = False
+            self.eof_received()
+
+    def discard_held(self) -> None:
+        self.held, self.held_size, self.held_eof = [], 0, False
+
     def connection_lost(self, exc: Exception | None) -> None:
+        self.discard_held()
         self.conn.side_lost(self)
 
     def pause_writing(self) -> None:
@@ -131,7 +177,7 @@ class Connection:
         self.links = {"upstream": up, "downstream": down}
         self.client.out_link, self.client.in_link = up, down
         side.out_link, side.in_link = down, up
-        client.resume_reading()
+        self.client.release()
 
     async def _connect(self) -> None:
         try:
@@ -141,6 +187,7 @@ class Connection:
         except (OSError, ApiError) as exc:
             log.info("dial %s failed: %s", self.owner.upstream, exc)
             self.upstream = None
+            self.client.discard_held()
             if self.client.transport is not None:
                 self.client.transport.close()
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -36,6 +37,7 @@ from harness.stack.protocol import LINKS, Endpoints, Link
 from system_under_test.redis_server import RedisBinaryNotFound, find_redis_server, redis_argv
 
 HOST = "127.0.0.1"
+SANDBOX_UID_FLOOR = 1_000_000  # processes stacks' sandbox uids (containers stacks use 100000 up)
 
 def _http_ok(url: str) -> Callable[[], bool]:
     return lambda: requests.get(url, timeout=0.5).status_code == 200
@@ -100,6 +102,11 @@ class ProcessesStack:
         self.components: dict[str, ManagedProcess] = {}
         self.endpoints: Endpoints | None = None
         self.startup_s: dict[str, float] = {}
+        # Executors sweep every process of their slots' uids, so two stacks on one host must not
+        # share uids: each processes stack takes its own range of 3 × 64, chosen from its run id.
+        digest = int(hashlib.sha256(self.run.run_id.encode()).hexdigest(), 16)
+        self.sandbox_uids = range(SANDBOX_UID_FLOOR + 192 * (digest % 4096),
+                                  SANDBOX_UID_FLOOR + 192 * (digest % 4096) + 192)
 
     # -- protocol ----------------------------------------------------------------------------------
 
@@ -217,7 +224,7 @@ class ProcessesStack:
             name = f"executor-{i}"
             add(name, [py, "-m", "system_under_test.executor"],
                 {**cfg.executor_env(), "EXECUTOR_ID": name, "EXECUTOR_HOST": HOST,
-                 "EXECUTOR_PORT": str(ports[name]),
+                 "EXECUTOR_PORT": str(ports[name]), "SANDBOX_UID_BASE": str(self.sandbox_uids[64 * (i - 1)]),
                  "EXECUTOR_LEDGER_PATH": str(self.run.ledger / f"{name}.jsonl")},
                 _http_ok(f"http://{HOST}:{ports[name]}/health"), "the executor serves GET /health when up",
                 url=f"http://{HOST}:{ports[name]}")

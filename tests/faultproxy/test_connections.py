@@ -7,14 +7,20 @@ promptly even when a peer has stopped reading.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import random
 import socket
 import threading
 import time
+from typing import Any
 
 import pytest
 
 from harness.faultproxy import FaultProxyServer
+from harness.faultproxy.connection import HELD_HIGH_WATER, Connection
+from harness.faultproxy.link import Link
+from harness.faultproxy.schema import Direction, ToxicSpec
 
 from .conftest import Api, Upstream, connect, is_up, recv_exactly, recv_until_eof
 
@@ -242,3 +248,148 @@ def test_removing_a_latency_toxic_in_front_of_a_timeout_does_not_hang(api: Api, 
     start = time.monotonic()
     assert api.delete("/proxies/chain/toxics/latency_upstream").status_code == 204
     assert time.monotonic() - start < 1.0
+
+
+# -- bytes sent before the upstream is connected (Python 3.11.2) -------------------------------------
+#
+# The proxy pauses the client in connection_made() while it dials the upstream. Python 3.11.2
+# (Debian bookworm's python3, the one in the Docker image) ignores that pause and reads anyway; the
+# proxy used to throw those bytes away, so e.g. a Redis PING sent right after connect never arrived.
+
+DIAL_DELAY = 0.2
+
+
+@pytest.fixture
+def early_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behave like Python 3.11.2, and make every upstream dial take :data:`DIAL_DELAY` seconds.
+
+    3.11.2 starts reading after connection_made() whatever the protocol did there: its
+    ``_add_reader`` checks only ``_closing`` (later releases also check ``is_reading()``).
+    """
+
+    def add_reader_as_in_3_11_2(self: Any, fd: int, callback: Any, *args: Any) -> None:
+        if self._closing:
+            return
+        self._loop._add_reader(fd, callback, *args)
+
+    monkeypatch.setattr("asyncio.selector_events._SelectorTransport._add_reader", add_reader_as_in_3_11_2)
+    dial = Connection._connect
+
+    async def slow_dial(self: Connection) -> None:
+        await asyncio.sleep(DIAL_DELAY)
+        await dial(self)
+
+    monkeypatch.setattr(Connection, "_connect", slow_dial)
+
+
+@pytest.mark.parametrize("toxic", [None, "latency", "slicer"])
+def test_bytes_sent_before_the_upstream_is_connected_arrive_in_order(
+    api: Api, upstream: Upstream, early_reads: None, toxic: str | None
+) -> None:
+    proxy = api.create_proxy("early", upstream.address)
+    if toxic == "latency":
+        api.add_toxic("early", type="latency", stream="upstream", attributes={"latency": 20})
+    elif toxic == "slicer":
+        api.add_toxic("early", type="slicer", stream="upstream", attributes={"average_size": 3, "delay": 0})
+    client = connect(proxy["listen"])
+    client.sendall(b"PING\r\n")
+    time.sleep(DIAL_DELAY / 4)  # read by the proxy while it is still dialling
+    client.sendall(b"first")
+    client.sendall(b"second")
+    server_side = upstream.accept()
+    assert recv_exactly(server_side, 17) == b"PING\r\nfirstsecond"
+    client.sendall(b"after")  # and reads go on once the upstream is there
+    assert recv_exactly(server_side, 5) == b"after"
+    server_side.sendall(b"+PONG\r\n")
+    assert recv_exactly(client, 7) == b"+PONG\r\n"
+
+
+def test_a_burst_and_eof_sent_before_the_upstream_is_connected_arrive_intact(
+    api: Api, upstream: Upstream, early_reads: None
+) -> None:
+    proxy = api.create_proxy("burst", upstream.address)
+    small = connect(proxy["listen"])
+    small.sendall(b"last words")
+    small.shutdown(socket.SHUT_WR)  # EOF before the upstream exists: it follows the data
+    assert recv_until_eof(upstream.accept()) == b"last words"
+
+    payload = os.urandom(4 * 1024 * 1024)  # far above HELD_HIGH_WATER
+    big = connect(proxy["listen"])
+
+    def send() -> None:
+        big.sendall(payload)
+        big.shutdown(socket.SHUT_WR)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        assert recv_until_eof(upstream.accept()) == payload
+    finally:
+        sender.join(10)
+
+
+class _Owner:
+    upstream = "127.0.0.1:1"
+    rng = random.Random(0)
+
+    def chain(self, direction: Direction) -> list[ToxicSpec]:
+        return []
+
+    def forget(self, conn: Connection) -> None:
+        pass
+
+
+class _Transport(asyncio.Transport):
+    """Records writes; reads until paused, like a transport that ignored the pause in connection_made."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reading = True
+        self.written = bytearray()
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += data
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def is_reading(self) -> bool:
+        return self.reading
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+@pytest.mark.parametrize("eof", [False, True])
+def test_bytes_held_before_the_link_exists_are_bounded_then_flushed_in_order(eof: bool) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        conn = Connection(_Owner(), loop, reset_linger=False)
+        client, server = _Transport(), _Transport()
+        side = conn.client
+        side.transport = client
+        pieces = [bytes([i]) * 10_000 for i in range(1, 21)]
+        for n, piece in enumerate(pieces, 1):
+            side.data_received(piece)  # no link yet: held, not dropped
+            # Reading stops again once more than the high-water mark is held.
+            assert client.reading == (n * 10_000 < HELD_HIGH_WATER)
+        if eof:
+            assert side.eof_received() is True
+        link = Link("upstream", client, server, loop, _Owner.rng)
+        side.out_link = link
+        side.release()
+        assert bytes(server.written) == b"".join(pieces)
+        assert server.closed is eof  # EOF followed the data (and Toxiproxy never half-closes)
+        assert client.reading is not eof  # reading resumes unless the client already sent EOF
+        if not eof:
+            side.data_received(b"next")
+            assert bytes(server.written) == b"".join(pieces) + b"next"
+    finally:
+        loop.close()
