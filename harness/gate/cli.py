@@ -1,0 +1,196 @@
+"""``harness gate`` and ``harness rollout``: evidence on the stack (or from stored runs), then a verdict.
+
+``harness gate --current 50 --target 75`` prints the samples the step needs, gathers the evidence on
+the embedded stack (or ``--stack-url``) into one run folder, and decides:
+
+1. **parity**: at least the needed number of generated programs through dual-write, every one an
+   independent sample (no shrinking steps are counted);
+2. **load**: a bounded Locust run through the gateway with the split at ``--current`` percent (end-to-
+   end latency and platform errors per path, and the split's accuracy);
+3. **chaos**: the scenarios named by ``--chaos`` (default: the gate's short list below), each on a
+   stack of its own.
+
+``--evidence RUN_DIR...`` skips gathering and judges stored runs. The verdict goes to the terminal
+(the one-line verdict first), to ``verdict.json`` and to the reports (``summary.md``, ``report.html``,
+``junit.xml``). Exit status: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 a usage or stack error. ``--apply``
+moves the split on the gateway's admin endpoint, and only on PASS.
+
+``harness rollout --steps 10,25,50,75,100`` walks the steps with the gate between them on one
+stack, moving the split after each PASS and rolling back to the previous step on FAIL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from harness.errors import HarnessError
+from harness.gate.decide import (
+    Evidence,
+    Thresholds,
+    Verdict,
+    check_step,
+    decide,
+    load_thresholds,
+    render_text,
+)
+from harness.gate.evidence import collect
+from harness.run import PROJECT_ROOT, RunFolder
+from harness.stack.config import StackConfig
+
+# Short scenarios that exercise the invariants the migration relies on (redelivery after a worker
+# death with acks_late, retries through an executor outage, a slow broker link).
+GATE_SCENARIOS = ("celery-worker-kill-acks-late", "executor-3-outage-recovers", "celery-broker-latency")
+SCENARIOS_DIR = PROJECT_ROOT / "scenarios" / "chaos"
+
+
+def apply_split(gateway: str, token: str, percentage: float) -> dict[str, Any]:
+    resp = requests.put(f"{gateway}/api/admin/split", json={"celery_percentage": percentage},
+                        headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    if resp.status_code != 200:
+        raise HarnessError(f"the gateway refused the split change to {percentage} % ({resp.status_code}): "
+                           f"{resp.text[:300]}")
+    body: dict[str, Any] = resp.json()
+    return body
+
+
+def gather_parity(gateway: str, run: RunFolder, config: StackConfig, programs: int, seed: int,
+                  say: Callable[[str], None]) -> None:
+    from harness.parity.compare import ParityConfig
+    from harness.parity.dispatch import DUAL, Dispatcher
+    from harness.parity.suite import ParitySession, register_profiles, sample, write_outputs
+
+    register_profiles()
+    say(f"parity: {programs} generated programs through dual-write ...")
+    with Dispatcher(gateway) as dispatcher:
+        session = ParitySession(dispatcher, ParityConfig.load(), config.executor_output_bytes, DUAL)
+        sample(session, programs=programs, seed=seed)
+    write_outputs(session, run.path, title="Parity (gate evidence)")
+    counts = session.counts()
+    say(f"parity: {len(session.checks)} programs in {session.elapsed_s:.0f} s: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+
+
+def gather_load(gateway: str, run: RunFolder, evaluations: int, say: Callable[[str], None]) -> None:
+    from harness.load.runner import run_headless
+
+    # Enough time for `evaluations` per path at the measured end-to-end rate, bounded.
+    duration = min(max(30, math.ceil(evaluations / 12)), 180)
+    say(f"load: Locust, 8 users, {duration} s through the gateway's split ...")
+    summary = run_headless(gateway, run, users=8, spawn_rate=8, duration_s=duration)
+    say(f"load: {summary}")
+
+
+def gather_chaos(run: RunFolder, names: Sequence[str], seed: int, say: Callable[[str], None]) -> None:
+    from harness.chaos.runner import run_scenario
+    from harness.chaos.scenario import load_scenario
+    from harness.stack.processes import ProcessesStack
+
+    for name in names:
+        path = SCENARIOS_DIR / f"{name}.toml" if not name.endswith(".toml") else Path(name)
+        scenario = load_scenario(path)
+        say(f"chaos: {scenario.name} ...")
+        result = run_scenario(scenario, launcher=ProcessesStack, run_folder=run, seed=seed)
+        say(f"chaos: {scenario.name}: {getattr(result, 'summary', result)}")
+
+
+def gather(args: argparse.Namespace, run: RunFolder, thresholds: Thresholds, say: Callable[[str], None]) -> None:
+    from harness.stack.external import ExternalStack
+    from harness.stack.processes import ProcessesStack
+
+    eps = thresholds.epsilon(args.target)
+    from harness.gate import stats
+
+    pairs = stats.samples_needed(eps, thresholds.confidence)
+    per_path = stats.samples_needed_rate_difference(thresholds.error_rate_max_increase, thresholds.confidence)
+    programs = math.ceil(pairs * args.budget)
+    config = StackConfig(celery_percentage=args.current, seed=args.seed, executor_timeout_s=5.0, retry_backoff_s=0.5)
+    opened: Any = (ExternalStack.from_url(args.stack_url, config=config, run=run) if args.stack_url
+                   else ProcessesStack(config, run))
+    with opened as stack:
+        gateway = stack.endpoints.gateway
+        if args.stack_url:
+            apply_split(gateway, args.admin_token, args.current)
+        if "parity" in args.collect:
+            gather_parity(gateway, run, config, programs, args.seed, say)
+        if "load" in args.collect:
+            gather_load(gateway, run, math.ceil(2 * per_path * args.budget), say)
+    if "chaos" in args.collect:
+        gather_chaos(run, args.chaos or GATE_SCENARIOS, args.seed, say)
+
+
+def write_verdict(verdict: Verdict, run_dir: Path) -> dict[str, Path]:
+    (run_dir / "verdict.json").write_text(json.dumps(verdict.to_dict(), indent=2) + "\n")
+    written = {"verdict.json": run_dir / "verdict.json"}
+    try:
+        from harness.report import build_reports
+    except ImportError:  # the report writers are optional for the gate's decision
+        return written
+    written.update(build_reports(run_dir))
+    return written
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    thresholds = load_thresholds(Path(args.thresholds)) if args.thresholds else load_thresholds()
+    check_step(args.current, args.target)
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+
+    if args.evidence:
+        folders = [Path(p) for p in args.evidence]
+        missing = [str(p) for p in folders if not p.is_dir()]
+        if missing:
+            raise HarnessError(f"--evidence: no such run folder: {', '.join(missing)}")
+        out = folders[0]
+    else:
+        run = RunFolder.create()
+        out = run.path
+        needed = decide(Evidence(), args.current, args.target, thresholds).samples_needed
+        say(f"gate {args.current:g} % → {args.target:g} %: run {run.run_id}; this step needs "
+            + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in needed.items()))
+        started = time.monotonic()
+        gather(args, run, thresholds, say)
+        say(f"evidence gathered in {time.monotonic() - started:.0f} s")
+        folders = [run.path]
+    evidence = collect(folders, configured_percentage=args.current)
+    verdict = decide(evidence, args.current, args.target, thresholds)
+    written = write_verdict(verdict, out)
+    print("\n" + render_text(verdict))
+    for name, path in written.items():
+        print(f"{name}: {path}")
+    if args.apply and verdict.verdict == "PASS":
+        if not args.stack_url:
+            raise HarnessError("--apply needs --stack-url: the embedded stack is gone after the run")
+        apply_split(args.stack_url, args.admin_token, args.target)
+        print(f"split moved to {args.target:g} % on {args.stack_url}")
+    elif args.apply:
+        print(f"split left at {args.current:g} % ({verdict.verdict})")
+    return verdict.exit_code
+
+
+def add_parsers(sub: Any) -> None:
+    gate = sub.add_parser("gate", help="may the split move? evidence, then PASS / FAIL / INCONCLUSIVE")
+    gate.add_argument("--current", type=float, required=True, help="the Celery percentage now")
+    gate.add_argument("--target", type=float, required=True, help="the Celery percentage wanted")
+    gate.add_argument("--evidence", nargs="+", metavar="RUN_DIR", help="judge stored runs instead of gathering")
+    gate.add_argument("--collect", default="parity,load,chaos",
+                      type=lambda s: [x for x in s.split(",") if x],
+                      help="which evidence to gather (default parity,load,chaos)")
+    gate.add_argument("--chaos", nargs="*", metavar="SCENARIO",
+                      help=f"chaos scenarios to run (default: {', '.join(GATE_SCENARIOS)})")
+    gate.add_argument("--budget", type=float, default=1.1,
+                      help="evidence per criterion as a multiple of the samples needed (default 1.1)")
+    gate.add_argument("--stack-url", help="gateway URL of a running deployment instead of the embedded stack")
+    gate.add_argument("--admin-token", default="harness-admin", help="bearer token of the gateway's admin endpoint")
+    gate.add_argument("--apply", action="store_true", help="move the split to --target on PASS (with --stack-url)")
+    gate.add_argument("--thresholds", help="thresholds file (default harness/gate/thresholds.toml)")
+    gate.add_argument("--seed", type=int, default=0)
+    gate.set_defaults(func=cmd_gate)

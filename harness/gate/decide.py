@@ -1,0 +1,644 @@
+"""The gate's decision: evidence in, a verdict out, every step explained. Pure; no stack, no I/O but
+reading ``thresholds.toml``.
+
+Question: may the Celery split move from ``current`` to ``target`` percent (0 <= current < target
+<= 100)? Answer: ``PASS`` / ``FAIL`` / ``INCONCLUSIVE`` (exit code 0 / 1 / 2). FAIL means the
+evidence shows Celery is not good enough (roll back); INCONCLUSIVE means it cannot tell yet (hold
+the split, collect more). Too little data is never a PASS (Flagger#1095, Kayenta#700, Argo#3850).
+
+Evidence (``Evidence``) has four optional parts; a part that is ``None`` was not collected and
+makes its criteria INCONCLUSIVE:
+
+- ``parity``: ``n`` paired comparisons = matched + mismatched + ignored (Scientist's classes).
+  ``noise`` evaluations (the A/A control disagreed with itself) are *excluded* from ``n``: they
+  cannot judge the candidate; their count is reported. ``mismatches`` = k mismatched evaluations
+  (ignored ones are in n, not in k). ``mismatches_by_field`` counts, per compared field, the
+  evaluations that differ on it (an evaluation may count on several fields). ``wrong`` counts oracle
+  disagreements per path (``None``: no oracle was checked).
+- ``chaos``: one ``ChaosOutcome`` per scenario run: did Celery's invariants hold, and which were
+  violated.
+- ``latency``: end-to-end latency samples (ms) per path and platform error counts per path.
+- ``split``: the configured percentage, evaluations routed, and how many went to Celery.
+
+Criteria, in order (``Thresholds`` supplies confidence c, ε(target) and the tolerances):
+
+1. parity mismatch rate: the one-sided upper bound of k/n (rule of three for k = 0, Clopper–Pearson
+   otherwise) < ε → PASS; the point estimate k/n > ε (the best estimate is over budget; implied
+   whenever the lower bound is) → FAIL; otherwise INCONCLUSIVE: with k = 0 that is only "too few
+   samples" and the gate says how many it needs; with k > 0 the interval straddles ε. n = 0 →
+   INCONCLUSIVE.
+2. critical fields: any mismatch on a field of ``thresholds.critical_fields`` → FAIL.
+3. oracle: any wrong result on any path → FAIL. A wrong legacy result also fails: it means the
+   oracle or the platform is broken and no parity claim can be trusted until it is fixed.
+4. chaos invariants: any scenario whose Celery invariants did not hold (or that lists violations) →
+   FAIL; no scenario run → INCONCLUSIVE.
+5. latency: fewer than ``latency_min_samples`` per path → INCONCLUSIVE. Otherwise the
+   Hodges–Lehmann interval of (celery − legacy) at c: upper end <= tolerance → PASS, lower end >
+   tolerance → FAIL, else INCONCLUSIVE; tolerance = max(tolerance_ms, tolerance_fraction × legacy
+   median). p50 / p95 / p99 per path and the one-sided Mann–Whitney p-value are reported.
+6. error rate: Newcombe's interval for (celery − legacy) platform error rate at c: upper end <=
+   ``max_increase`` → PASS, lower end > it → FAIL, else INCONCLUSIVE (a difference of two rates
+   with sampling error on both sides; comparing Celery's upper bound with legacy's point estimate
+   would not be).
+7. split accuracy: the evidence must have been collected at ``current`` percent and have at least
+   ``split_min_samples`` routed evaluations (else INCONCLUSIVE); the two-sided binomial p-value of
+   "to_celery of routed at configured %" < ``split_p_value_floor`` → FAIL.
+
+Overall: any FAIL → FAIL; else any INCONCLUSIVE → INCONCLUSIVE; else PASS. ``Verdict`` carries
+the headline (the first line of ``render_text``), every criterion with observed value, threshold,
+sample size and bound, and ``samples_needed``: the sample sizes this step requires up front.
+Bad input (current/target, inconsistent counts, a broken thresholds file) raises ``GateError``
+naming the problem; the thresholds file's errors name the file and the key.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+from harness.errors import HarnessError
+from harness.gate import stats
+
+Status = Literal["PASS", "FAIL", "INCONCLUSIVE"]
+EXIT_CODES: Mapping[Status, int] = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 2}
+PATHS = ("legacy", "celery")
+DEFAULT_THRESHOLDS = Path(__file__).with_name("thresholds.toml")
+
+
+class GateError(HarnessError):
+    """The gate was given arguments or evidence it cannot judge."""
+
+
+class ThresholdsError(GateError):
+    """The thresholds file is unreadable or invalid; the message names the file and the key."""
+
+
+# ---------------------------------------------------------------------------------------------
+# thresholds
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Mismatch error budget ``epsilon`` for every target percentage up to and including ``up_to``."""
+
+    up_to: float
+    epsilon: float
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    confidence: float
+    budgets: tuple[Budget, ...]
+    critical_fields: tuple[str, ...]
+    latency_min_samples: int
+    latency_tolerance_ms: float
+    latency_tolerance_fraction: float
+    error_rate_max_increase: float
+    split_p_value_floor: float
+    split_min_samples: int
+
+    def epsilon(self, target: float) -> float:
+        for budget in self.budgets:
+            if target <= budget.up_to:
+                return budget.epsilon
+        raise GateError(f"no mismatch budget covers a target of {target} %")
+
+    @classmethod
+    def load(cls, path: Path = DEFAULT_THRESHOLDS) -> Thresholds:
+        try:
+            doc = tomllib.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ThresholdsError(f"{path}: cannot read the gate's thresholds: {exc}") from exc
+        return _Reader(path).thresholds(doc)
+
+
+class _Reader:
+    """Validates a parsed thresholds document; every error names the file and the dotted key."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, key: str, problem: str) -> ThresholdsError:
+        return ThresholdsError(f"{self.path}: {key}: {problem}")
+
+    def table(self, doc: Mapping[str, Any], key: str, allowed: set[str], where: str = "") -> Mapping[str, Any]:
+        name = f"{where}{key}"
+        value = doc.get(key)
+        if not isinstance(value, dict):
+            raise self.fail(name, f"missing table [{name}]" if value is None else "must be a table")
+        self.only(value, allowed, f"{name}.")
+        return value
+
+    def only(self, table: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
+        unknown = sorted(set(table) - allowed)
+        if unknown:
+            raise self.fail(f"{prefix}{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+    def number(self, table: Mapping[str, Any], key: str, where: str, lo: float, hi: float, *,
+               lo_open: bool = False, hi_open: bool = False, integer: bool = False) -> float:
+        name = f"{where}{key}"
+        if key not in table:
+            raise self.fail(name, "missing")
+        value = table[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or (integer and not isinstance(value, int)) \
+                or not math.isfinite(value):
+            raise self.fail(name, f"must be {'an integer' if integer else 'a number'}, got {value!r}")
+        if (value <= lo if lo_open else value < lo) or (value >= hi if hi_open else value > hi):
+            span = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+            raise self.fail(name, f"must be within {span}, got {value!r}")
+        return value
+
+    def thresholds(self, doc: Mapping[str, Any]) -> Thresholds:
+        self.only(doc, {"confidence", "parity", "latency", "error_rate", "split"}, "")
+        confidence = self.number(doc, "confidence", "", 0, 1, lo_open=True, hi_open=True)
+        parity = self.table(doc, "parity", {"critical_fields", "budget"})
+        fields = parity.get("critical_fields")
+        if not isinstance(fields, list) or not all(isinstance(f, str) and f for f in fields):
+            raise self.fail("parity.critical_fields", f"must be a list of field names, got {fields!r}")
+        if len(set(fields)) != len(fields):
+            raise self.fail("parity.critical_fields", "names a field twice")
+        budgets = self.budgets(parity.get("budget"))
+        latency = self.table(doc, "latency", {"min_samples", "tolerance_ms", "tolerance_fraction"})
+        error_rate = self.table(doc, "error_rate", {"max_increase"})
+        split = self.table(doc, "split", {"p_value_floor", "min_samples"})
+        return Thresholds(
+            confidence=float(confidence),
+            budgets=budgets,
+            critical_fields=tuple(fields),
+            latency_min_samples=int(self.number(latency, "min_samples", "latency.", 2, math.inf, integer=True)),
+            latency_tolerance_ms=float(self.number(latency, "tolerance_ms", "latency.", 0, math.inf,
+                                                   hi_open=True)),
+            latency_tolerance_fraction=float(self.number(latency, "tolerance_fraction", "latency.", 0, 10)),
+            error_rate_max_increase=float(self.number(error_rate, "max_increase", "error_rate.", 0, 1,
+                                                      hi_open=True)),
+            split_p_value_floor=float(self.number(split, "p_value_floor", "split.", 0, 1, lo_open=True,
+                                                  hi_open=True)),
+            split_min_samples=int(self.number(split, "min_samples", "split.", 1, math.inf, integer=True)),
+        )
+
+    def budgets(self, entries: Any) -> tuple[Budget, ...]:
+        if not isinstance(entries, list) or not entries:
+            raise self.fail("parity.budget", "needs at least one [[parity.budget]] entry")
+        out: list[Budget] = []
+        for i, entry in enumerate(entries):
+            where = f"parity.budget[{i}]."
+            if not isinstance(entry, dict):
+                raise self.fail(f"parity.budget[{i}]", "must be a table")
+            self.only(entry, {"up_to", "epsilon"}, where)
+            up_to = self.number(entry, "up_to", where, 0, 100, lo_open=True)
+            epsilon = self.number(entry, "epsilon", where, 0, 1, lo_open=True, hi_open=True)
+            if out and up_to <= out[-1].up_to:
+                raise self.fail(f"{where}up_to", f"must be greater than the previous entry's {out[-1].up_to:g}")
+            if out and epsilon > out[-1].epsilon:
+                raise self.fail(f"{where}epsilon", f"must not exceed the previous entry's {out[-1].epsilon:g}: "
+                                "the budget shrinks as the target share grows")
+            out.append(Budget(float(up_to), float(epsilon)))
+        if out[-1].up_to != 100:
+            raise self.fail(f"parity.budget[{len(out) - 1}].up_to", "the last budget must cover 100")
+        return tuple(out)
+
+
+def load_thresholds(path: Path = DEFAULT_THRESHOLDS) -> Thresholds:
+    """The reviewed thresholds (``thresholds.toml`` next to this module unless ``path`` is given)."""
+    return Thresholds.load(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# evidence
+
+
+def _non_negative(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise GateError(f"evidence: {name} must be a non-negative integer, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ParityEvidence:
+    n: int  # matched + mismatched + ignored; noise excluded
+    mismatches: int
+    mismatches_by_field: Mapping[str, int] = field(default_factory=dict)
+    wrong: Mapping[str, int] | None = None  # oracle disagreements per path; None: no oracle checked
+    noise: int | None = None  # evaluations the A/A control disagreed on (excluded from n); None: no A/A
+
+    def __post_init__(self) -> None:
+        _non_negative(self.n, "parity.n")
+        _non_negative(self.mismatches, "parity.mismatches")
+        if self.mismatches > self.n:
+            raise GateError(f"evidence: parity.mismatches ({self.mismatches}) exceeds parity.n ({self.n})")
+        for name, count in self.mismatches_by_field.items():
+            _non_negative(count, f"parity.mismatches_by_field[{name!r}]")
+            if count > self.n:
+                raise GateError(f"evidence: parity.mismatches_by_field[{name!r}] ({count}) exceeds parity.n "
+                                f"({self.n})")
+        for path, count in (self.wrong or {}).items():
+            _non_negative(count, f"parity.wrong[{path!r}]")
+        if self.noise is not None:
+            _non_negative(self.noise, "parity.noise")
+
+
+@dataclass(frozen=True)
+class ChaosOutcome:
+    scenario: str
+    celery_invariants_held: bool
+    violations: tuple[str, ...] = ()
+
+    @property
+    def failed(self) -> bool:
+        return not self.celery_invariants_held or bool(self.violations)
+
+
+class ErrorCount(NamedTuple):
+    n: int  # evaluations submitted on the path
+    errors: int  # of those, ending in a platform error (status "error", lost, stuck), not a user program failure
+
+
+@dataclass(frozen=True)
+class LatencyEvidence:
+    samples_ms: Mapping[str, Sequence[float]]  # path -> end-to-end latencies (submit to final result)
+    errors: Mapping[str, ErrorCount] = field(default_factory=dict)  # path -> (n, errors)
+
+    def __post_init__(self) -> None:
+        for path, count in self.errors.items():
+            n, errors = count
+            _non_negative(n, f"latency.errors[{path!r}].n")
+            _non_negative(errors, f"latency.errors[{path!r}].errors")
+            if errors > n:
+                raise GateError(f"evidence: latency.errors[{path!r}]: {errors} errors in only {n} evaluations")
+
+
+@dataclass(frozen=True)
+class SplitEvidence:
+    configured_percentage: float
+    routed: int
+    to_celery: int
+
+    def __post_init__(self) -> None:
+        _check_percentage(self.configured_percentage, "evidence: split.configured_percentage")
+        _non_negative(self.routed, "split.routed")
+        _non_negative(self.to_celery, "split.to_celery")
+        if self.to_celery > self.routed:
+            raise GateError(f"evidence: split.to_celery ({self.to_celery}) exceeds split.routed ({self.routed})")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    parity: ParityEvidence | None = None
+    chaos: Sequence[ChaosOutcome] | None = None
+    latency: LatencyEvidence | None = None
+    split: SplitEvidence | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# verdict
+
+
+@dataclass(frozen=True)
+class Criterion:
+    name: str
+    status: Status
+    observed: str
+    threshold: str
+    sample_size: int | None
+    bound: str
+    detail: str  # short; the headline quotes it
+    values: Mapping[str, float | int | str | None] = field(default_factory=dict)  # raw numbers for JSON
+
+
+@dataclass(frozen=True)
+class Verdict:
+    verdict: Status
+    exit_code: int
+    headline: str
+    criteria: tuple[Criterion, ...]
+    samples_needed: Mapping[str, int]
+    current: float = 0.0
+    target: float = 0.0
+    epsilon: float = 0.0
+    confidence: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict for ``verdict.json`` (non-finite numbers become null)."""
+        return _json_safe(asdict(self))
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# formatting
+
+
+def _num(x: float) -> str:
+    return f"{x:g}"
+
+
+def _pct(share: float) -> str:
+    return f"{100 * share:.3g} %"
+
+
+def _ms(x: float) -> str:
+    return f"{x:+}" if math.isinf(x) else f"{x:+.1f}" if x else "0.0"
+
+
+def _pp(share: float) -> str:
+    return f"{100 * share:.3g} pp"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 'es' if word.endswith('ch') else 's'}"
+
+
+# ---------------------------------------------------------------------------------------------
+# criteria
+
+
+def _missing(name: str, threshold: str, what: str) -> Criterion:
+    return Criterion(name, "INCONCLUSIVE", "not collected", threshold, None, "-", f"no {what} evidence")
+
+
+def _parity_rate(parity: ParityEvidence | None, eps: float, th: Thresholds, target: float) -> Criterion:
+    name = "parity mismatch rate"
+    threshold = f"upper bound < ε = {_pct(eps)} (target {_num(target)} %)"
+    if parity is None:
+        return _missing(name, threshold, "parity")
+    k, n = parity.mismatches, parity.n
+    noise = "" if parity.noise is None else f"; {parity.noise} A/A noise evaluations excluded"
+    needed = stats.samples_needed(eps, th.confidence)
+    rb = stats.rate_bound(k, n, th.confidence)
+    values = {"k": k, "n": n, "estimate": rb.estimate, "lower": rb.lower, "upper": rb.upper, "epsilon": eps,
+              "noise": parity.noise, "samples_needed": needed}
+    if n == 0:
+        return Criterion(name, "INCONCLUSIVE", "0 paired comparisons", threshold, 0, "-",
+                         f"no paired comparisons: need >= {needed} with zero mismatches{noise}", values)
+    observed = f"{k}/{n} = {_pct(k / n)}"
+    bound = f"{_pct(th.confidence)} upper {_pct(rb.upper)} ({rb.method})"
+    if rb.upper < eps:
+        status: Status = "PASS"
+        detail = f"{_plural(k, 'mismatch')} in {n}: bound below ε{noise}"
+    elif k / n > eps:
+        status = "FAIL"
+        detail = f"mismatch rate {_pct(k / n)} exceeds ε = {_pct(eps)} ({k} of {n}){noise}"
+    elif k == 0:
+        status = "INCONCLUSIVE"
+        detail = f"too few samples: {n} paired comparisons, need >= {needed} with zero mismatches{noise}"
+    else:
+        status = "INCONCLUSIVE"
+        detail = f"{_plural(k, 'mismatch')} in {n}: the bound straddles ε, collect more comparisons{noise}"
+    return Criterion(name, status, observed, threshold, n, bound, detail, values)
+
+
+def _critical(parity: ParityEvidence | None, th: Thresholds) -> Criterion:
+    name = "critical fields"
+    threshold = f"0 mismatches on {', '.join(th.critical_fields)}"
+    if parity is None:
+        return _missing(name, threshold, "parity")
+    counts = {f: parity.mismatches_by_field.get(f, 0) for f in th.critical_fields}
+    observed = ", ".join(f"{f} {c}" for f, c in counts.items())
+    values: dict[str, float | int | str | None] = dict(counts)
+    hits = [(f, c) for f, c in counts.items() if c]
+    if hits:
+        first, *rest = hits
+        detail = f"{_plural(first[1], 'mismatch')} on {first[0]}" + "".join(f", {c} on {f}" for f, c in rest)
+        return Criterion(name, "FAIL", observed, threshold, parity.n, "zero tolerance", detail, values)
+    if parity.n == 0:
+        return Criterion(name, "INCONCLUSIVE", observed, threshold, 0, "zero tolerance",
+                         "no paired comparisons to check critical fields on", values)
+    return Criterion(name, "PASS", observed, threshold, parity.n, "zero tolerance",
+                     f"no critical-field mismatch in {parity.n}", values)
+
+
+def _oracle(parity: ParityEvidence | None) -> Criterion:
+    name = "oracle (wrong results)"
+    threshold = "0 wrong on any path"
+    if parity is None:
+        return _missing(name, threshold, "parity")
+    if parity.wrong is None:
+        return Criterion(name, "INCONCLUSIVE", "not checked", threshold, parity.n, "zero tolerance",
+                         "no oracle checks in the parity evidence")
+    counts = {p: parity.wrong.get(p, 0) for p in (*PATHS, *sorted(set(parity.wrong) - set(PATHS)))}
+    observed = ", ".join(f"{p} {c}" for p, c in counts.items())
+    values: dict[str, float | int | str | None] = dict(counts)
+    hits = [(p, c) for p, c in counts.items() if c]
+    if hits:
+        detail = ", ".join(f"{c} wrong on {p}" for p, c in hits)
+        if counts.get("legacy") and not counts.get("celery"):
+            detail += " (the oracle or legacy is broken: fix it before trusting parity)"
+        return Criterion(name, "FAIL", observed, threshold, parity.n, "zero tolerance", detail, values)
+    if parity.n == 0:
+        return Criterion(name, "INCONCLUSIVE", observed, threshold, 0, "zero tolerance",
+                         "no paired comparisons checked against the oracle", values)
+    return Criterion(name, "PASS", observed, threshold, parity.n, "zero tolerance",
+                     f"no wrong result in {parity.n}", values)
+
+
+def _chaos(chaos: Sequence[ChaosOutcome] | None) -> Criterion:
+    name = "chaos invariants"
+    threshold = "Celery invariants hold in every scenario"
+    if not chaos:
+        return _missing(name, threshold, "chaos")
+    failed = [o for o in chaos if o.failed]
+    observed = f"{len(chaos) - len(failed)}/{len(chaos)} scenarios held"
+    values: dict[str, float | int | str | None] = {"scenarios": len(chaos), "failed": len(failed)}
+    if failed:
+        detail = "; ".join(f"invariant violated in {o.scenario}: {', '.join(o.violations) or 'unnamed'}"
+                           for o in failed)
+        return Criterion(name, "FAIL", observed, threshold, len(chaos), "zero tolerance", detail, values)
+    return Criterion(name, "PASS", observed, threshold, len(chaos), "zero tolerance",
+                     f"all Celery invariants held in {_plural(len(chaos), 'scenario')}", values)
+
+
+def _latency(latency: LatencyEvidence | None, th: Thresholds) -> Criterion:
+    name = "latency (end-to-end)"
+    rule = f"HL upper <= max({_num(th.latency_tolerance_ms)} ms, {_pct(th.latency_tolerance_fraction)} of legacy median)"
+    if latency is None:
+        return _missing(name, rule, "latency")
+    sizes = {p: len(latency.samples_ms.get(p, ())) for p in PATHS}
+    smallest = min(sizes.values())
+    if smallest < th.latency_min_samples:
+        return Criterion(name, "INCONCLUSIVE", ", ".join(f"{p} n={c}" for p, c in sizes.items()), rule, smallest,
+                         "-", f"too few latency samples: {', '.join(f'{p} {c}' for p, c in sizes.items())} "
+                         f"(need >= {th.latency_min_samples} per path)", dict(sizes))
+    try:
+        legacy = stats.percentiles(latency.samples_ms["legacy"])
+        celery = stats.percentiles(latency.samples_ms["celery"])
+        shift = stats.hodges_lehmann(latency.samples_ms["legacy"], latency.samples_ms["celery"], th.confidence)
+    except stats.StatsError as exc:
+        raise GateError(f"evidence: latency samples: {exc}") from exc
+    tolerance = max(th.latency_tolerance_ms, th.latency_tolerance_fraction * legacy.p50)
+    threshold = f"HL upper <= {tolerance:.1f} ms = max({_num(th.latency_tolerance_ms)} ms, " \
+                f"{_pct(th.latency_tolerance_fraction)} × legacy median {legacy.p50:.1f} ms)"
+    observed = (f"shift {_ms(shift.estimate)} ms; p50/p95/p99 legacy {legacy.p50:.1f}/{legacy.p95:.1f}/"
+                f"{legacy.p99:.1f}, celery {celery.p50:.1f}/{celery.p95:.1f}/{celery.p99:.1f} ms")
+    bound = (f"{_pct(th.confidence)} CI [{_ms(shift.lower)}, {_ms(shift.upper)}] ms ({shift.method}); "
+             f"MW p = {shift.p_value:.3g}")
+    values: dict[str, float | int | str | None] = {
+        "n_legacy": legacy.n, "n_celery": celery.n, "shift_ms": shift.estimate, "lower_ms": shift.lower,
+        "upper_ms": shift.upper, "tolerance_ms": tolerance, "p_value": shift.p_value, "method": shift.method,
+        **{f"{p}_{q}_ms": getattr(s, q) for p, s in (("legacy", legacy), ("celery", celery))
+           for q in ("p50", "p95", "p99")}}
+    if shift.upper <= tolerance:
+        status: Status = "PASS"
+        detail = f"Celery slower by at most {shift.upper:.1f} ms (tolerance {tolerance:.1f} ms)"
+    elif shift.lower > tolerance:
+        status = "FAIL"
+        detail = f"latency regression: Celery slower by at least {shift.lower:.1f} ms (tolerance {tolerance:.1f} ms)"
+    else:
+        status = "INCONCLUSIVE"
+        detail = f"latency interval straddles the tolerance {tolerance:.1f} ms: collect more samples"
+    return Criterion(name, status, observed, threshold, smallest, bound, detail, values)
+
+
+def _error_rate(latency: LatencyEvidence | None, th: Thresholds, needed: int) -> Criterion:
+    name = "error rate"
+    threshold = f"celery − legacy upper <= {_pp(th.error_rate_max_increase)}"
+    if latency is None:
+        return _missing(name, threshold, "latency/error")
+    counts = {p: latency.errors.get(p) for p in PATHS}
+    if any(c is None or c.n == 0 for c in counts.values()):
+        shown = ", ".join(f"{p} {'-' if c is None else f'{c.errors}/{c.n}'}" for p, c in counts.items())
+        return Criterion(name, "INCONCLUSIVE", shown, threshold, 0, "-",
+                         "no error counts for " + ", ".join(p for p, c in counts.items() if c is None or c.n == 0))
+    leg, cel = counts["legacy"], counts["celery"]
+    assert leg is not None and cel is not None
+    diff = stats.rate_difference_interval(cel.errors, cel.n, leg.errors, leg.n, th.confidence)
+    observed = f"legacy {leg.errors}/{leg.n} = {_pct(leg.errors / leg.n)}, celery {cel.errors}/{cel.n} = " \
+               f"{_pct(cel.errors / cel.n)}"
+    bound = f"{_pct(th.confidence)} CI of difference [{_pp(diff.lower)}, {_pp(diff.upper)}] (Newcombe)"
+    values: dict[str, float | int | str | None] = {
+        "legacy_n": leg.n, "legacy_errors": leg.errors, "celery_n": cel.n, "celery_errors": cel.errors,
+        "difference": diff.estimate, "lower": diff.lower, "upper": diff.upper,
+        "max_increase": th.error_rate_max_increase}
+    smallest = min(leg.n, cel.n)
+    if diff.upper <= th.error_rate_max_increase:
+        status: Status = "PASS"
+        detail = f"Celery's error rate exceeds legacy's by at most {_pp(diff.upper)}"
+    elif diff.lower > th.error_rate_max_increase:
+        status = "FAIL"
+        detail = f"error-rate regression: Celery's exceeds legacy's by at least {_pp(diff.lower)}"
+    elif smallest < needed:
+        status = "INCONCLUSIVE"
+        detail = f"too few samples for the error rate: {smallest} per path, need >= {needed} with zero errors"
+    else:
+        status = "INCONCLUSIVE"
+        detail = "error-rate interval straddles the tolerance: collect more samples"
+    return Criterion(name, status, observed, threshold, smallest, bound, detail, values)
+
+
+def _split(split: SplitEvidence | None, th: Thresholds, current: float) -> Criterion:
+    name = "split accuracy"
+    threshold = f"binomial p >= {_num(th.split_p_value_floor)} (n >= {th.split_min_samples})"
+    if split is None:
+        return _missing(name, threshold, "split")
+    observed = f"{split.to_celery}/{split.routed} to celery (configured {_num(split.configured_percentage)} %)"
+    values: dict[str, float | int | str | None] = {
+        "configured_percentage": split.configured_percentage, "routed": split.routed, "to_celery": split.to_celery}
+    if split.configured_percentage != current:
+        return Criterion(name, "INCONCLUSIVE", observed, threshold, split.routed, "-",
+                         f"split evidence was collected at {_num(split.configured_percentage)} %, "
+                         f"not at the current {_num(current)} %", values)
+    if split.routed < th.split_min_samples:
+        return Criterion(name, "INCONCLUSIVE", observed, threshold, split.routed, "-",
+                         f"too few routed evaluations: {split.routed}, need >= {th.split_min_samples}", values)
+    test = stats.binomial_share_test(split.to_celery, split.routed, split.configured_percentage / 100,
+                                     th.confidence)
+    observed = f"{_pct(test.observed)} of {split.routed} to celery (configured {_num(split.configured_percentage)} %)"
+    bound = f"{_pct(th.confidence)} CI [{_pct(test.lower)}, {_pct(test.upper)}]; p = {test.p_value:.3g}"
+    values.update({"observed": test.observed, "p_value": test.p_value, "lower": test.lower, "upper": test.upper})
+    if test.p_value < th.split_p_value_floor:
+        return Criterion(name, "FAIL", observed, threshold, split.routed, bound,
+                         f"split inaccurate: {_pct(test.observed)} routed to Celery, configured "
+                         f"{_num(split.configured_percentage)} % (p = {test.p_value:.2g})", values)
+    return Criterion(name, "PASS", observed, threshold, split.routed, bound,
+                     "routed share consistent with the configured percentage", values)
+
+
+# ---------------------------------------------------------------------------------------------
+# decision
+
+
+def _check_percentage(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+            or not 0 <= value <= 100:
+        raise GateError(f"{name} must be a percentage within 0..100, got {value!r}")
+
+
+def check_step(current: float, target: float) -> None:
+    """Reject a split move the gate cannot judge: both within 0..100 and target above current."""
+    _check_percentage(current, "--current")
+    _check_percentage(target, "--target")
+    if target <= current:
+        raise GateError(f"--target ({_num(target)} %) must be greater than --current ({_num(current)} %): "
+                        "the gate judges raising Celery's share; lowering it needs no gate")
+
+
+def decide(evidence: Evidence, current: float, target: float, thresholds: Thresholds) -> Verdict:
+    """Judge whether the split may move from ``current`` to ``target`` percent on this evidence."""
+    check_step(current, target)
+    th = thresholds
+    eps = th.epsilon(target)
+    needed = {
+        "parity_pairs": stats.samples_needed(eps, th.confidence),
+        "latency_per_path": th.latency_min_samples,
+        "error_rate_per_path": stats.samples_needed_rate_difference(th.error_rate_max_increase, th.confidence),
+        "split_routed": th.split_min_samples,
+    }
+    criteria = (
+        _parity_rate(evidence.parity, eps, th, target),
+        _critical(evidence.parity, th),
+        _oracle(evidence.parity),
+        _chaos(evidence.chaos),
+        _latency(evidence.latency, th),
+        _error_rate(evidence.latency, th, needed["error_rate_per_path"]),
+        _split(evidence.split, th, current),
+    )
+    step = f"{_num(current)} % → {_num(target)} %"
+    failing = list(dict.fromkeys(c.detail for c in criteria if c.status == "FAIL"))  # unique, in order
+    open_ = list(dict.fromkeys(c.detail for c in criteria if c.status == "INCONCLUSIVE"))
+    if failing:
+        verdict: Status = "FAIL"
+        headline = f"FAIL: may not move the split {step}: " + "; ".join(failing)
+    elif open_:
+        verdict = "INCONCLUSIVE"
+        headline = f"INCONCLUSIVE: cannot decide yet whether the split may move {step}: " + "; ".join(open_)
+    else:
+        verdict = "PASS"
+        headline = f"PASS: may move the split {step}: all {len(criteria)} criteria hold"
+    return Verdict(verdict, EXIT_CODES[verdict], headline, criteria, needed, current, target, eps, th.confidence)
+
+
+_NEEDED_TEXT = {
+    "parity_pairs": "paired comparisons with zero mismatches (parity, ε = {eps})",
+    "latency_per_path": "latency samples per path",
+    "error_rate_per_path": "evaluations per path with zero errors (error rate)",
+    "split_routed": "routed evaluations (split accuracy)",
+}
+
+
+def render_text(verdict: Verdict) -> str:
+    """The verdict first, then every criterion as a table, then the sample sizes this step needs."""
+    header = ("criterion", "status", "observed", "threshold", "n", "bound", "detail")
+    rows = [(c.name, c.status, c.observed, c.threshold, "-" if c.sample_size is None else str(c.sample_size),
+             c.bound, c.detail) for c in verdict.criteria]
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(cell.ljust(w) for cell, w in zip(cells, widths, strict=True)).rstrip()
+
+    out = [verdict.headline, "", line(header), line(["-" * w for w in widths]), *(line(r) for r in rows), "",
+           f"samples needed for {_num(verdict.current)} % → {_num(verdict.target)} % "
+           f"(confidence {_pct(verdict.confidence)}):"]
+    for key, count in verdict.samples_needed.items():
+        text = _NEEDED_TEXT.get(key, key).format(eps=_pct(verdict.epsilon))
+        out.append(f"  {count:>6}  {text}")
+    return "\n".join(out) + "\n"
