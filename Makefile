@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: venv test lint typecheck pytest run up clean
+.PHONY: venv test lint typecheck pytest run up clean docker docker-if-ci test-containers
 
 venv: $(VENV)/.installed
 
@@ -19,10 +19,21 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy harness system_under_test
 
-pytest: venv
+pytest: venv docker-if-ci
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# The containers tests run whenever a Docker engine answers; under CI (CI set) the engine and the
+# images are prepared first and the containers tests may not skip.
+docker: venv
+	bash scripts/prepare-docker.sh
+
+docker-if-ci: venv
+	@if [ -n "$$CI" ]; then bash scripts/prepare-docker.sh; fi
+
+test-containers: docker
+	$(BIN)/pytest -m containers
 
 run: venv
 	$(BIN)/python -m harness run

@@ -242,6 +242,76 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_CODES[verdict]
 
 
+def _open_stack(args: argparse.Namespace, config: StackConfig, run: RunFolder) -> Any:
+    if getattr(args, "stack_url", None):
+        from harness.stack.external import ExternalStack
+
+        return ExternalStack.from_url(args.stack_url, config=config, run=run)
+    return ProcessesStack(config, run)
+
+
+def cmd_parity(args: argparse.Namespace) -> int:
+    from harness.parity.compare import ParityConfig
+    from harness.parity.dispatch import DUAL, FORCED, Dispatcher
+    from harness.parity.explain import COUNTEREXAMPLES, explain, load_counterexample, save_counterexample
+    from harness.parity.suite import (
+        BATCH_SIZE,
+        ParitySession,
+        check_profile,
+        register_profiles,
+        search,
+        write_outputs,
+    )
+
+    register_profiles()
+    profile = check_profile(args.profile)
+    replays = [(Path(p), *load_counterexample(Path(p))[:2]) for p in args.replay or []]  # refuse bad files first
+    config = _stack_config(args)
+    run = RunFolder.create()
+    plan = FORCED if args.mode == "forced" else DUAL
+    print(f"run {run.run_id}: starting the stack ...", flush=True)
+    with _open_stack(args, config, run) as stack, Dispatcher(stack.endpoints.gateway) as dispatcher:
+        session = ParitySession(dispatcher, ParityConfig.load(), config.executor_output_bytes, plan)
+        if replays:
+            failing = 0
+            for path, spec, saved_plan in replays:
+                session.plan = saved_plan
+                check = session.check([spec])[0]
+                failing += check.failing
+                print(explain(check, seed=config.seed, saved=path) if check.failing else f"MATCHED  {path}")
+            write_outputs(session, run.path, title="Parity replay")
+            print(f"\n{'FAIL' if failing else 'PASS'}: {failing}/{len(replays)} saved counterexamples fail\n"
+                  f"summary: {run.path / 'parity.md'}")
+            return 1 if failing else 0
+        mode = "dual-write" if plan == DUAL else "forced routes"
+        print(f"checking {args.samples} generated programs through {mode} (profile {profile}, batches of up to "
+              f"{BATCH_SIZE[profile]}, seed {config.seed}) ...", flush=True)
+        outcome = search(session, profile=profile, budget=args.samples, seed=config.seed)
+        extra = [f"- seed {config.seed}, profile {profile}, Hypothesis examples {outcome.examples}"]
+        if outcome.failure is not None:
+            saved = save_counterexample(outcome.failure, COUNTEREXAMPLES if args.save else run.path / "counterexamples",
+                                        seed=config.seed)
+            text = explain(outcome.failure, seed=config.seed, saved=saved, profile=profile)
+            extra += ["", "## Failure", "", "```", text, "```"]
+        summary = write_outputs(session, run.path, title="Parity", extra=extra)
+    counts = session.counts()
+    rate = len(session.checks) / session.elapsed_s if session.elapsed_s else 0.0
+    print(f"{len(session.checks)} programs checked in {session.elapsed_s:.1f} s ({rate:.1f} per second): "
+          + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if outcome.failure is not None:
+        print("\n" + text)
+        verdict = "FAIL"
+    elif outcome.flaky and outcome.first_failure is not None:
+        print("\na divergence was seen once but did not reproduce (flaky):\n"
+              + explain(outcome.first_failure, seed=config.seed, profile=profile))
+        verdict = "FAIL"
+    else:
+        verdict = "PASS" if session.checks else "INCONCLUSIVE"
+    print(f"\n{verdict}: parity of {len(session.checks)} programs\nobservations: {run.path / 'observations.parquet'}\n"
+          f"summary: {summary}")
+    return EXIT_CODES[verdict]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -257,6 +327,21 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="the main job: evidence on the embedded stack, then a verdict")
     _add_stack_options(run)
     run.set_defaults(func=cmd_run, executor_timeout_s=None)
+    from harness.gate.cli import add_parsers as add_gate_parsers
+
+    add_gate_parsers(sub)
+    parity = sub.add_parser("parity", help="generated programs through both paths, compared and shrunk")
+    parity.add_argument("--samples", type=int, default=200, help="programs to check (default 200)")
+    parity.add_argument("--profile", default=os.environ.get("HYPOTHESIS_PROFILE", "ci"),
+                        help="Hypothesis profile: dev, ci or thorough (default ci)")
+    parity.add_argument("--mode", choices=("dual", "forced"), default="dual",
+                        help="dual-write (one evaluation, both queues) or forced routes (one per path)")
+    parity.add_argument("--replay", nargs="+", metavar="FILE", help="replay saved counterexamples instead")
+    parity.add_argument("--no-save", dest="save", action="store_false",
+                        help="keep a counterexample in the run folder, not in fixtures/parity/")
+    parity.add_argument("--stack-url", help="gateway URL of a running deployment instead of the embedded stack")
+    _add_stack_options(parity)
+    parity.set_defaults(func=cmd_parity, executor_timeout_s=5.0, retry_backoff_s=0.5)
     return parser
 
 

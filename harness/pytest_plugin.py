@@ -3,6 +3,12 @@
 Options: ``--stack=processes|containers|external`` (default processes), ``--stack-url`` for an
 external deployment, ``--seed`` for every random choice. The run folder of the test session is
 printed at the end.
+
+Parity fixtures: ``parity_profile`` (Hypothesis's own ``--hypothesis-profile``, else the
+``HYPOTHESIS_PROFILE`` environment variable, else ``ci`` under CI and ``dev`` elsewhere),
+``parity_dispatcher`` (sends batches through the session stack's gateway) and ``parity_recorder``
+(every parity session of the test run; written to ``observations.parquet`` and ``parity.md`` in the
+run folder at the end).
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from harness.parity.dispatch import Dispatcher
+from harness.parity.suite import ParitySession, check_profile, register_profiles, write_outputs
 from harness.run import RunFolder
 from harness.stack.config import StackConfig
 from harness.stack.external import ExternalStack
@@ -75,10 +83,55 @@ def stack(request: pytest.FixtureRequest, stack_config: StackConfig, run_folder:
             yield external
         return
     if kind == "containers":
-        pytest.fail("--stack=containers is not built yet (the Testcontainers launcher is an open issue); "
-                    "use --stack=processes", pytrace=False)
+        from harness.errors import StackError
+        from harness.stack.containers import ContainersStack
+
+        containers = ContainersStack(stack_config, run_folder)
+        try:
+            containers.start()
+        except StackError as exc:  # no engine, a failed build, an unhealthy component: the message says what to do
+            pytest.fail(f"--stack=containers: {exc}", pytrace=False)
+        try:
+            yield containers
+        finally:
+            containers.stop()
+        return
     with ProcessesStack(stack_config, run_folder) as running:
         yield running
+
+
+register_profiles()  # before Hypothesis's own plugin loads --hypothesis-profile
+
+
+@pytest.fixture(scope="session")
+def parity_profile(request: pytest.FixtureRequest) -> str:
+    chosen = (request.config.getoption("hypothesis_profile", default=None)
+              or os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
+    try:
+        return check_profile(chosen)
+    except Exception as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def parity_dispatcher(stack: Any) -> Iterator[Dispatcher]:
+    with Dispatcher(stack.endpoints.gateway) as dispatcher:
+        yield dispatcher
+
+
+@pytest.fixture(scope="session")
+def parity_recorder(run_folder: RunFolder) -> Iterator[list[ParitySession]]:
+    sessions: list[ParitySession] = []
+    yield sessions
+    merged = None
+    for session in sessions:
+        if merged is None:
+            merged = ParitySession(session.dispatcher, session.config, session.output_cap, session.plan)
+        merged.checks.extend(session.checks)
+        merged.elapsed_s += session.elapsed_s
+        merged.hits.update(session.hits)
+    if merged is not None and merged.checks:
+        write_outputs(merged, run_folder.path, title="Parity (pytest)")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
