@@ -39,14 +39,12 @@ clean-up does its job.
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
 import math
-import signal
 import socket
 import sys
 import threading
@@ -55,13 +53,13 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any, cast
 
 import requests
 
 from harness.errors import ComponentExited, ReadinessTimeout, StackError
 from harness.run import RunFolder
+from harness.stack import cleanup
 from harness.stack.config import StackConfig
 from harness.stack.images import (
     LABEL_HOST,
@@ -461,31 +459,6 @@ class ContainerComponent:
 
 # -- the stack ----------------------------------------------------------------------------------------
 
-_live: list[ContainersStack] = []
-_handlers_installed = threading.Event()
-
-
-def _stop_all_live() -> None:
-    for stack in list(_live):
-        with contextlib.suppress(Exception):
-            stack.stop()
-
-
-def _install_handlers() -> None:
-    """atexit and SIGTERM clean-up; SIGINT already raises KeyboardInterrupt, which unwinds `with`."""
-    if _handlers_installed.is_set() or threading.current_thread() is not threading.main_thread():
-        return
-    atexit.register(_stop_all_live)
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        _stop_all_live()
-        if callable(previous):
-            previous(signum, frame)
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, on_term)
-    _handlers_installed.set()
 
 
 def configure_ryuk(client: Any) -> str:
@@ -542,10 +515,9 @@ class ContainersStack:
             raise StackError(f"no component {name!r}; components: {sorted(self.components)}") from None
 
     def start(self) -> Endpoints:
-        _install_handlers()
         self._client = docker_client()  # DockerUnavailable, with how to start an engine
         self._cancel.clear()
-        _live.append(self)
+        cleanup.track(self)
         try:
             with contextlib.suppress(Exception):
                 gone = reap(self._client)
@@ -594,8 +566,7 @@ class ContainersStack:
             with contextlib.suppress(Exception):
                 self._client.close()
             self._client = None
-        if self in _live:
-            _live.remove(self)
+        cleanup.untrack(self)
 
     def describe(self) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []

@@ -12,24 +12,21 @@ become healthy, everything already started is stopped before the error is raised
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import hashlib
 import json
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from types import FrameType
 from typing import Any
 
 import requests
 
 from harness.errors import StackError
 from harness.run import RunFolder
+from harness.stack import cleanup
 from harness.stack.config import StackConfig
 from harness.stack.ports import free_port
 from harness.stack.process import ManagedProcess, reap_orphans
@@ -62,31 +59,6 @@ def _celery_ready(proc_ref: list[ManagedProcess], name: str) -> Callable[[], boo
     return lambda: any(name + "@" in line and "ready." in line for line in proc_ref[0].logs(400))
 
 
-_live: list[ProcessesStack] = []
-_handlers_installed = threading.Event()
-
-
-def _stop_all_live() -> None:
-    for stack in list(_live):
-        with contextlib.suppress(Exception):
-            stack.stop()
-
-
-def _install_handlers() -> None:
-    """atexit and SIGTERM clean-up; SIGINT already raises KeyboardInterrupt, which unwinds `with`."""
-    if _handlers_installed.is_set() or threading.current_thread() is not threading.main_thread():
-        return
-    atexit.register(_stop_all_live)
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        _stop_all_live()
-        if callable(previous):
-            previous(signum, frame)
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, on_term)
-    _handlers_installed.set()
 
 
 class ProcessesStack:
@@ -124,13 +96,12 @@ class ProcessesStack:
             raise StackError(f"no component {name!r}; components: {sorted(self.components)}") from None
 
     def start(self) -> Endpoints:
-        _install_handlers()
         reap_orphans()
         try:
             binary = find_redis_server()
         except RedisBinaryNotFound as exc:
             raise StackError(str(exc)) from exc
-        _live.append(self)
+        cleanup.track(self)
         try:
             self._build(binary)
             t0 = time.monotonic()
@@ -162,8 +133,7 @@ class ProcessesStack:
             for name in self.endpoints.links:  # leave a shared Toxiproxy as we found it
                 with contextlib.suppress(requests.RequestException):
                     requests.delete(f"{self._external_proxy}/proxies/{name}", timeout=5)
-        if self in _live:
-            _live.remove(self)
+        cleanup.untrack(self)
 
     def describe(self) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
