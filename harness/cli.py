@@ -330,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     from harness.gate.cli import add_parsers as add_gate_parsers
 
     add_gate_parsers(sub)
+    from harness.report.cli import add_parser as add_report_parser
+
+    add_report_parser(sub)
     parity = sub.add_parser("parity", help="generated programs through both paths, compared and shrunk")
     parity.add_argument("--samples", type=int, default=200, help="programs to check (default 200)")
     parity.add_argument("--profile", default=os.environ.get("HYPOTHESIS_PROFILE", "ci"),
