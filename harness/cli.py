@@ -1,8 +1,9 @@
 """The ``harness`` command (also ``python -m harness``).
 
 ``harness up`` starts the whole stack in the foreground, prints its components and URLs, and stops
-cleanly on Ctrl-C. ``harness run`` is the main job behind ``make run``: it starts the embedded
-stack, gathers evidence, prints a verdict and the path of its report, and leaves nothing running.
+cleanly on Ctrl-C. ``harness run`` is the main job behind ``make run``: the gate for 50 % → 75 %
+(``harness gate``) on the embedded stack: it gathers parity, load and chaos evidence, prints the
+verdict and the path of its report, and leaves nothing running.
 Stack options map onto ``StackConfig`` fields (``--celery-percentage 75``, ``--acks-late``, ...).
 """
 
@@ -223,23 +224,15 @@ def _url_ok(url: str | None) -> bool:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.smoke import FIELDS, run_smoke
+    """The main job: the gate for 50 % → 75 % on the embedded stack, with a short but honest budget."""
+    from harness.gate.cli import add_parsers
 
-    config = _stack_config(args)
-    run = RunFolder.create()
-    print(f"run {run.run_id}: starting the embedded stack ...", flush=True)
-    with ProcessesStack(config, run) as stack:
-        assert stack.endpoints is not None
-        print(f"stack healthy; dual-write smoke comparison on {', '.join(FIELDS)} ...", flush=True)
-        verdict, comparisons = run_smoke(stack.endpoints.gateway, run.path)
-    matched = sum(c.matched for c in comparisons)
-    print(f"\n{verdict}: {matched}/{len(comparisons)} dual-write evaluations matched "
-          "(preliminary evidence: the full gate is not built yet)")
-    for c in comparisons:
-        if not c.matched:
-            print(f"  mismatch  {c.name}: {', '.join(c.differing)}")
-    print(f"report: {run.path / 'summary.md'}")
-    return EXIT_CODES[verdict]
+    parser = argparse.ArgumentParser(prog="harness")
+    add_parsers(parser.add_subparsers(dest="command"))
+    gate_args = parser.parse_args(["gate", "--current", str(args.current), "--target", str(args.target),
+                                   "--seed", str(args.seed_value)])
+    code: int = gate_args.func(gate_args)
+    return code
 
 
 def _open_stack(args: argparse.Namespace, config: StackConfig, run: RunFolder) -> Any:
@@ -324,15 +317,20 @@ def build_parser() -> argparse.ArgumentParser:
     down.set_defaults(func=cmd_down)
     status = sub.add_parser("status", help="show the detached stack's components and their health")
     status.set_defaults(func=cmd_status)
-    run = sub.add_parser("run", help="the main job: evidence on the embedded stack, then a verdict")
-    _add_stack_options(run)
-    run.set_defaults(func=cmd_run, executor_timeout_s=None)
+    run = sub.add_parser("run", help="the main job: the gate's evidence on the embedded stack, then a verdict")
+    run.add_argument("--current", type=float, default=50.0, help="the Celery percentage now (default 50)")
+    run.add_argument("--target", type=float, default=75.0, help="the Celery percentage wanted (default 75)")
+    run.add_argument("--seed", dest="seed_value", type=int, default=0)
+    run.set_defaults(func=cmd_run)
     from harness.gate.cli import add_parsers as add_gate_parsers
 
     add_gate_parsers(sub)
     from harness.report.cli import add_parser as add_report_parser
 
     add_report_parser(sub)
+    from harness.load.cli import add_parser as add_load_parser
+
+    add_load_parser(sub)
     parity = sub.add_parser("parity", help="generated programs through both paths, compared and shrunk")
     parity.add_argument("--samples", type=int, default=200, help="programs to check (default 200)")
     parity.add_argument("--profile", default=os.environ.get("HYPOTHESIS_PROFILE", "ci"),

@@ -81,11 +81,11 @@ def gather_parity(gateway: str, run: RunFolder, config: StackConfig, programs: i
 def gather_load(gateway: str, run: RunFolder, evaluations: int, say: Callable[[str], None]) -> None:
     from harness.load.runner import run_headless
 
-    # Enough time for `evaluations` per path at the measured end-to-end rate, bounded.
-    duration = min(max(30, math.ceil(evaluations / 12)), 180)
-    say(f"load: Locust, 8 users, {duration} s through the gateway's split ...")
-    summary = run_headless(gateway, run, users=8, spawn_rate=8, duration_s=duration)
-    say(f"load: {summary}")
+    # Enough time for `evaluations` at the end-to-end rate 16 users reach here (about 10 per second
+    # on 2 cores), bounded.
+    duration = min(max(30, math.ceil(evaluations / 9)), 180)
+    say(f"load: Locust, 16 users, {duration} s through the gateway's split ...")
+    run_headless(gateway, run, users=16, spawn_rate=16, duration_s=duration)
 
 
 def gather_chaos(run: RunFolder, names: Sequence[str], seed: int, say: Callable[[str], None]) -> None:
@@ -98,7 +98,9 @@ def gather_chaos(run: RunFolder, names: Sequence[str], seed: int, say: Callable[
         scenario = load_scenario(path)
         say(f"chaos: {scenario.name} ...")
         result = run_scenario(scenario, launcher=ProcessesStack, run_folder=run, seed=seed)
-        say(f"chaos: {scenario.name}: {getattr(result, 'summary', result)}")
+        rows = [f"{r.path}: {r.verdict} (ok {r.ok}, lost {r.lost}, duplicated {r.duplicated}, stuck {r.stuck}, "
+                f"wrong {r.wrong})" for r in result.findings.itertuples(index=False)]
+        say(f"chaos: {scenario.name}: " + "; ".join(rows))
 
 
 def gather(args: argparse.Namespace, run: RunFolder, thresholds: Thresholds, say: Callable[[str], None]) -> None:

@@ -12,8 +12,9 @@
   milliseconds of evaluations that finished; an error is a platform failure (status ``error``, or
   never finished), never a user program's own failure. The split is the share of evaluations the
   gateway routed to Celery during the load run.
-- **chaos** from each scenario's ``findings.parquet`` (see ``harness.chaos.runner``): a scenario
-  held when the Celery path broke no invariant.
+- **chaos** from each scenario's ``chaos/<scenario>/findings.parquet`` (see ``harness.chaos.runner``;
+  else a combined ``findings.parquet``): a scenario held unless the Celery path's verdict is ``FAIL``
+  (an invariant broken) or ``ERROR`` (it could not be carried out).
 
 Several run folders may be combined (``--evidence RUN_DIR...``): their rows are pooled.
 """
@@ -86,7 +87,8 @@ def load_evidence(requests: pd.DataFrame, configured_percentage: float | None
     samples: dict[str, list[float]] = {}
     errors: dict[str, ErrorCount] = {}
     for path in ("legacy", "celery"):
-        mine = e2e[e2e["name"] == path]
+        # "unfinished": still in flight when Locust stopped its users; neither a sample nor an error.
+        mine = e2e[(e2e["name"] == path) & (e2e["status"] != "unfinished")]
         finished = mine[mine["status"].isin(["completed", "failed", "timeout"])]
         samples[path] = [float(x) for x in finished["response_time_ms"]]
         errors[path] = ErrorCount(len(mine), len(mine) - len(finished))
@@ -99,15 +101,18 @@ def load_evidence(requests: pd.DataFrame, configured_percentage: float | None
 
 
 def chaos_evidence(findings: pd.DataFrame) -> list[ChaosOutcome] | None:
-    """One outcome per scenario from the findings rows of the Celery path."""
+    """One outcome per scenario from the findings rows of the Celery path: it held unless its verdict
+    is ``FAIL`` (an invariant broken) or ``ERROR`` (the scenario could not be carried out)."""
     if findings.empty or "scenario" not in findings:
         return None
     outcomes = []
     for scenario, rows in findings.groupby("scenario", sort=True):
         celery = rows[rows["path"] == "celery"]
         violations: list[str] = []
-        for cell in celery.get("violations", pd.Series(dtype=object)):
-            violations += _as_list(cell)
+        for row in celery.itertuples(index=False):
+            verdict = str(getattr(row, "verdict", "")).upper()
+            if verdict in ("FAIL", "ERROR"):
+                violations += _as_list(getattr(row, "violations", None)) or [f"verdict {verdict}"]
         outcomes.append(ChaosOutcome(str(scenario), not violations, tuple(violations)))
     return outcomes
 
@@ -130,5 +135,8 @@ def collect(folders: Sequence[Path], *, configured_percentage: float | None = No
     """Pool the evidence stored in ``folders`` (and their immediate subfolders)."""
     parity = parity_evidence(_read(folders, "observations.parquet"))
     latency, split = load_evidence(_read(folders, "load_requests.parquet"), configured_percentage)
-    chaos = chaos_evidence(_read(folders, "findings.parquet"))
+    per_scenario = [pd.read_parquet(p) for f in folders for p in sorted(f.glob("chaos/*/findings.parquet"))]
+    findings = (pd.concat(per_scenario, ignore_index=True) if per_scenario
+                else _read(folders, "findings.parquet"))
+    chaos = chaos_evidence(findings)
     return Evidence(parity=parity, chaos=chaos, latency=latency, split=split)

@@ -1,0 +1,68 @@
+"""``harness gate --evidence``: stored runs in, a verdict and its files out, with the right exit code."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.cli import main
+from harness.gate.evidence import collect, error_class
+
+
+def observations(n: int, mismatched: dict[int, dict[str, str]] | None = None) -> pd.DataFrame:
+    rows = []
+    for i in range(n):
+        bad = (mismatched or {}).get(i)
+        rows.append({
+            "cls": "mismatched" if bad else "matched", "failing": bool(bad), "differing": bad["differing"] if bad else "",
+            "legacy_status": "failed", "celery_status": bad.get("celery_status", "failed") if bad else "failed",
+            "legacy_error": "Traceback\nValueError: x\n", "celery_error": bad["celery_error"] if bad else
+            "Traceback\nValueError: x\n", "control_wrong": "", "candidate_wrong": "",
+        })
+    return pd.DataFrame(rows)
+
+
+def test_error_class_is_the_exception_on_the_last_line() -> None:
+    assert error_class("Traceback (most recent call last):\n  ...\nMemoryError\n") == "MemoryError"
+    assert error_class("Traceback\nKeyError: 'a'\n") == "KeyError"
+    assert error_class("bash: fork: retry\n") is None
+    assert error_class(None) is None
+
+
+def test_a_changed_exception_class_counts_as_an_error_class_mismatch(tmp_path: Path) -> None:
+    observations(300, {7: {"differing": "error", "celery_error": "Traceback\nMemoryError\n"}}).to_parquet(
+        tmp_path / "observations.parquet")
+    evidence = collect([tmp_path])
+    assert evidence.parity is not None
+    assert (evidence.parity.n, evidence.parity.mismatches) == (300, 1)
+    assert evidence.parity.mismatches_by_field == {"error": 1, "error_class": 1}
+
+
+def test_gate_on_stored_evidence_fails_on_one_critical_mismatch_and_writes_its_verdict(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    observations(400, {3: {"differing": "exit_code", "celery_error": "Traceback\nValueError: x\n"}}).to_parquet(
+        tmp_path / "observations.parquet")
+    code = main(["gate", "--current", "50", "--target", "75", "--evidence", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert out.lstrip().startswith("FAIL: may not move the split 50 % → 75 %")
+    verdict = json.loads((tmp_path / "verdict.json").read_text())
+    assert verdict["verdict"] == "FAIL"
+    assert (tmp_path / "report.html").is_file() and (tmp_path / "junit.xml").is_file()
+
+
+def test_gate_with_too_little_evidence_is_inconclusive_never_pass(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    observations(20).to_parquet(tmp_path / "observations.parquet")
+    assert main(["gate", "--current", "50", "--target", "75", "--evidence", str(tmp_path)]) == 2
+    assert capsys.readouterr().out.lstrip().startswith("INCONCLUSIVE")
+
+
+def test_gate_refuses_a_missing_run_folder_and_a_backwards_step(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["gate", "--current", "50", "--target", "75", "--evidence", str(tmp_path / "nope")]) == 3
+    assert "no such run folder" in capsys.readouterr().err
+    assert main(["gate", "--current", "75", "--target", "50", "--evidence", str(tmp_path)]) == 3
