@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: venv test lint typecheck pytest run up clean docker docker-if-ci test-containers
+.PHONY: venv test lint typecheck pytest run up clean docker docker-if-ci test-containers chaos
 
 venv: $(VENV)/.installed
 
@@ -34,6 +34,9 @@ docker-if-ci: venv
 
 test-containers: docker
 	$(BIN)/pytest -m containers
+
+chaos: venv
+	$(BIN)/pytest -m chaos $(PYTEST_ARGS)
 
 run: venv
 	$(BIN)/python -m harness run

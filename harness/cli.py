@@ -331,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     from harness.load.cli import add_parser as add_load_parser
 
     add_load_parser(sub)
+    from harness.chaos.cli import add_parser as add_chaos_parser
+
+    add_chaos_parser(sub)
     parity = sub.add_parser("parity", help="generated programs through both paths, compared and shrunk")
     parity.add_argument("--samples", type=int, default=200, help="programs to check (default 200)")
     parity.add_argument("--profile", default=os.environ.get("HYPOTHESIS_PROFILE", "ci"),

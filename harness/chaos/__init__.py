@@ -1,0 +1,51 @@
+"""Chaos: faults under a workload, checked against the history.
+
+A scenario (``scenario.py``, data in ``scenarios/chaos/*.toml``) says how to configure the stack,
+what steady state to check first, what workload to run, which faults to inject and heal, how long
+to quiesce and what each path must guarantee. The run records one history (``history.py``: client
+ops and nemesis start/stop ops, Jepsen's format); the checker (``checker.py``), a pure function of
+that history, the executors' ledger and the final records, classifies every evaluation per path as
+ok / recovered / lost / duplicated / unexpected / stuck / wrong / error / unknown, and compares the
+counts with the allowances the configuration implies.
+
+Running a scenario: ``workload.py`` (programs with an oracle, submitted at a bounded rate and
+recorded in the history), ``nemesis.py`` (faults as inject/heal pairs on a schedule, healed
+always), ``runner.py`` (``run_scenario``: stack, steady state, workload and faults, quiesce,
+inspection, checker, findings files) and ``cli.py`` (``harness chaos``).
+"""
+
+from harness.chaos.checker import (
+    Allowances,
+    CheckerError,
+    CheckResult,
+    Counts,
+    FaultEvent,
+    Violation,
+    allowances_for,
+    check,
+    faults_in,
+)
+from harness.chaos.history import ChaosError, History, HistoryError, Op, from_frame, to_frame
+from harness.chaos.scenario import Scenario, ScenarioError, load_all, load_scenario
+
+__all__ = [
+    "Allowances",
+    "ChaosError",
+    "CheckResult",
+    "CheckerError",
+    "Counts",
+    "FaultEvent",
+    "History",
+    "HistoryError",
+    "Op",
+    "Scenario",
+    "ScenarioError",
+    "Violation",
+    "allowances_for",
+    "check",
+    "faults_in",
+    "from_frame",
+    "load_all",
+    "load_scenario",
+    "to_frame",
+]

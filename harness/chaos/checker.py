@@ -1,0 +1,523 @@
+"""The queue checker: a pure function of the history, the executors' ledger and the final records.
+
+It extends Jepsen's ``total-queue`` to evaluations that run on two paths. Every evaluation is
+classified once per path it was routed to, executed by or recorded on (under dual-write an
+evaluation has one row for ``legacy`` and one for ``celery``). The inputs:
+
+- the history (``harness.chaos.history``): ``submit`` invokes with their ``ok`` / ``fail`` /
+  ``info`` completions. An ``ok`` names the evaluation and its routes. An ``info`` submission is
+  recognised in the records by its ``marker`` (a unique string in its code) or its ``eval_id``;
+- the ledger rows (``system_under_test/executor/ledger.py``): one row per execution an executor
+  performed. Rows are deduplicated on (executor, attempt, start), so a ledger read twice does not
+  make duplicates;
+- the records at the deadline (``store.parse_record``): the state after quiesce, so "not terminal
+  here" means "not terminal by the deadline";
+- optionally the oracle (eval id -> an object with ``differences(result) -> list[str]``) and what
+  the drain found still queued (path -> eval ids in a queue list, the unacked hash or held as ETA).
+
+Classes, by precedence (the first that applies wins):
+
+1. ``unexpected``: executed or recorded on this path, but no accepted submission sent it there
+   (never submitted, routed to the other path only, or its submit *failed*). A failed submit that
+   still ran is unexpected rather than recovered (Jepsen would call it recovered, because it counts
+   every invoke as an attempt): our gateway answers a failure with "nothing was queued", so a
+   client may resubmit, and the execution breaks that promise.
+2. ``lost``: acknowledged (``ok``), never executed, not terminal, not found queued by the drain.
+3. ``stuck``: accepted (``ok`` or a recognised ``info``), not terminal, and either executed (the
+   detail says how often and what the record says) or still queued (the detail says so).
+4. ``unknown``: a recognised ``info`` submission that never ran and never finished. Never lost:
+   the client was never told it was accepted.
+5. ``wrong``: terminal with status completed / failed / timeout, but no execution in the ledger, an
+   exit code no execution produced, or a result that differs from the oracle.
+6. ``error``: terminal with status ``error`` (dead-lettered after the retries, executor rejected
+   it, ...): an explicit failure, counted on its own so a scenario can bound it separately from a
+   silently wrong result (by default it is bounded by 0, like ``wrong``).
+7. ``duplicated``: executed more than once on this path.
+8. ``recovered``: a recognised ``info`` submission that completed.
+9. ``ok``.
+
+Zero-tolerance classes come before ``duplicated`` so a duplicate never hides a wrong result under
+its allowance; ``stuck`` comes before ``duplicated`` because an unfinished evaluation is worse than
+a repeated one (the ``executions`` column keeps the count in every case). ``info`` submissions
+matched to no evaluation are counted in ``CheckResult.unmatched``: unknown, not lost.
+
+``allowances_for`` derives, from the stack configuration and the faults that happened, how many
+evaluations each path may lose, duplicate, leave stuck or end in ``error`` (rules in ``_effects``;
+each carries its reason). ``wrong`` and ``unexpected`` are always 0. ``executions`` caps the
+executions of any one evaluation: (1 + max_retries if executor-3 was faulted) × (1 + number of
+faults that can redeliver), which also catches a poison task that loops forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Literal, Protocol
+
+import pandas as pd
+
+from harness.chaos.history import PATHS, ChaosError, Op, pairs
+from harness.stack.config import StackConfig
+from harness.stack.protocol import LINKS
+
+Cls = Literal["ok", "recovered", "lost", "duplicated", "unexpected", "stuck", "wrong", "error", "unknown"]
+PRECEDENCE: tuple[Cls, ...] = ("unexpected", "lost", "stuck", "unknown", "wrong", "error", "duplicated",
+                               "recovered", "ok")
+INVARIANTS: tuple[str, ...] = ("lost", "duplicated", "stuck", "wrong", "unexpected", "error")
+TERMINAL = frozenset({"completed", "failed", "timeout", "error"})
+TABLE_COLUMNS = ("eval_id", "path", "cls", "submit", "executions", "status", "detail")
+SLOW_TOXICS = ("latency", "bandwidth", "slicer")
+MEANING = {
+    "lost": "acknowledged, never executed, never terminal",
+    "duplicated": "executed more than once on this path",
+    "stuck": "accepted but not terminal by the deadline",
+    "wrong": "terminal result disagrees with the ledger or the oracle",
+    "unexpected": "executed or recorded without an accepted submission",
+    "error": "ended with status 'error' (an explicit failure)",
+    "executions": "one evaluation executed more often than the configuration allows",
+}
+
+
+class CheckerError(ChaosError):
+    """The checker's inputs contradict themselves (e.g. an ok submit without an eval id)."""
+
+
+class Oracle(Protocol):
+    def differences(self, result: dict[str, object]) -> list[str]: ...
+
+
+# -- classification of one evaluation on one path ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Execution:
+    executor_id: str
+    attempt: int
+    started_at: float
+    exit_code: int | None
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What is known about one evaluation on one path; ``classify`` turns it into a class."""
+
+    eval_id: str
+    path: str
+    accepted: Literal["ok", "info"] | None  # None: no accepted submission sent it to this path
+    submission: str  # the submission, in words (used in the detail)
+    executions: tuple[Execution, ...] = ()
+    record: bool = False
+    result: Mapping[str, Any] | None = None
+    queued: bool = False
+    differences: tuple[str, ...] = ()
+
+
+def _ran(executions: Sequence[Execution]) -> str:
+    attempts = ", ".join(str(e.attempt) for e in executions)
+    where = ", ".join(sorted({e.executor_id for e in executions}))
+    return f"executed {len(executions)}x (attempts {attempts} on {where})"
+
+
+def classify(facts: Facts) -> tuple[Cls, str]:
+    """The class of one evaluation on one path and a one-line reason, by the module's precedence."""
+    n = len(facts.executions)
+    status = facts.result.get("status") if facts.result else None
+    if facts.accepted is None:
+        seen = _ran(facts.executions) if n else f"recorded with status {status!r}"
+        return "unexpected", f"{seen}, but {facts.submission}"
+    if status not in TERMINAL:
+        state = "its record is gone" if not facts.record else (
+            "no result for this path" if status is None else f"the record says {status!r}")
+        if n:
+            return "stuck", f"{_ran(facts.executions)}, but {state} at the deadline"
+        if facts.queued:
+            return "stuck", f"never executed, still queued at the deadline ({state})"
+        if facts.accepted == "ok":
+            return "lost", f"acknowledged, never executed, not queued; {state}"
+        return "unknown", f"{facts.submission}; a record exists but it never ran ({state})"
+    assert facts.result is not None
+    if status == "error":
+        seen = _ran(facts.executions) if n else "never executed"
+        return "error", f"{seen}; error: {str(facts.result.get('error'))[:160]}"
+    if not n:
+        return "wrong", f"status {status!r}, but the ledger has no execution of it"
+    codes = sorted({e.exit_code for e in facts.executions}, key=str)
+    if facts.result.get("exit_code") not in codes:
+        return "wrong", f"exit code {facts.result.get('exit_code')!r}, but the ledger recorded {codes}"
+    if facts.differences:
+        return "wrong", f"differs from the oracle in {', '.join(facts.differences)}"
+    if n > 1:
+        return "duplicated", _ran(facts.executions)
+    if facts.accepted == "info":
+        return "recovered", f"{facts.submission}; completed with status {status!r}"
+    return "ok", f"status {status!r}"
+
+
+# -- the whole run ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Counts:
+    ok: int = 0
+    recovered: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    unexpected: int = 0
+    stuck: int = 0
+    wrong: int = 0
+    error: int = 0
+    unknown: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Allowances:
+    """Upper bounds for one path; None means "report only, never a violation"."""
+
+    lost: int | None = 0
+    duplicated: int | None = 0
+    stuck: int | None = 0
+    wrong: int | None = 0
+    unexpected: int | None = 0
+    error: int | None = 0
+    executions: int | None = None  # most executions of any one evaluation; None: no cap
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Violation:
+    path: str
+    invariant: str
+    count: int
+    bound: int
+    eval_ids: tuple[str, ...]
+    reasons: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        shown = ", ".join(self.eval_ids[:5]) + (", ..." if len(self.eval_ids) > 5 else "")
+        what = "evaluation(s) over" if self.invariant == "executions" else "allowed"
+        why = "".join(f"\n    allowance: {r}" for r in self.reasons)
+        return (f"{self.path}: {self.invariant} {self.count} > {self.bound} {what} ({shown}): "
+                f"{MEANING[self.invariant]}{why}")
+
+
+@dataclass(frozen=True, eq=False)
+class CheckResult:
+    table: pd.DataFrame  # one row per evaluation and path: TABLE_COLUMNS
+    counts: Mapping[str, Counts]  # per path
+    attempts: int  # submit invokes
+    acknowledged: int  # ok submits
+    failed: int  # fail submits
+    indeterminate: int  # info submits (and invokes never completed)
+    unmatched: tuple[Op, ...]  # info submits matched to no evaluation: unknown, not lost
+
+    def ids(self, path: str, cls: str) -> list[str]:
+        rows = self.table[(self.table["path"] == path) & (self.table["cls"] == cls)]
+        return [str(x) for x in rows["eval_id"]]
+
+    def violations(self, allowances: Mapping[str, Allowances]) -> list[Violation]:
+        """Invariants broken per path. A path missing from ``allowances`` gets ``Allowances()``
+        (everything 0): what is not allowed explicitly is not allowed."""
+        out: list[Violation] = []
+        for path, counts in self.counts.items():
+            allow = allowances.get(path, Allowances())
+            for name in INVARIANTS:
+                bound, count = getattr(allow, name), getattr(counts, name)
+                if bound is not None and count > bound:
+                    out.append(Violation(path, name, count, bound, tuple(self.ids(path, name)), allow.reasons))
+            if allow.executions is not None:
+                rows = self.table[(self.table["path"] == path) & (self.table["executions"] > allow.executions)]
+                if len(rows):
+                    out.append(Violation(path, "executions", int(rows["executions"].max()), allow.executions,
+                                         tuple(str(x) for x in rows["eval_id"]), allow.reasons))
+        return out
+
+    def valid(self, allowances: Mapping[str, Allowances]) -> bool:
+        return not self.violations(allowances)
+
+
+def _executions(ledger_rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], tuple[Execution, ...]]:
+    seen: dict[tuple[str, str], dict[tuple[str, int, float], Execution]] = {}
+    for row in ledger_rows:
+        try:
+            ex = Execution(str(row["executor_id"]), int(row["attempt"]), float(row["started_at"]),
+                           None if row.get("exit_code") is None else int(row["exit_code"]))
+            key = (str(row["eval_id"]), str(row["path"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckerError(f"ledger row {dict(row)!r} lacks eval_id/path/executor_id/attempt/started_at: "
+                               f"{exc}") from exc
+        seen.setdefault(key, {})[(ex.executor_id, ex.attempt, ex.started_at)] = ex
+    return {k: tuple(sorted(v.values(), key=lambda e: e.started_at)) for k, v in seen.items()}
+
+
+def check(history: Iterable[Op], ledger_rows: Iterable[Mapping[str, Any]],
+          records: Mapping[str, Mapping[str, Any]], *, expected: Mapping[str, Oracle] | None = None,
+          queued: Mapping[str, Iterable[str]] | None = None) -> CheckResult:
+    """Classify every evaluation per path (see the module docstring). Pure: reads only its inputs.
+
+    Raises CheckerError for an ``ok`` submit without an eval id or an unreadable ledger row, and
+    HistoryError for a history whose invokes and completions do not pair up.
+    """
+    ops = list(history)
+    acked: dict[str, tuple[list[str], Op]] = {}  # eval id -> routes, ok op
+    infos: list[tuple[Op, Op | None]] = []
+    fails: list[tuple[Op, Op]] = []
+    attempts = 0
+    for invoke, done in pairs(ops):
+        if invoke.f != "submit":
+            continue
+        attempts += 1
+        if done is not None and done.type == "ok":
+            eval_id = done.eval_id or (done.value or {}).get("eval_id")
+            if not eval_id:
+                raise CheckerError(f"op {done.index}: an ok submit needs an eval_id (on the op or in its value)")
+            routes = (done.value or {}).get("routes") or ([invoke.path] if invoke.path else [])
+            acked[str(eval_id)] = (list(routes), done)
+        elif done is not None and done.type == "fail":
+            fails.append((invoke, done))
+        else:
+            infos.append((invoke, done))
+
+    def matching(invoke: Op, done: Op | None) -> str | None:
+        known = invoke.eval_id or (done.eval_id if done else None)
+        if known:
+            return known
+        marker = (invoke.value or {}).get("marker")
+        if not marker:
+            return None
+        hits = [i for i, r in records.items() if marker in str(r.get("code") or "") and i not in acked]
+        return hits[0] if hits else None
+
+    recovered: dict[str, Op] = {}
+    unmatched: list[Op] = []
+    for invoke, done in infos:
+        found = matching(invoke, done)
+        if found is None:
+            unmatched.append(invoke)
+        else:
+            recovered[found] = invoke
+    failed_ids = {i: done for invoke, done in fails if (i := matching(invoke, done)) is not None}
+
+    executions = _executions(ledger_rows)
+    still_queued = {(str(i), p) for p, ids in (queued or {}).items() for i in ids}
+    keys: set[tuple[str, str]] = set(executions) | still_queued
+    for eval_id, (routes, _) in acked.items():
+        keys |= {(eval_id, p) for p in routes}
+    for eval_id in recovered:
+        keys |= {(eval_id, p) for p in (records.get(eval_id) or {}).get("routes", [])}
+    for eval_id, rec in records.items():
+        keys |= {(eval_id, p) for p in (rec.get("results") or {})}
+
+    rows = []
+    for eval_id, path in sorted(keys, key=lambda k: (k[1], k[0])):
+        record = records.get(eval_id)
+        result = (record.get("results") or {}).get(path) if record else None
+        accepted: Literal["ok", "info"] | None = None
+        if eval_id in acked and path in acked[eval_id][0]:
+            accepted, submission = "ok", f"acknowledged (op {acked[eval_id][1].index})"
+        elif eval_id in acked:
+            submission = f"it was routed to {'+'.join(acked[eval_id][0])} only"
+        elif eval_id in recovered and record and path in record.get("routes", []):
+            accepted, submission = "info", f"info submit (op {recovered[eval_id].index})"
+        elif eval_id in recovered:
+            routes = "+".join(record.get("routes", [])) if record else "nothing"
+            submission = f"its info submit (op {recovered[eval_id].index}) was routed to {routes} only"
+        elif eval_id in failed_ids:
+            fail = failed_ids[eval_id]
+            submission = f"its submit failed (op {fail.index}: {fail.error})"
+        elif record is None and fails:
+            submission = (f"no submission in the history matches it and it has no record: the trace of a "
+                          f"submission answered with a failure ({len(fails)} in this history) whose record "
+                          "was rolled back, yet it ran")
+        else:
+            submission = "no submission in the history matches it"
+        oracle = (expected or {}).get(eval_id)
+        differences = tuple(oracle.differences(dict(result))) if oracle is not None and result else ()
+        facts = Facts(eval_id, path, accepted, submission, executions.get((eval_id, path), ()),
+                      record is not None, result, (eval_id, path) in still_queued, differences)
+        cls, detail = classify(facts)
+        submit = accepted or ("fail" if eval_id in failed_ids else "none")
+        rows.append({"eval_id": eval_id, "path": path, "cls": cls, "submit": submit,
+                     "executions": len(facts.executions), "status": result.get("status") if result else None,
+                     "detail": detail})
+    table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS)).astype({"executions": "int64"})
+    counts = {p: Counts(**{c: int(((table["path"] == p) & (table["cls"] == c)).sum()) for c in PRECEDENCE})
+              for p in PATHS}
+    return CheckResult(table, counts, attempts, len(acked), len(fails), len(infos), tuple(unmatched))
+
+
+# -- allowances from the configuration ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FaultEvent:
+    """A fault that happened: its kind, target, how long it lasted (None: unknown) and toxic type."""
+
+    kind: str
+    target: str
+    duration_s: float | None = None
+    toxic: str | None = None
+
+
+def faults_in(history: Iterable[Op]) -> list[FaultEvent]:
+    """The faults of a history: each nemesis ``start`` with the next ``stop`` of the same fault."""
+    out: list[FaultEvent] = []
+    open_: dict[str, tuple[Op, int]] = {}
+    for op in history:
+        if not op.is_nemesis or not op.value:
+            continue
+        name = str(op.value.get("fault"))
+        if op.f == "start":
+            toxic = op.value.get("toxic")
+            out.append(FaultEvent(str(op.value.get("kind")), str(op.value.get("target")), None,
+                                  toxic.get("type") if isinstance(toxic, dict) else toxic))
+            open_[name] = (op, len(out) - 1)
+        elif op.f == "stop" and name in open_:
+            start, i = open_.pop(name)
+            ev = out[i]
+            out[i] = FaultEvent(ev.kind, ev.target, op.time - start.time, ev.toxic)
+    return out
+
+
+@dataclass(frozen=True)
+class _Effect:
+    path: str
+    reason: str
+    lost: int | None = 0
+    duplicated: int | None = 0
+    stuck: int | None = 0
+    error: int | None = 0
+    retries: bool = False  # evaluations may run up to 1 + max_retries times
+    redelivery: bool = False  # evaluations may be delivered once more
+
+
+_DOWN = ("kill", "terminate", "restart", "component-down")
+SUPERVISOR = "supervisor-restart"  # the runner's restart of a component that died on its own (not a fault)
+
+
+def _effects(cfg: StackConfig, fault: FaultEvent) -> list[_Effect]:
+    """What one fault may do to each path. Each rule is one documented claim the run checks."""
+    kind, target, d = fault.kind, fault.target, fault.duration_s
+    if kind == SUPERVISOR:  # a repair (a component that died is started again), not a fault
+        return []
+    name = f"{kind} {target}" + (f" ({fault.toxic})" if fault.toxic else "")
+    c, vt = cfg.celery_concurrency, cfg.visibility_timeout_s
+    reserved = cfg.prefetch_multiplier * c if cfg.prefetch_multiplier > 0 else None
+    unacked = (f"unacked tasks (prefetch_multiplier {cfg.prefetch_multiplier} x concurrency {c} = "
+               f"{reserved if reserved is not None else 'unbounded'})")
+    budget = sum(cfg.retry_backoff_s * 2**i for i in range(cfg.max_retries))
+    outlasts = d is None or d > budget
+    if kind == "toxic" and fault.toxic in SLOW_TOXICS:
+        return [_Effect(p, f"{name}: a {fault.toxic} toxic only slows the link down") for p in PATHS]
+    if target.startswith("legacy-worker-") and kind in (*_DOWN, "pause"):
+        if kind == "pause":
+            return [_Effect("legacy", f"{name}: a paused legacy worker only delays its job in hand")]
+        return [_Effect("legacy", f"{name}: the job in hand (popped, not yet stored) is lost, or stuck if it "
+                                  "reached the executor: the legacy queue has no ack", lost=1, stuck=1)]
+    if target.startswith("celery-worker-") and target not in LINKS:
+        if kind in ("terminate", "restart", "component-down"):
+            return [_Effect("celery", f"{name}: a warm shutdown finishes running tasks and restores reserved "
+                                      "ones (if its grace period runs out it becomes a kill)")]
+        if kind == "kill" and cfg.acks_late:
+            return [_Effect("celery", f"{name} (acks_late): {unacked} are redelivered after the visibility "
+                                      "timeout and may run twice; none may be lost", duplicated=reserved,
+                            redelivery=True)]
+        if kind == "kill":
+            return [_Effect("celery", f"{name} (early ack): up to concurrency {c} running tasks were acked "
+                                      "before they ran: each is lost, or stuck if it reached the executor",
+                            lost=c, stuck=c)]
+        if kind == "kill-pool-child" and cfg.acks_late and cfg.reject_on_worker_lost:
+            return [_Effect("celery", f"{name}: reject_on_worker_lost requeues the child's task, which runs "
+                                      "again", duplicated=1, redelivery=True)]
+        if kind == "kill-pool-child":
+            return [_Effect("celery", f"{name}: the child's task is acked (WorkerLostError) and never rerun: "
+                                      "lost, or stuck if it reached the executor", lost=1, stuck=1)]
+        if kind == "pause":
+            return [_pause_effect(name, d, vt, unacked, reserved)]
+    if target == "celery-redis":
+        if kind in _DOWN:
+            return [_Effect("celery", f"{name}: celery-redis keeps nothing across a restart (no persistence): "
+                                      "every queued, reserved or unacked message may be lost", lost=None)]
+        if kind == "pause":
+            return [_pause_effect(name, d, vt, unacked, reserved)]
+        if kind == "memory-pressure" and cfg.celery_redis_policy.startswith("allkeys"):
+            return [_Effect("celery", f"{name}: {cfg.celery_redis_policy} may evict any key (queue lists, the "
+                                      "unacked hash, bindings)", lost=None)]
+        if kind == "memory-pressure":
+            return [_Effect("celery", f"{name}: under {cfg.celery_redis_policy} a full broker refuses writes; "
+                                      "submissions must fail explicitly, nothing may be lost")]
+    if target == "main-redis":
+        if kind == "memory-pressure" and not cfg.main_redis_policy.startswith("allkeys"):
+            return [_Effect(p, f"{name}: under {cfg.main_redis_policy} writes fail explicitly") for p in PATHS]
+        return [_Effect(p, f"{name}: the main Redis holds the records, the event bus and the legacy queue",
+                        lost=None, stuck=None) for p in PATHS]
+    if target in ("executor-1", "executor-2", "legacy-executor-1", "legacy-executor-2"):
+        return [_Effect("legacy", f"{name}: the legacy path does not retry: evaluations it sends meanwhile "
+                                  "end as 'error'", error=None)]
+    if target in ("executor-3", "celery-executor-3"):
+        dup = None if target == "celery-executor-3" else 0  # a lost response means a retry re-runs it
+        return [_Effect("celery", f"{name}: transient failures are retried (max_retries {cfg.max_retries}, "
+                                  f"backoff budget {budget:g}s); " + (
+                                      "an outage longer than that dead-letters ('error')" if outlasts
+                                      else "the outage is shorter, so nothing may end as 'error'"),
+                        duplicated=dup, error=None if outlasts else 0, retries=True)]
+    if target == "gateway-celery-redis":
+        return [_Effect("celery", f"{name}: a publish retry after an LPUSH whose reply was lost queues the same "
+                                  "task id twice", duplicated=None, redelivery=True)]
+    if target == "gateway-main-redis":
+        return [_Effect(p, f"{name}: record and legacy job are one transaction; a failure is an explicit 503")
+                for p in PATHS]
+    if target == "legacy-main-redis":
+        w = cfg.legacy_workers
+        return [_Effect("legacy", f"{name}: per worker ({w}), a BRPOP reply lost in flight loses the job and a "
+                                  "failed result write strands it", lost=w, stuck=w)]
+    if target == "celery-worker-celery-redis":
+        return [_Effect("celery", f"{name}: after a connection loss {unacked} are restored after the "
+                                  "visibility timeout while the worker may still run its copies",
+                        duplicated=reserved, redelivery=True)]
+    if target in ("gateway", "flower"):
+        return [_Effect(p, f"{name}: clients see timeouts (info submits); queued work is unaffected")
+                for p in PATHS]
+    if target == "fault-proxy":
+        return [_Effect(p, f"{name}: every proxied link breaks at once", lost=None, duplicated=None,
+                        stuck=None, error=None, redelivery=True) for p in PATHS]
+    raise CheckerError(f"no allowance rule for a {kind!r} fault on {target!r}; components and links: "
+                       f"{sorted(LINKS)}")
+
+
+def _pause_effect(name: str, d: float | None, vt: float, unacked: str, reserved: int | None) -> _Effect:
+    if d is not None and d <= vt:
+        return _Effect("celery", f"{name}: {d:g}s is within the visibility timeout {vt:g}s: only delay")
+    return _Effect("celery", f"{name}: longer than the visibility timeout {vt:g}s: {unacked} are restored and "
+                             "run elsewhere, then again on resume", duplicated=reserved, redelivery=True)
+
+
+def _total(values: Iterable[int | None]) -> int | None:
+    total = 0
+    for v in values:
+        if v is None:
+            return None
+        total += v
+    return total
+
+
+def allowances_for(config: StackConfig, faults: Iterable[FaultEvent]) -> dict[str, Allowances]:
+    """Per path: the bounds the configuration allows for these faults (sums over the faults).
+
+    Without faults everything is 0. ``wrong`` and ``unexpected`` are always 0. Raises CheckerError
+    for a fault no rule covers.
+    """
+    effects = [e for fault in faults for e in _effects(config, fault)]
+    out: dict[str, Allowances] = {}
+    for path in PATHS:
+        mine = [e for e in effects if e.path == path]
+        retries = config.max_retries if path == "celery" and any(e.retries for e in mine) else 0
+        redeliveries = sum(e.redelivery for e in mine)
+        out[path] = Allowances(
+            lost=_total(e.lost for e in mine), duplicated=_total(e.duplicated for e in mine),
+            stuck=_total(e.stuck for e in mine), error=_total(e.error for e in mine),
+            executions=(1 + retries) * (1 + redeliveries),
+            reasons=tuple(e.reason for e in mine) or ("no fault: nothing may be lost, duplicated or stuck",))
+    return out

@@ -1,0 +1,114 @@
+"""``harness chaos [SCENARIO...] [--seed N] [--stack processes|containers]``.
+
+Runs each scenario (a file, or a name in ``scenarios/chaos/``; default: every file there) on its
+own fresh stack, prints the findings table, writes it with each scenario's history, executions and
+findings into a new run folder, and exits 0 when every Celery invariant held, 1 when one did not
+(or a scenario could not be carried out). Every scenario file is validated before anything starts;
+a broken one exits 3 with every problem named. A failing scenario prints the commands that replay
+it with the same seed.
+
+Hook it into ``harness/cli.py`` with ``add_parser(sub)``; it also runs alone:
+``python -m harness.chaos.cli scenarios/chaos/celery-broker-latency.toml --seed 7``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.chaos.runner import combine, findings_table, launcher_for, run_scenario, write_combined
+from harness.chaos.scenario import Scenario, ScenarioError, load_all, load_scenario
+from harness.errors import HarnessError
+from harness.run import PROJECT_ROOT, RunFolder
+
+SCENARIOS = PROJECT_ROOT / "scenarios" / "chaos"
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``chaos`` to the ``harness`` command's subparsers."""
+    parser = subparsers.add_parser(
+        "chaos", help="faults under a workload: run scenario files, print the findings table",
+        description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                        help="scenario files or names in scenarios/chaos/ (default: all of them)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the workload and the faults (default 0)")
+    parser.add_argument("--stack", choices=("processes", "containers"), default="processes",
+                        help="where the system under test runs (default processes)")
+    parser.add_argument("--reports", type=Path, default=None, help="root of the run folder (default reports/)")
+    parser.set_defaults(func=cmd_chaos)
+    return parser
+
+
+def resolve(names: list[str]) -> list[Scenario]:
+    """Scenario files from names or paths; every file is validated before anything runs."""
+    if not names:
+        return load_all(SCENARIOS)
+    scenarios, problems = [], []
+    for name in names:
+        path = Path(name)
+        if not path.exists() and (SCENARIOS / f"{name}.toml").exists():
+            path = SCENARIOS / f"{name}.toml"
+        if not path.exists():
+            known = ", ".join(p.stem for p in sorted(SCENARIOS.glob("*.toml")))
+            problems.append(f"{name}: no such scenario file or name; scenarios in {SCENARIOS}: {known}")
+            continue
+        try:
+            scenarios.append(load_scenario(path))
+        except ScenarioError as exc:
+            problems += exc.problems
+    if problems:
+        raise ScenarioError(problems)
+    return scenarios
+
+
+def cmd_chaos(args: argparse.Namespace) -> int:
+    scenarios = resolve(list(args.scenarios))
+    launcher = launcher_for(args.stack)
+    run = RunFolder.create(args.reports)
+    print(f"{len(scenarios)} chaos scenario(s), seed {args.seed}, {args.stack} stack; run folder {run.path}",
+          flush=True)
+    results = []
+    started = time.monotonic()
+    try:
+        for scenario in scenarios:
+            results.append(run_scenario(scenario, launcher=launcher, run_folder=run, seed=args.seed,
+                                        stack_kind=args.stack, log=lambda m: print(m, flush=True)))
+    finally:
+        if results:
+            written = write_combined(results, run.path)
+            print()
+            print(findings_table(combine(results)))
+            print(f"\nfindings: {written}")
+    failed = [r for r in results if not r.passed]
+    known = sum(r.known for r in failed)
+    print(f"{len(results) - len(failed)} of {len(results)} scenario(s) hold every Celery invariant"
+          + (f"; {known} of the failures are known defects ([known_failure])" if known else "")
+          + f" ({time.monotonic() - started:.0f} s)")
+    for r in failed:
+        print()
+        print(r.explain())
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m harness.chaos.cli ...``: the same as ``harness chaos ...``."""
+    parser = argparse.ArgumentParser(prog="harness")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_parser(sub)
+    args = parser.parse_args(["chaos", *(argv if argv is not None else sys.argv[1:])])
+    try:
+        code: int = args.func(args)
+        return code
+    except HarnessError as exc:
+        print(f"harness: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print("\ninterrupted; every fault was healed and the stack was stopped.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
