@@ -15,8 +15,10 @@ the embedded stack (or ``--stack-url``) into one run folder, and decides:
 ``junit.xml``). Exit status: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 a usage or stack error. ``--apply``
 moves the split on the gateway's admin endpoint, and only on PASS.
 
-``harness rollout --steps 10,25,50,75,100`` walks the steps with the gate between them on one
-stack, moving the split after each PASS and rolling back to the previous step on FAIL.
+``harness rollout --steps 10,25,50,75,100`` walks the steps with the gate between them, moving the
+split after each PASS; on FAIL it rolls back to the previous step and stops (on INCONCLUSIVE it stays).
+With ``--stack-url`` the split is changed on the gateway's admin endpoint; on the embedded stack
+each step's evidence is gathered on a stack started at that step's split.
 """
 
 from __future__ import annotations
@@ -178,6 +180,56 @@ def cmd_gate(args: argparse.Namespace) -> int:
     return verdict.exit_code
 
 
+def parse_steps(text: str) -> list[float]:
+    try:
+        steps = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--steps takes percentages like 10,25,50,75,100: {exc}") from exc
+    if len(steps) < 2 or any(b <= a for a, b in zip(steps, steps[1:], strict=False)) or not 0 <= steps[0] <= 100 \
+            or steps[-1] > 100:
+        raise argparse.ArgumentTypeError("--steps must be at least two increasing percentages within 0..100, "
+                                         "e.g. 10,25,50,75,100")
+    return steps
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    """Walk the steps with the gate between them; on FAIL roll back to the previous step and stop."""
+    thresholds = load_thresholds(Path(args.thresholds)) if args.thresholds else load_thresholds()
+    steps: list[float] = args.steps
+    if args.stack_url:
+        apply_split(args.stack_url, args.admin_token, steps[0])
+    print(f"rollout {' → '.join(f'{s:g} %' for s in steps)}; the split starts at {steps[0]:g} %", flush=True)
+    walked: list[tuple[float, float, str, Path]] = []
+    code = 0
+    for i in range(len(steps) - 1):
+        current, target = steps[i], steps[i + 1]
+        step_args = argparse.Namespace(**{**vars(args), "current": current, "target": target})
+        run = RunFolder.create()
+        print(f"\n== gate {current:g} % → {target:g} % (run {run.run_id})", flush=True)
+        gather(step_args, run, thresholds, lambda text: print("  " + text, flush=True))
+        verdict = decide(collect([run.path], configured_percentage=current), current, target, thresholds)
+        write_verdict(verdict, run.path)
+        print(verdict.headline, flush=True)
+        walked.append((current, target, verdict.verdict, run.path))
+        if verdict.verdict == "PASS":
+            if args.stack_url:
+                apply_split(args.stack_url, args.admin_token, target)
+            print(f"split moved to {target:g} %", flush=True)
+            continue
+        if verdict.verdict == "FAIL" and i > 0:
+            if args.stack_url:
+                apply_split(args.stack_url, args.admin_token, steps[i - 1])
+            print(f"rolled back to the previous step, {steps[i - 1]:g} %", flush=True)
+        else:
+            print(f"split stays at {current:g} %", flush=True)
+        code = verdict.exit_code
+        break
+    print("\nstep            verdict       run folder")
+    for current, target, result, path in walked:
+        print(f"{current:>5g} → {target:<5g}   {result:<12}  {path}")
+    return code
+
+
 def add_parsers(sub: Any) -> None:
     gate = sub.add_parser("gate", help="may the split move? evidence, then PASS / FAIL / INCONCLUSIVE")
     gate.add_argument("--current", type=float, required=True, help="the Celery percentage now")
@@ -196,3 +248,9 @@ def add_parsers(sub: Any) -> None:
     gate.add_argument("--thresholds", help="thresholds file (default harness/gate/thresholds.toml)")
     gate.add_argument("--seed", type=int, default=0)
     gate.set_defaults(func=cmd_gate)
+    rollout = sub.add_parser("rollout", help="walk the split through steps with the gate between them")
+    rollout.add_argument("--steps", type=parse_steps, required=True, help="e.g. 10,25,50,75,100 (the first is now)")
+    for name in ("--collect", "--chaos", "--budget", "--stack-url", "--admin-token", "--thresholds", "--seed"):
+        action = next(a for a in gate._actions if name in a.option_strings)
+        rollout._add_action(action)
+    rollout.set_defaults(func=cmd_rollout)

@@ -66,3 +66,26 @@ def test_gate_refuses_a_missing_run_folder_and_a_backwards_step(tmp_path: Path,
     assert main(["gate", "--current", "50", "--target", "75", "--evidence", str(tmp_path / "nope")]) == 3
     assert "no such run folder" in capsys.readouterr().err
     assert main(["gate", "--current", "75", "--target", "50", "--evidence", str(tmp_path)]) == 3
+
+
+def test_rollout_moves_on_pass_and_rolls_back_to_the_previous_step_on_fail(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import harness.gate.cli as gate_cli
+    from harness.gate.decide import Verdict
+
+    monkeypatch.setenv("HARNESS_REPORTS", str(tmp_path))
+    monkeypatch.setattr(gate_cli, "gather", lambda *args, **kwargs: None)  # evidence is decided below
+    verdicts = iter(["PASS", "FAIL", "PASS"])
+    steps_seen: list[tuple[float, float]] = []
+
+    def fake_decide(evidence: object, current: float, target: float, thresholds: object) -> Verdict:
+        steps_seen.append((current, target))
+        v = next(verdicts)
+        return Verdict(v, {"PASS": 0, "FAIL": 1}[v], f"{v}: {current:g} → {target:g}", (), {}, current, target)
+
+    monkeypatch.setattr(gate_cli, "decide", fake_decide)
+    assert main(["rollout", "--steps", "10,25,50,75"]) == 1
+    out = capsys.readouterr().out
+    assert steps_seen == [(10, 25), (25, 50)]  # stopped at the first FAIL
+    assert "split moved to 25 %" in out and "rolled back to the previous step, 10 %" in out
+    assert len(list(tmp_path.glob("*/verdict.json"))) == 2
