@@ -23,38 +23,13 @@ from typing import Any
 
 import requests
 
-from harness.errors import HarnessError
+from harness.commands import add_stack_options, run_command, stack_config
 from harness.run import DEFAULT_REPORTS, RunFolder
 from harness.stack.config import StackConfig
 from harness.stack.processes import ProcessesStack
 
 EXIT_CODES = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 2}
 STATE_FILE = Path(os.environ.get("HARNESS_STATE", DEFAULT_REPORTS / ".stack.json"))
-
-
-def _add_stack_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("stack options (StackConfig)")
-    for f in dataclasses.fields(StackConfig):
-        if f.name in ("extra_env", "candidate_defects", "celery_queues"):
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default
-        if isinstance(default, bool):
-            group.add_argument(flag, dest=f.name, default=None, action=argparse.BooleanOptionalAction,
-                               help=f"(default {str(default).lower()})")
-        else:
-            kind = {int: int, float: float}.get(type(default), str)
-            group.add_argument(flag, dest=f.name, default=None, type=kind, help=f"(default {default})")
-    group.add_argument("--candidate-defects", dest="candidate_defects", default=None,
-                       help="comma-separated Celery-path defects for the power check")
-
-
-def _stack_config(args: argparse.Namespace) -> StackConfig:
-    names = {f.name for f in dataclasses.fields(StackConfig)}
-    options: dict[str, Any] = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    if isinstance(options.get("candidate_defects"), str):
-        options["candidate_defects"] = tuple(x for x in options["candidate_defects"].split(",") if x)
-    return StackConfig.from_options(**options)
 
 
 def _print_table(stack: ProcessesStack) -> None:
@@ -76,7 +51,7 @@ def _print_table(stack: ProcessesStack) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    config = _stack_config(args)
+    config = stack_config(args)
     if args.detach:
         return _detach(args)
     if STATE_FILE.exists() and _state_pid_alive():
@@ -259,7 +234,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
     register_profiles()
     profile = check_profile(args.profile)
     replays = [(Path(p), *load_counterexample(Path(p))[:2]) for p in args.replay or []]  # refuse bad files first
-    config = _stack_config(args)
+    config = stack_config(args)
     run = RunFolder.create()
     plan = FORCED if args.mode == "forced" else DUAL
     print(f"run {run.run_id}: starting the stack ...", flush=True)
@@ -311,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start the whole stack in the foreground; Ctrl-C stops it")
     up.add_argument("--detach", action="store_true", help="leave it running; `harness down` stops it")
     up.add_argument("--detached-child", action="store_true", help=argparse.SUPPRESS)
-    _add_stack_options(up)
+    add_stack_options(up)
     up.set_defaults(func=cmd_up)
     down = sub.add_parser("down", help="stop the stack `harness up --detach` started")
     down.set_defaults(func=cmd_down)
@@ -344,22 +319,14 @@ def build_parser() -> argparse.ArgumentParser:
     parity.add_argument("--no-save", dest="save", action="store_false",
                         help="keep a counterexample in the run folder, not in fixtures/parity/")
     parity.add_argument("--stack-url", help="gateway URL of a running deployment instead of the embedded stack")
-    _add_stack_options(parity)
+    add_stack_options(parity)
     parity.set_defaults(func=cmd_parity, executor_timeout_s=5.0, retry_backoff_s=0.5)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        code: int = args.func(args)
-        return code
-    except HarnessError as exc:
-        print(f"harness: {exc}", file=sys.stderr)
-        return 3
-    except KeyboardInterrupt:
-        print("\ninterrupted; the stack was stopped.", file=sys.stderr)
-        return 130
+    return run_command(args.func, args)
 
 
 if __name__ == "__main__":

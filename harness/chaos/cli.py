@@ -21,7 +21,7 @@ from typing import Any
 
 from harness.chaos.runner import combine, findings_table, launcher_for, run_scenario, write_combined
 from harness.chaos.scenario import Scenario, ScenarioError, load_all, load_scenario
-from harness.errors import HarnessError
+from harness.commands import run_command
 from harness.run import PROJECT_ROOT, RunFolder
 
 SCENARIOS = PROJECT_ROOT / "scenarios" / "chaos"
@@ -99,15 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     add_parser(sub)
     args = parser.parse_args(["chaos", *(argv if argv is not None else sys.argv[1:])])
-    try:
-        code: int = args.func(args)
-        return code
-    except HarnessError as exc:
-        print(f"harness: {exc}", file=sys.stderr)
-        return 3
-    except KeyboardInterrupt:
-        print("\ninterrupted; every fault was healed and the stack was stopped.", file=sys.stderr)
-        return 130
+    return run_command(args.func, args,
+                       interrupted="interrupted; every fault was healed and the stack was stopped.")
 
 
 if __name__ == "__main__":

@@ -109,12 +109,9 @@ def gather(args: argparse.Namespace, run: RunFolder, thresholds: Thresholds, say
     from harness.stack.external import ExternalStack
     from harness.stack.processes import ProcessesStack
 
-    eps = thresholds.epsilon(args.target)
-    from harness.gate import stats
-
-    pairs = stats.samples_needed(eps, thresholds.confidence)
-    per_path = stats.samples_needed_rate_difference(thresholds.error_rate_max_increase, thresholds.confidence)
-    programs = math.ceil(pairs * args.budget)
+    needed = decide(Evidence(), args.current, args.target, thresholds).samples_needed
+    programs = math.ceil(needed["parity_pairs"] * args.budget)
+    per_path = needed["error_rate_per_path"]
     config = StackConfig(celery_percentage=args.current, seed=args.seed, executor_timeout_s=5.0, retry_backoff_s=0.5)
     opened: Any = (ExternalStack.from_url(args.stack_url, config=config, run=run) if args.stack_url
                    else ProcessesStack(config, run))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import re
 import signal
 import socket
@@ -31,7 +30,7 @@ from typing import Any
 
 import requests
 
-from harness.errors import HarnessError
+from harness.commands import add_stack_options, run_command, stack_config
 from harness.load.config import MODES, ROUTES, SHAPES, LoadError, LoadOptions
 from harness.load.frames import LoadSummary, percentiles
 from harness.load.runner import (
@@ -103,31 +102,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     dist.add_argument("--master-host", help="where the master runs (with --worker)")
     dist.add_argument("--master-port", type=int, default=DEFAULT_MASTER_PORT,
                       help=f"the master's port (with --worker; default {DEFAULT_MASTER_PORT})")
-    _add_stack_options(parser)
-
-
-def _add_stack_options(parser: argparse.ArgumentParser) -> None:
-    """``StackConfig`` fields as options, as every ``harness`` command has them (``--celery-percentage 75``, ...).
-
-    Kept here rather than imported from ``harness.cli``, which imports this module.
-    """
-    group = parser.add_argument_group("stack options (StackConfig; the embedded stack only)")
-    for f in dataclasses.fields(StackConfig):
-        if f.name in ("extra_env", "candidate_defects", "celery_queues"):
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default
-        if isinstance(default, bool):
-            group.add_argument(flag, dest=f.name, default=None, action=argparse.BooleanOptionalAction,
-                               help=f"(default {str(default).lower()})")
-        else:
-            kind = {int: int, float: float}.get(type(default), str)
-            group.add_argument(flag, dest=f.name, default=None, type=kind, help=f"(default {default})")
-
-
-def _stack_config(args: argparse.Namespace) -> StackConfig:
-    names = {f.name for f in dataclasses.fields(StackConfig)}
-    return StackConfig.from_options(**{k: v for k, v in vars(args).items() if k in names and v is not None})
+    add_stack_options(parser, "stack options (StackConfig; the embedded stack only)")
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -158,7 +133,7 @@ def cmd_load(args: argparse.Namespace) -> int:
             raise LoadError(f"--headless needs {', '.join(missing)}: a headless run must be bounded "
                             "(for example --users 20 --spawn-rate 5 --duration 2m)")
     options = _options(args)
-    config = _stack_config(args)
+    config = stack_config(args)
     options = LoadOptions(**{**options.as_dict(), "seed": config.seed})
     run = RunFolder.create()
     where = f"the deployment at {args.stack_url}" if args.stack_url else "the embedded stack (processes launcher)"
@@ -402,14 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return cmd_load(args)
-    except HarnessError as exc:
-        print(f"harness: {exc}", file=sys.stderr)
-        return 3
-    except KeyboardInterrupt:
-        print("\ninterrupted; Locust and the stack were stopped.", file=sys.stderr)
-        return 130
+    return run_command(cmd_load, args, interrupted="interrupted; Locust and the stack were stopped.")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ first on the next run; every counterexample is also saved as a readable file (``
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections import Counter
@@ -313,10 +312,6 @@ def calibrate(dispatcher: Dispatcher, config: ParityConfig, specs: Sequence[Prog
         if differing and len(samples) < 5:
             samples.append((spec, dict(first.values), dict(second.values)))
     return Calibration(path, len(specs), dict(disagreements), tuple(samples))
-
-
-def replace_plan(session: ParitySession, plan: Plan) -> ParitySession:
-    return dataclasses.replace(session, plan=plan, checks=[], elapsed_s=0.0, hits=Counter(), passed={})
 
 
 def write_outputs(session: ParitySession, folder: Path, *, title: str, extra: list[str] | None = None) -> Path:
