@@ -123,6 +123,7 @@ class ManagedProcess:
         self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
         self.paused = False
+        self.log_offset = 0
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -130,6 +131,9 @@ class ManagedProcess:
         """Start the process (not waiting for health); raises StackError if it cannot be spawned."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
+        # Where this start's output begins: a readiness check that reads the log must not pass on
+        # the "ready" line of the previous start (restart appends to the same file).
+        self.log_offset = log.tell()
         try:
             self.proc = subprocess.Popen(
                 self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
@@ -230,9 +234,13 @@ class ManagedProcess:
         except Exception:
             return False
 
-    def logs(self, last: int | None = None) -> list[str]:
+    def logs(self, last: int | None = None, since_start: bool = False) -> list[str]:
+        """The log's lines (the ``last`` ones); with ``since_start``, only those of the current start."""
         try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+            with open(self.log_path, "rb") as fh:
+                if since_start:
+                    fh.seek(self.log_offset)
+                text = fh.read().decode("utf-8", errors="replace")
         except FileNotFoundError:
             return []
         lines = text.splitlines()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import sys
 import time
@@ -24,16 +25,18 @@ from typing import Any
 
 import requests
 
-from harness.errors import StackError
+from harness.errors import ComponentExited, StackError
 from harness.run import RunFolder
 from harness.stack import cleanup
 from harness.stack.config import StackConfig
-from harness.stack.ports import free_port
+from harness.stack.ports import free_port, is_port_clash
 from harness.stack.process import ManagedProcess, reap_orphans
 from harness.stack.protocol import LINKS, Endpoints, Link
 from system_under_test.redis_server import RedisBinaryNotFound, find_redis_server, redis_argv
 
 HOST = "127.0.0.1"
+log = logging.getLogger("harness.stack")
+PORT_ATTEMPTS = 3  # starts on fresh ports when a component finds its port taken
 SANDBOX_UID_FLOOR = 1_000_000  # processes stacks' sandbox uids (containers stacks use 100000 up)
 
 def _http_ok(url: str) -> Callable[[], bool]:
@@ -51,12 +54,13 @@ def _redis_ok(port: int) -> Callable[[], bool]:
 
 
 def _log_says(proc_ref: list[ManagedProcess], needle: str) -> Callable[[], bool]:
-    return lambda: any(needle in line for line in proc_ref[0].logs(200))
+    return lambda: any(needle in line for line in proc_ref[0].logs(200, since_start=True))
 
 
 def _celery_ready(proc_ref: list[ManagedProcess], name: str) -> Callable[[], bool]:
     """Celery logs ``<name>@<host> ready.`` once it consumes from its queues."""
-    return lambda: any(name + "@" in line and "ready." in line for line in proc_ref[0].logs(400))
+    return lambda: any(name + "@" in line and "ready." in line
+                       for line in proc_ref[0].logs(400, since_start=True))
 
 
 
@@ -102,23 +106,41 @@ class ProcessesStack:
         except RedisBinaryNotFound as exc:
             raise StackError(str(exc)) from exc
         cleanup.track(self)
-        try:
-            self._build(binary)
-            t0 = time.monotonic()
-            for proc in self.components.values():
-                proc.start()
-            for name, proc in self.components.items():
-                proc.wait_ready(self.config.ready_timeout_s)
-                self.startup_s[name] = time.monotonic() - t0
-                if self.on_progress is not None:
-                    self.on_progress(name, self.startup_s[name])
-        except BaseException:
-            self.stop()
-            raise
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                self._start_once(binary)
+                break
+            except ComponentExited as exc:
+                self.stop()
+                chosen_by_user = {"gateway": self.config.gateway_port, "flower": self.config.flower_port}
+                if (not is_port_clash(exc.last_lines) or chosen_by_user.get(exc.component)
+                        or attempt == PORT_ATTEMPTS):
+                    raise
+                # Another program took a port between our check and the component's bind: start
+                # the whole stack again on fresh ports (the URLs are wired into every component).
+                log.warning("%s found its port taken (attempt %d of %d); starting the stack again on fresh ports",
+                            exc.component, attempt, PORT_ATTEMPTS)
+                self.components.clear()
+                self.startup_s.clear()
+                cleanup.track(self)
+            except BaseException:
+                self.stop()
+                raise
         self.run.write_run_json(seed=self.config.seed, launcher=self.kind, config=self.config.as_dict(),
                                 extra={"endpoints": self.describe()})
         assert self.endpoints is not None
         return self.endpoints
+
+    def _start_once(self, redis_binary: str) -> None:
+        self._build(redis_binary)
+        t0 = time.monotonic()
+        for proc in self.components.values():
+            proc.start()
+        for name, proc in self.components.items():
+            proc.wait_ready(self.config.ready_timeout_s)
+            self.startup_s[name] = time.monotonic() - t0
+            if self.on_progress is not None:
+                self.on_progress(name, self.startup_s[name])
 
     def stop(self) -> None:
         """Stop every component (workers first, Redis last); safe to call twice."""

@@ -163,3 +163,60 @@ def test_the_external_launcher_checks_the_gateway_and_refuses_process_faults(
     unreachable = ExternalStack.from_url("http://127.0.0.1:1", run=RunFolder.create(tmp_path))
     with pytest.raises(StackError, match="external stack unreachable.*harness up --detach"):
         unreachable.start()
+
+
+def test_a_port_taken_after_it_was_chosen_starts_the_stack_again_on_fresh_ports(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The race CI met: a port is free when chosen and taken before the component binds it."""
+    import harness.stack.processes as processes
+    from harness.stack.ports import free_port
+
+    before = owned_by(os.getpid())  # a session-scoped stack may be running
+    with socket.socket() as thief:
+        thief.bind(("127.0.0.1", 0))
+        thief.listen()
+        taken = thief.getsockname()[1]
+        handed: list[int] = []
+
+        def racy_free_port() -> int:  # the fifth port of the first attempt is executor-3's
+            handed.append(taken if len(handed) == 4 else free_port())
+            return handed[-1]
+
+        monkeypatch.setattr(processes, "free_port", racy_free_port)
+        with caplog.at_level("WARNING", logger="harness.stack"), \
+                ProcessesStack(SMALL, RunFolder.create(tmp_path)) as stack:
+            assert all(c.healthy() for c in stack.components.values())
+            assert stack.endpoints is not None
+            assert not stack.endpoints.executors["executor-3"].endswith(f":{taken}")
+    assert "executor-3 found its port taken (attempt 1 of 3)" in caplog.text
+    assert taken in handed
+    assert owned_by(os.getpid()) == before
+
+
+def test_free_ports_lie_outside_the_range_outgoing_connections_use() -> None:
+    from harness.stack.ports import ephemeral_range, free_port
+
+    low, high = ephemeral_range()
+    ports = [free_port() for _ in range(50)]
+    assert len(set(ports)) == 50
+    assert all(not low <= p <= high for p in ports)
+    for port in ports[:5]:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+
+
+def test_a_restart_waits_for_the_new_process_to_say_ready_not_the_old_log_line(tmp_path: Path) -> None:
+    from harness.stack.process import ManagedProcess
+
+    script = "import time; time.sleep(0.3); print('w ready', flush=True); time.sleep(60)"
+    proc = ManagedProcess("w", [sys.executable, "-c", script], env={"PATH": os.environ["PATH"]},
+                          log_path=tmp_path / "w.log", ready=lambda: any("w ready" in line for line in
+                                                                          proc.logs(since_start=True)))
+    try:
+        proc.start()
+        proc.wait_ready(10)
+        proc.restart(grace_s=1)
+        assert proc.logs(since_start=True) == ["w ready"]  # the new process, not the first one's line
+        assert proc.logs().count("w ready") == 2
+    finally:
+        proc.stop(grace_s=1)
