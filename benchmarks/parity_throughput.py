@@ -12,7 +12,9 @@ One run, side by side:
 
 ratio = parity time / executor-limited time (target ≤ 1.5).
 
-Usage: ``.venv/bin/python benchmarks/parity_throughput.py [--programs 200] [--repeat 3]``; writes
+The same is measured for several maximum batch sizes (``--batch-sizes``), interleaved.
+
+Usage: ``.venv/bin/python benchmarks/parity_throughput.py [--programs 150] [--repeat 3]``; writes
 ``benchmarks/results/parity_throughput.md``.
 """
 
@@ -32,7 +34,7 @@ import requests
 
 from harness.parity.compare import ParityConfig
 from harness.parity.dispatch import DUAL, Dispatcher
-from harness.parity.suite import ParitySession, register_profiles, search
+from harness.parity.suite import BATCH_SIZE, ParitySession, register_profiles, search
 from harness.run import RunFolder
 from harness.stack.config import StackConfig
 from harness.stack.processes import ProcessesStack
@@ -61,53 +63,66 @@ def direct(urls: list[str], subs: list[tuple[str, str, float | None]], concurren
     return time.monotonic() - started
 
 
+def measure(stack: ProcessesStack, config: StackConfig, dispatcher: Dispatcher, *, programs: int, seed: int,
+            batch_size: int) -> dict[str, float]:
+    """One parity search and the same programs straight to the executors; one row."""
+    assert stack.endpoints is not None
+    ex = stack.endpoints.executors
+    session = ParitySession(dispatcher, ParityConfig.load(), config.executor_output_bytes, DUAL)
+    outcome = search(session, profile="ci", budget=programs, seed=seed, database=False, batch_size=batch_size)
+    subs = [(s.code, s.language, s.timeout_s) for s in (session.submission(c.spec) for c in session.checks)]
+    subs.sort(key=lambda s: s[2] is None)  # the same longest-first order the dispatcher uses
+    times: dict[str, float] = {}
+
+    def side(name: str, urls: list[str], concurrency: int) -> None:
+        times[name] = direct(urls, subs, concurrency, name)
+
+    sides = [
+        threading.Thread(target=side, args=("legacy", [ex["executor-1"], ex["executor-2"]], config.legacy_workers)),
+        threading.Thread(target=side, args=("celery", [ex["executor-3"]],
+                                            config.celery_workers * config.celery_concurrency)),
+    ]
+    started = time.monotonic()
+    for t in sides:
+        t.start()
+    for t in sides:
+        t.join()
+    limit = time.monotonic() - started
+    return {"batch": batch_size, "seed": seed, "programs": len(session.checks), "examples": outcome.examples,
+            "parity_s": session.elapsed_s, "search_s": outcome.elapsed_s, "limit_s": limit,
+            "failures": sum(c.failing for c in session.checks)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--programs", type=int, default=200)
+    parser.add_argument("--programs", type=int, default=150)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--batch-sizes", default="16,32,48",
+                        help=f"comma-separated maximum batch sizes to compare (the ci profile's is {BATCH_SIZE['ci']})")
     args = parser.parse_args()
+    sizes = [int(x) for x in args.batch_sizes.split(",")]
     register_profiles()
     config = StackConfig(executor_timeout_s=5.0, retry_backoff_s=0.5, flower=False)
-    rows = []
+    rows: list[dict[str, float]] = []
     with ProcessesStack(config, RunFolder.create()) as stack:
         assert stack.endpoints is not None
-        ex = stack.endpoints.executors
         with Dispatcher(stack.endpoints.gateway) as dispatcher:
-            for i in range(args.repeat):
-                session = ParitySession(dispatcher, ParityConfig.load(), config.executor_output_bytes, DUAL)
-                outcome = search(session, profile="ci", budget=args.programs, seed=i, database=False)
-                subs = [(s.code, s.language, s.timeout_s) for s in (session.submission(c.spec) for c in session.checks)]
-                subs.sort(key=lambda s: s[2] is None)  # the same longest-first order the dispatcher uses
-                times: dict[str, float] = {}
-
-                def side(name: str, urls: list[str], concurrency: int,
-                         subs: list[tuple[str, str, float | None]] = subs, times: dict[str, float] = times) -> None:
-                    times[name] = direct(urls, subs, concurrency, name)
-
-                sides = [
-                    threading.Thread(target=side, args=("legacy", [ex["executor-1"], ex["executor-2"]],
-                                                        config.legacy_workers)),
-                    threading.Thread(target=side, args=("celery", [ex["executor-3"]],
-                                                        config.celery_workers * config.celery_concurrency)),
-                ]
-                started = time.monotonic()
-                for t in sides:
-                    t.start()
-                for t in sides:
-                    t.join()
-                limit = time.monotonic() - started
-                rows.append({"programs": len(session.checks), "examples": outcome.examples,
-                             "parity_s": session.elapsed_s, "search_s": outcome.elapsed_s, "limit_s": limit,
-                             "failures": sum(c.failing for c in session.checks)})
-                print(rows[-1], flush=True)
-    med = {k: statistics.median(r[k] for r in rows) for k in ("programs", "parity_s", "search_s", "limit_s")}
-    ratios = [r["parity_s"] / r["limit_s"] for r in rows]
+            for seed in range(args.repeat):  # interleaved, so drift on a noisy machine hits every size alike
+                for size in sizes:
+                    rows.append(measure(stack, config, dispatcher, programs=args.programs, seed=seed,
+                                        batch_size=size))
+                    print(rows[-1], flush=True)
+    ci = [r for r in rows if r["batch"] == BATCH_SIZE["ci"]] or rows
+    med = {k: statistics.median(r[k] for r in ci) for k in ("programs", "parity_s", "search_s", "limit_s")}
+    ratios = [r["parity_s"] / r["limit_s"] for r in ci]
     lines = [
         "# Parity throughput vs the executors' limit",
         "",
-        f"Measured {dt.date.today()} on this machine (2 cores), processes stack, dual-write, `ci` batch size, "
-        f"{args.repeat} runs of about {args.programs} generated programs each (seeds 0..{args.repeat - 1}); "
-        "medians. Concurrency: legacy 2 workers, Celery 1 worker × 2.",
+        f"Measured {dt.date.today()} on this machine (2 cores), processes stack, dual-write, "
+        f"{args.repeat} runs of about {args.programs} generated programs per batch size (seeds 0..{args.repeat - 1}, "
+        "sizes interleaved); medians. Concurrency: legacy 2 workers, Celery 1 worker × 2.",
+        "",
+        f"## The `ci` profile (batches of at most {BATCH_SIZE['ci']} programs)",
         "",
         "| measure | median |",
         "|---|---|",
@@ -120,9 +135,21 @@ def main() -> None:
         f"| **ratio parity / limit** (target ≤ 1.5) | **{statistics.median(ratios):.2f}** "
         f"(runs: {', '.join(f'{r:.2f}' for r in ratios)}) |",
         "",
-        "Per run: " + "; ".join(f"{r['programs']} programs, {r['parity_s']:.1f} s vs {r['limit_s']:.1f} s"
-                               for r in rows),
+        "## By maximum batch size",
+        "",
+        "Every Hypothesis example is one batch and ends at a barrier (its slowest program), so the executors",
+        "idle at the end of each batch; larger batches idle less but shrink more slowly.",
+        "",
+        "| max batch | programs per example | checks per second | ratio parity / limit (median) | runs |",
+        "|---:|---:|---:|---:|---|",
     ]
+    for size in sizes:
+        mine = [r for r in rows if r["batch"] == size]
+        rs = [r["parity_s"] / r["limit_s"] for r in mine]
+        per_example = statistics.median(r["programs"] / max(r["examples"], 1) for r in mine)
+        per_s = statistics.median(r["programs"] / r["parity_s"] for r in mine)
+        lines.append(f"| {size} | {per_example:.1f} | {per_s:.1f} | {statistics.median(rs):.2f} | "
+                     f"{', '.join(f'{r:.2f}' for r in rs)} |")
     RESULTS.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -46,8 +46,11 @@ from harness.parity.dispatch import DUAL, TIMEOUT_PROGRAM_S, Dispatched, Dispatc
 from harness.run import PROJECT_ROOT
 
 EXAMPLE_DB = PROJECT_ROOT / ".hypothesis" / "parity"
-BATCH_SIZE = {"dev": 6, "ci": 16, "thorough": 16}
-_MAX_EXAMPLES = {"dev": 12, "ci": 40, "thorough": 400}
+# Programs per Hypothesis example at most. Each example ends at a barrier (its slowest program), so
+# the executors idle at the end of every batch; 32 keeps parity within 1.25× of the executors' own
+# limit (16: 1.56×; benchmarks/results/parity_throughput.md).
+BATCH_SIZE = {"dev": 6, "ci": 32, "thorough": 32}
+_MAX_EXAMPLES = {"dev": 12, "ci": 30, "thorough": 400}
 
 
 def register_profiles() -> None:
@@ -111,15 +114,21 @@ class ParitySession:
     elapsed_s: float = 0.0
     hits: Counter[str] = field(default_factory=Counter)
     passed: dict[ProgramSpec, Check] = field(default_factory=dict)
+    failed: dict[ProgramSpec, Check] = field(default_factory=dict)
 
     def submission(self, spec: ProgramSpec) -> Submission:
         return Submission(render(spec), spec.language, TIMEOUT_PROGRAM_S if isinstance(spec.ending, Timeout) else None)
 
-    def check(self, specs: Sequence[ProgramSpec]) -> list[Check]:
-        """Dispatch and classify ``specs``. A program that passed before is not sent again (the
-        shrinker re-checks a batch's passing programs many times); a failing one always is."""
+    def check(self, specs: Sequence[ProgramSpec], *, resend: bool = False) -> list[Check]:
+        """Dispatch and classify ``specs``.
+
+        A program checked before is not sent again: the shrinker re-checks a batch's programs many
+        times, and only the programs it has changed are new. ``resend`` sends every one of them
+        anyway: the search does so for the final, shrunk example, so that the failure it reports is
+        a fresh execution that reproduced (a result that does not reproduce makes the search flaky).
+        """
         started = time.monotonic()
-        fresh = [s for s in dict.fromkeys(specs) if s not in self.passed]
+        fresh = [s for s in dict.fromkeys(specs) if resend or (s not in self.passed and s not in self.failed)]
         outs = self.dispatcher.run([self.submission(s) for s in fresh], self.plan) if fresh else []
         checks = [self._classify(spec, out) for spec, out in zip(fresh, outs, strict=True)]
         for i in [i for i, c in enumerate(checks) if c.failing]:
@@ -133,10 +142,10 @@ class ParitySession:
         self.checks.extend(checks)
         for c in checks:
             self.hits.update(c.comparison.hits)
-            if not c.failing:
-                self.passed[c.spec] = c
+            (self.failed if c.failing else self.passed)[c.spec] = c
+            (self.passed if c.failing else self.failed).pop(c.spec, None)
         by_spec = {c.spec: c for c in checks}
-        return [by_spec.get(s) or self.passed[s] for s in specs]
+        return [by_spec.get(s) or self.passed.get(s) or self.failed[s] for s in specs]
 
     def _classify(self, spec: ProgramSpec, out: Dispatched, control_again: dict[str, Any] | None = None) -> Check:
         oracle = expect(spec, output_cap=self.output_cap)
@@ -188,7 +197,8 @@ def batches(draw: st.DrawFn, programs: st.SearchStrategy[ProgramSpec], max_size:
 
     ``st.lists`` starts small and stays small (about 2 programs per example over a short run), which
     leaves the executors idle between examples; drawing the size first averages about max_size / 2
-    and still shrinks to a single program (measured: ``benchmarks/results/parity_throughput.md``).
+    (fewer are sent: Hypothesis repeats simple programs, and a program that passed is not sent
+    again) and still shrinks to a single program (``benchmarks/results/parity_throughput.md``).
     """
     n = draw(st.integers(1, max_size))
     return draw(st.lists(programs, min_size=n, max_size=n))
@@ -228,12 +238,13 @@ def search(session: ParitySession, *, profile: str = "ci", budget: int | None = 
         if budget is not None and state["first"] is None and len(session.checks) - first_count >= budget:
             return  # the budget is spent; Hypothesis cannot be stopped early, but this costs nothing
         state["examples"] += 1
-        bad = sorted((c for c in session.check(batch) if c.failing), key=lambda c: not c.noise_checked)
+        final = current_build_context().is_final
+        bad = sorted((c for c in session.check(batch, resend=final) if c.failing), key=lambda c: not c.noise_checked)
         if not bad:
             return
         if state["first"] is None:
             state["first"], state["first_at"] = bad[0], time.monotonic() - started
-        if current_build_context().is_final:
+        if final:
             state["final"] = bad[0]
         raise ParityFailure(bad[0].headline)
 
