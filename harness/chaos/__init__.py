@@ -10,8 +10,9 @@ counts with the allowances the configuration implies.
 
 Running a scenario: ``workload.py`` (programs with an oracle, submitted at a bounded rate and
 recorded in the history), ``nemesis.py`` (faults as inject/heal pairs on a schedule, healed
-always), ``runner.py`` (``run_scenario``: stack, steady state, workload and faults, quiesce,
-inspection, checker, findings files) and ``cli.py`` (``harness chaos``).
+always), ``runner.py`` (``run_scenario``: stack, steady state, workload and faults), ``observe.py``
+(quiesce, records, queues and ledgers read from the platform), ``findings.py`` (checker verdicts,
+notes and the findings files), ``result.py`` (``ScenarioResult``) and ``cli.py`` (``harness chaos``).
 """
 
 from harness.chaos.checker import (

@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.chaos.runner import combine, findings_table, launcher_for, run_scenario, write_combined
+from harness.chaos.findings import combine, findings_table, write_combined
+from harness.chaos.runner import launcher_for, run_scenario
 from harness.chaos.scenario import Scenario, ScenarioError, load_all, load_scenario
 from harness.commands import run_command
 from harness.run import PROJECT_ROOT, RunFolder

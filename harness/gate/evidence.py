@@ -12,7 +12,7 @@
   milliseconds of evaluations that finished; an error is a platform failure (status ``error``, or
   never finished), never a user program's own failure. The split is the share of evaluations the
   gateway routed to Celery during the load run.
-- **chaos** from each scenario's ``chaos/<scenario>/findings.parquet`` (see ``harness.chaos.runner``;
+- **chaos** from each scenario's ``chaos/<scenario>/findings.parquet`` (see ``harness.chaos.findings``;
   else a combined ``findings.parquet``): a scenario held unless the Celery path's verdict is ``FAIL``
   (an invariant broken) or ``ERROR`` (it could not be carried out).
 

@@ -23,7 +23,9 @@ from typing import Any
 
 import pytest
 
-from harness.chaos.runner import ScenarioResult, launcher_for, run_scenario, write_combined
+from harness.chaos.findings import write_combined
+from harness.chaos.result import ScenarioResult
+from harness.chaos.runner import launcher_for, run_scenario
 from harness.chaos.scenario import ScenarioError, load_scenario
 from harness.run import RunFolder
 

@@ -21,22 +21,11 @@ import pytest
 import redis as redis_lib
 from kombu import Connection, Exchange, Producer, Queue
 
+from harness.chaos.findings import config_summary, evaluate, findings_markdown, findings_table, write_combined
 from harness.chaos.history import History
-from harness.chaos.runner import (
-    ScenarioResult,
-    _evaluate,
-    _task_id,
-    base_config,
-    config_summary,
-    findings_markdown,
-    findings_table,
-    inspect_queues,
-    quiesce,
-    replay_commands,
-    run_scenario,
-    start_stack,
-    write_combined,
-)
+from harness.chaos.observe import _task_id, inspect_queues, quiesce
+from harness.chaos.result import ScenarioResult, replay_commands
+from harness.chaos.runner import base_config, run_scenario, start_stack
 from harness.chaos.scenario import load_scenario
 from harness.chaos.workload import plan
 from harness.errors import StackError
@@ -200,7 +189,7 @@ def _literal_result(tmp_path: Path, scenario_file: Path, *, celery_lost: int, le
     history.nemesis_stop("kill worker", "kill", "celery-worker-1")
     result.queues = {"celery_queued": {}, "celery_unacked": [], "dead_letters": [], "legacy_queued": []}
     result.timings["elapsed_s"] = 12.5
-    _evaluate(result, history, ledger, records, set(), subs, "abcd0123", base, time.time() - 5, [0.1])
+    evaluate(result, history, ledger, records, set(), subs, "abcd0123", base, time.time() - 5, [0.1])
     return result
 
 

@@ -140,7 +140,7 @@ def evaluations() -> pd.DataFrame:
 
 
 def findings(scenario: str, verdicts: dict[str, str]) -> pd.DataFrame:
-    """findings.parquet as harness.chaos.runner writes it: one row per path."""
+    """findings.parquet as harness.chaos.findings writes it: one row per path."""
     return pd.DataFrame([{
         "scenario": scenario, "path": path, "config": "-", "stack": "processes", "seed": 0, "submitted": 3, "acked": 2,
         "failed": 0, "info": 1, "ok": 1, "recovered": 0, "lost": int(verdict == "FAIL"), "duplicated": 1,

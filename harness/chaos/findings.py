@@ -1,0 +1,363 @@
+"""Evaluating a chaos run and writing what it found.
+
+``evaluate`` runs the checker (``checker.check``) on the history, the ledger and the records with the
+oracle, compares the counts with the scenario's bounds, computes recovery time (last heal → first
+completion after it, per path), adds notes (faults, priorities, redelivery) and turns it all into one
+findings row per path with a verdict. ``write`` puts ``history.parquet``, ``executions.parquet``,
+``evaluations.parquet``, ``findings.parquet``, ``findings.md`` and ``result.json`` into the
+scenario's folder; ``combine``, ``findings_table``, ``findings_markdown`` and ``write_combined`` do
+the same for several scenarios.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.chaos.checker import INVARIANTS, MEANING, Violation, allowances_for, check
+from harness.chaos.history import PATHS, ChaosError, History, pairs
+from harness.chaos.result import FINDING_COLUMNS, ScenarioResult
+from harness.chaos.workload import Submission
+from harness.stack.config import StackConfig
+
+MARKER = re.compile(r"chaos-[0-9a-f]{8}-\d{6}\.")
+
+
+def _oracles(records: Mapping[str, Mapping[str, Any]], submissions: Iterable[Submission]) -> dict[str, Any]:
+    by_marker = {s.marker: s for s in submissions}
+    out = {}
+    for eval_id, rec in records.items():
+        found = MARKER.search(str(rec.get("code") or ""))
+        if found and found.group(0) in by_marker:
+            out[eval_id] = by_marker[found.group(0)].expected
+    return out
+
+
+def config_summary(config: StackConfig, path: str) -> str:
+    """The configuration that matters for a path, in a few words."""
+    if path == "legacy":
+        return f"{config.legacy_workers} legacy workers, no ack, no retry"
+    ack = "acks_late" + ("+reject_on_worker_lost" if config.reject_on_worker_lost else "") if config.acks_late \
+        else "early ack" + ("+reject_on_worker_lost" if config.reject_on_worker_lost else "")
+    redis_mem = f"{config.celery_redis_policy} {config.celery_redis_maxmemory}" if config.celery_redis_maxmemory \
+        else "no maxmemory"
+    return (f"{ack}, vt {config.visibility_timeout_s:g}s, prefetch {config.prefetch_multiplier}x"
+            f"{config.celery_concurrency}, {config.celery_workers} worker(s), retries {config.max_retries}x"
+            f"{config.retry_backoff_s:g}s, {redis_mem}")
+
+
+def _recovery(records: Mapping[str, Mapping[str, Any]], path: str, heal_wall: float) -> float | None:
+    finished = [float(r["finished_at"]) for rec in records.values()
+                if (r := (rec.get("results") or {}).get(path)) and r.get("status") == "completed"
+                and r.get("finished_at") and float(r["finished_at"]) > heal_wall]
+    return round(min(finished) - heal_wall, 3) if finished else None
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def _priority_notes(records: Mapping[str, Mapping[str, Any]], path: str) -> list[str]:
+    """Queue wait (start of the last attempt minus submission) per priority, and overtaking."""
+    waits: dict[int, list[tuple[float, float]]] = {}
+    for rec in records.values():
+        r = (rec.get("results") or {}).get(path) or {}
+        if r.get("started_at") and r.get("queued_at"):
+            waits.setdefault(int(rec.get("priority", 5)), []).append((float(r["queued_at"]), float(r["started_at"])))
+    if len(waits) < 2:
+        return []
+    notes = []
+    for pri in sorted(waits):
+        w = [s - q for q, s in waits[pri]]
+        notes.append(f"priority {pri}: {len(w)} evaluations, queue wait p50 {_percentile(w, 0.5):.2f}s, "
+                     f"p95 {_percentile(w, 0.95):.2f}s")
+    low, high = min(waits), max(waits)
+    overtook = sum(1 for hq, hs in waits[high] if any(lq < hq and ls > hs for lq, ls in waits[low]))
+    notes.append(f"{overtook} of {len(waits[high])} priority-{high} evaluations started before a priority-{low} "
+                 f"evaluation submitted earlier (overtaking the backlog)")
+    return notes
+
+
+def _late_notes(records: Mapping[str, Mapping[str, Any]], vt: float) -> list[str]:
+    """Evidence of redelivery: Celery evaluations whose last attempt began a visibility timeout or
+    more after they were queued (restored by the sweep, or retried after a countdown)."""
+    late = [float(r["started_at"]) - float(r["queued_at"]) for rec in records.values()
+            if (r := (rec.get("results") or {}).get("celery")) and r.get("started_at") and r.get("queued_at")
+            and float(r["started_at"]) - float(r["queued_at"]) >= vt]
+    if not late:
+        return []
+    return [f"{len(late)} evaluation(s) waited the visibility timeout ({vt:g}s) or longer before their last "
+            f"attempt started (queued behind the fault, restored, or retried; longest {max(late):.1f}s)"]
+
+
+def _fault_notes(history: History) -> list[str]:
+    notes = []
+    for op in history.ops:
+        if not op.is_nemesis or op.f != "stop" or not op.value:
+            continue
+        v = op.value
+        injected = v.get("injected") or {}
+        if v.get("kind") == "memory-pressure":
+            other = v.get("other_evicted") or {}
+            notes.append(f"{v['fault']}: {injected.get('policy')} maxmemory {injected.get('maxmemory')} B; "
+                         f"{v.get('junk_written')} junk keys written, {v.get('writes_refused')} junk writes refused "
+                         f"(OOM), {v.get('evicted_total')} keys evicted, of which not junk: "
+                         + (", ".join(f"{k} x{n}" for k, n in sorted(other.items())) or "none")
+                         + (f" ({v['evicted_unattributed']} evictions without a notification)"
+                            if v.get("evicted_unattributed") else ""))
+        elif v.get("kind") == "kill-pool-child":
+            task = injected.get("task")
+            notes.append(f"{v['fault']}: SIGKILL pool child pid {injected.get('pid')} (one of "
+                         f"{injected.get('children')}), " + (f"which was running evaluation {task}" if task
+                                                             else "no task known to be running on it"))
+        if v.get("heal_error"):
+            notes.append(f"{v['fault']}: HEAL FAILED: {v['heal_error']}")
+        if injected.get("inject_error"):
+            notes.append(f"{v['fault']}: INJECT FAILED: {injected['inject_error']}")
+    return notes
+
+
+def evaluate(result: ScenarioResult, history: History, ledger: list[dict[str, Any]],
+             records: dict[str, dict[str, Any]], probes: set[str], submissions: list[Submission], token: str,
+             base: StackConfig, wall0: float, heal_times: list[float]) -> None:
+    scenario = result.scenario
+    mine = {i: r for i, r in records.items() if i not in probes}
+    rows = [r for r in ledger if r.get("eval_id") not in probes]
+    queues = result.queues
+    queued: dict[str, list[str]] = {
+        "celery": [i for ids in (queues.get("celery_queued") or {}).values() for i in ids if i not in probes]
+        + [i for i in queues.get("celery_unacked") or [] if i not in probes],
+        "legacy": [i for i in queues.get("legacy_queued") or [] if i not in probes],
+    }
+    try:
+        result.check = check(history.ops, rows, mine, expected=_oracles(mine, submissions), queued=queued)
+    except ChaosError as exc:
+        result.errors.append(f"checker: {exc}")
+        return
+    for path in PATHS:
+        mine_ops = [(i, d) for i, d in pairs(history.ops) if i.f == "submit" and i.path in (path, None)]
+        result.submits[path] = {"submitted": len(mine_ops),
+                                "acked": sum(1 for _, d in mine_ops if d is not None and d.type == "ok"),
+                                "failed": sum(1 for _, d in mine_ops if d is not None and d.type == "fail"),
+                                "info": sum(1 for _, d in mine_ops if d is None or d.type == "info")}
+    result.allowances = scenario.allowances(base)
+    result.violations = result.check.violations(result.allowances)
+    heal_wall = wall0 + max(heal_times) if heal_times else None
+    for path in PATHS:
+        result.recovery_s[path] = _recovery(mine, path, heal_wall) if heal_wall is not None else None
+    if scenario.finding:
+        result.notes.insert(0, " ".join(scenario.finding.split()))
+    result.notes += _fault_notes(history)
+    if queues.get("problems"):
+        result.notes += [f"inspecting the queues: {p}" for p in queues["problems"]]
+    for path in scenario.expect:
+        result.path_notes.setdefault(path, []).extend(_path_notes(result, path))
+        if not isinstance(scenario.workload.priority, int):
+            result.path_notes[path] += _priority_notes(mine, path)
+        if path == "celery" and scenario.faults:
+            result.path_notes[path] += _late_notes(mine, result.config.visibility_timeout_s)
+    result.findings = _findings(result)
+
+
+def _path_notes(result: ScenarioResult, path: str) -> list[str]:
+    assert result.check is not None
+    scenario = result.scenario
+    counts = result.check.counts[path].as_dict()
+    expectation = scenario.expect[path]
+    derived = allowances_for(result.config, [f.event for f in scenario.faults])  # before "report"/integers
+    notes = []
+    for name in ("lost", "duplicated", "stuck", "error"):
+        bound = getattr(expectation, name)
+        allowed = getattr(derived[path], name)
+        count = counts[name]
+        if bound == "report" and count:
+            notes.append(f"reported, not gated: {name} {count} ({MEANING[name]})")
+        if bound in ("allowance", "report") and count == 0 and (allowed is None or allowed > 0):
+            shown = "unbounded" if allowed is None else f"up to {allowed}"
+            notes.append(f"did not reproduce: the configuration allows {name} {shown}, measured 0")
+    if path == "celery":
+        dl = result.queues.get("dead_letters") or []
+        if dl:
+            attempts = sorted({int(e.get("attempts", 0)) for e in dl})
+            notes.append(f"dead-lettered {len(dl)} (celery:dlq), after {'/'.join(map(str, attempts))} attempts")
+    left = _still_queued(result, path)
+    if left:
+        notes.append(f"{left} message(s) still queued or unacked at the deadline")
+    if result.check.unmatched and path in scenario.workload.paths:
+        notes.append(f"{len(result.check.unmatched)} indeterminate submission(s) never seen (not lost: never "
+                     "acknowledged)")
+    return notes
+
+
+def _still_queued(result: ScenarioResult, path: str) -> int:
+    q = result.queues
+    if path == "celery":
+        return sum(len(v) for v in (q.get("celery_queued") or {}).values()) + len(q.get("celery_unacked") or [])
+    return len(q.get("legacy_queued") or [])
+
+
+def _verdict(result: ScenarioResult, path: str, violations: list[Violation]) -> str:
+    if result.errors:
+        return "ERROR"
+    if violations:
+        if path != "celery":
+            return "finding"
+        return "FAIL (known)" if result.known else "FAIL"
+    assert result.check is not None
+    counts = result.check.counts[path]
+    expectation = result.scenario.expect.get(path)
+    if expectation is not None and any(getattr(expectation, n) == "report" and getattr(counts, n)
+                                       for n in INVARIANTS):
+        return "finding"
+    return "pass"
+
+
+def _findings(result: ScenarioResult) -> pd.DataFrame:
+    rows = []
+    for path in result.scenario.expect:
+        mine = [v for v in result.violations if v.path == path]
+        row: dict[str, Any] = {
+            "scenario": result.scenario.name, "path": path, "config": config_summary(result.config, path),
+            "stack": result.stack_kind, "seed": result.seed,
+            "elapsed_s": round(result.timings.get("elapsed_s", 0.0), 1),
+        }
+        check_ = result.check
+        if check_ is not None:
+            table = check_.table[check_.table["path"] == path]
+            row.update(check_.counts[path].as_dict())
+            row["max_executions"] = int(table["executions"].max()) if len(table) else 0
+        row.update(result.submits.get(path, {}))
+        row["dead_lettered"] = len(result.queues.get("dead_letters") or []) if path == "celery" else 0
+        row["still_queued"] = _still_queued(result, path)
+        row["recovery_s"] = result.recovery_s.get(path)
+        row["verdict"] = _verdict(result, path, mine)
+        row["violations"] = "; ".join(f"{v.invariant} {v.count} > {v.bound}" for v in mine)
+        row["notes"] = "; ".join(result.path_notes.get(path, []))
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    for col in FINDING_COLUMNS:
+        if col not in frame.columns:
+            frame[col] = None
+    return frame[list(FINDING_COLUMNS)]
+
+
+# -- writing -----------------------------------------------------------------------------------------------
+
+
+def write(result: ScenarioResult, history: History, ledger: list[dict[str, Any]],
+          records: dict[str, dict[str, Any]], probes: set[str], submissions: list[Submission]) -> None:
+    folder = result.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    history.to_frame().to_parquet(folder / "history.parquet", index=False)
+    execs = pd.DataFrame(ledger)
+    if not execs.empty:
+        execs["probe"] = execs["eval_id"].isin(probes)
+    execs.to_parquet(folder / "executions.parquet", index=False)
+    if result.check is not None:
+        result.check.table.to_parquet(folder / "evaluations.parquet", index=False)
+    result.findings.to_parquet(folder / "findings.parquet", index=False)
+    (folder / "findings.md").write_text(findings_markdown([result], title=f"Chaos: {result.scenario.name}"))
+    summary = {
+        "scenario": result.scenario.name, "file": result.scenario.file, "seed": result.seed,
+        "history_started_at": result.history_started_at,
+        "stack": result.stack_kind, "passed": result.passed, "known_failure": result.known, "errors": result.errors,
+        "violations": [str(v) for v in result.violations], "notes": result.notes, "timings": result.timings,
+        "recovery_s": result.recovery_s, "queues": result.queues, "replay": result.replay,
+        "workload": None if result.workload is None else {
+            k: v for k, v in vars(result.workload).items() if k != "eval_ids"},
+    }
+    (folder / "result.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+
+
+# -- the findings table --------------------------------------------------------------------------------------
+
+SHORT = (("scenario", "scenario"), ("path", "path"), ("config", "configuration"), ("acked", "acked"),
+         ("failed", "refused"), ("ok", "ok"), ("recovered", "recov"), ("lost", "lost"), ("duplicated", "dup"),
+         ("stuck", "stuck"), ("wrong", "wrong"), ("error", "error"), ("unexpected", "unexp"),
+         ("unknown", "unkn"), ("max_executions", "max exec"), ("recovery_s", "recovery s"), ("verdict", "verdict"))
+
+
+def combine(results: Iterable[ScenarioResult]) -> pd.DataFrame:
+    frames = [r.findings for r in results if not r.findings.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(FINDING_COLUMNS))
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value).replace("|", "\\|")
+
+
+def findings_table(frame: pd.DataFrame) -> str:
+    """The findings as a Markdown table (the short columns)."""
+    lines = ["| " + " | ".join(h for _, h in SHORT) + " |", "|" + "---|" * len(SHORT)]
+    for row in frame.to_dict("records"):
+        lines.append("| " + " | ".join(_cell(row.get(k)) for k, _ in SHORT) + " |")
+    return "\n".join(lines)
+
+
+def findings_markdown(results: Sequence[ScenarioResult], *, title: str = "Chaos findings") -> str:
+    frame = combine(results)
+    passed = sum(r.passed for r in results)
+    total_s = sum(r.timings.get("elapsed_s", 0.0) for r in results)
+    lines = [f"# {title}", "",
+             f"{len(results)} scenario(s), {passed} pass the Celery gate, {len(results) - passed} do not; "
+             f"{total_s:.0f} s of scenario time.", "",
+             "`acked`: submissions the gateway accepted; `refused`: answered with a failure (4xx, or 503 "
+             "\"nothing was queued\"). Classes per evaluation and path (checker.py): ok, recov(ered: an "
+             "indeterminate submission that ran), lost, dup(licated), stuck, wrong, error (explicit failure, "
+             "e.g. dead-lettered), unexp(ected: ran without an accepted submission), unkn(own: indeterminate, "
+             "never ran). `max exec` is the most executions of one evaluation; recovery is "
+             "the time from the last heal to the first completion after it. Verdict: `pass`, `FAIL` (the "
+             "Celery path broke a bound of its [expect.celery]), `FAIL (known)` (only in ways the scenario's "
+             "[known_failure] declares: a known defect, xfail under pytest), `finding` (a legacy weakness or a "
+             "bound marked \"report\"), `ERROR` (the run could not be carried out).", "",
+             findings_table(frame), ""]
+    for r in results:
+        lines += [f"## {r.scenario.name}: {r.scenario.title}", ""]
+        for e in r.errors:
+            lines.append(f"- **ERROR** {e}")
+        if r.known and r.scenario.known_failure is not None:
+            lines.append(f"- **known failure** ({', '.join(r.scenario.known_failure.invariants)}): "
+                         f"{' '.join(r.scenario.known_failure.reason.split())}")
+        for v in r.violations:
+            gate = "**violation**" if v.path == "celery" else "finding (legacy, not gated)"
+            lines.append(f"- {gate}: {v.path} {v.invariant} {v.count} > {v.bound}: {MEANING[v.invariant]}; "
+                         f"e.g. {', '.join(v.eval_ids[:3])}")
+        for n in r.notes:
+            lines.append(f"- {n}")
+        for path, notes in r.path_notes.items():
+            for n in notes:
+                lines.append(f"- {path}: {n}")
+        if r.check is not None:
+            bad = r.check.table[~r.check.table["cls"].isin(["ok"])]
+            if len(bad):
+                lines += ["", "<details><summary>evaluations not ok</summary>", "",
+                          "| eval | path | class | executions | status | detail |", "|---|---|---|---|---|---|"]
+                for row in bad.head(40).to_dict("records"):
+                    lines.append(f"| {row['eval_id'][:12]} | {row['path']} | {row['cls']} | {row['executions']} | "
+                                 f"{_cell(row['status'])} | {_cell(row['detail'])} |")
+                lines += ["", "</details>"]
+        if not r.passed:
+            lines += ["", "replay:", ""] + [f"    {c}" for c in r.replay]
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def write_combined(results: Sequence[ScenarioResult], folder: Path) -> Path:
+    """``findings.parquet`` and ``findings.md`` for several scenarios in ``folder``; returns the .md."""
+    folder.mkdir(parents=True, exist_ok=True)
+    combine(results).to_parquet(folder / "findings.parquet", index=False)
+    path = folder / "findings.md"
+    path.write_text(findings_markdown(list(results)))
+    return path
+
+
