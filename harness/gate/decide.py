@@ -260,6 +260,9 @@ class ErrorCount(NamedTuple):
 class LatencyEvidence:
     samples_ms: Mapping[str, Sequence[float]]  # path -> end-to-end latencies (submit to final result)
     errors: Mapping[str, ErrorCount] = field(default_factory=dict)  # path -> (n, errors)
+    # path -> time waited so far by evaluations still in flight when the load run ended: their
+    # latency is at least this (right-censored). Dropping them would hide a starved queue.
+    unfinished_ms: Mapping[str, Sequence[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for path, count in self.errors.items():
@@ -463,7 +466,8 @@ def _latency(latency: LatencyEvidence | None, th: Thresholds) -> Criterion:
     rule = f"HL upper <= max({_num(th.latency_tolerance_ms)} ms, {_pct(th.latency_tolerance_fraction)} of legacy median)"
     if latency is None:
         return _missing(name, rule, "latency")
-    sizes = {p: len(latency.samples_ms.get(p, ())) for p in PATHS}
+    unfinished = {p: list(latency.unfinished_ms.get(p, ())) for p in PATHS}
+    sizes = {p: len(latency.samples_ms.get(p, ())) + len(unfinished[p]) for p in PATHS}
     smallest = min(sizes.values())
     if smallest < th.latency_min_samples:
         return Criterion(name, "INCONCLUSIVE", ", ".join(f"{p} n={c}" for p, c in sizes.items()), rule, smallest,
@@ -472,7 +476,8 @@ def _latency(latency: LatencyEvidence | None, th: Thresholds) -> Criterion:
     try:
         legacy = stats.percentiles(latency.samples_ms["legacy"])
         celery = stats.percentiles(latency.samples_ms["celery"])
-        shift = stats.hodges_lehmann(latency.samples_ms["legacy"], latency.samples_ms["celery"], th.confidence)
+        control, candidate, worst = _censored(latency.samples_ms, unfinished)
+        shift = stats.hodges_lehmann(control, candidate, th.confidence)
     except stats.StatsError as exc:
         raise GateError(f"evidence: latency samples: {exc}") from exc
     tolerance = max(th.latency_tolerance_ms, th.latency_tolerance_fraction * legacy.p50)
@@ -480,13 +485,16 @@ def _latency(latency: LatencyEvidence | None, th: Thresholds) -> Criterion:
                 f"{_pct(th.latency_tolerance_fraction)} × legacy median {legacy.p50:.1f} ms)"
     observed = (f"shift {_ms(shift.estimate)} ms; p50/p95/p99 legacy {legacy.p50:.1f}/{legacy.p95:.1f}/"
                 f"{legacy.p99:.1f}, celery {celery.p50:.1f}/{celery.p95:.1f}/{celery.p99:.1f} ms")
+    if any(unfinished.values()):
+        observed += "; unfinished " + ", ".join(f"{p} {len(unfinished[p])}" for p in PATHS)
     bound = (f"{_pct(th.confidence)} CI [{_ms(shift.lower)}, {_ms(shift.upper)}] ms ({shift.method}); "
              f"MW p = {shift.p_value:.3g}")
     values: dict[str, float | int | str | None] = {
         "n_legacy": legacy.n, "n_celery": celery.n, "shift_ms": shift.estimate, "lower_ms": shift.lower,
         "upper_ms": shift.upper, "tolerance_ms": tolerance, "p_value": shift.p_value, "method": shift.method,
         **{f"{p}_{q}_ms": getattr(s, q) for p, s in (("legacy", legacy), ("celery", celery))
-           for q in ("p50", "p95", "p99")}}
+           for q in ("p50", "p95", "p99")},
+        **{f"{p}_unfinished": len(unfinished[p]) for p in PATHS}}
     if shift.upper <= tolerance:
         status: Status = "PASS"
         detail = f"Celery slower by at most {shift.upper:.1f} ms (tolerance {tolerance:.1f} ms)"
@@ -496,7 +504,29 @@ def _latency(latency: LatencyEvidence | None, th: Thresholds) -> Criterion:
     else:
         status = "INCONCLUSIVE"
         detail = f"latency interval straddles the tolerance {tolerance:.1f} ms: collect more samples"
+    if any(unfinished.values()):
+        detail += (f"; counted conservatively: {len(unfinished['celery'])} Celery evaluation(s) still in flight at "
+                   f"the end of the load run as slower than every finished one ({worst:.0f} ms), "
+                   f"{len(unfinished['legacy'])} legacy one(s) at the time waited so far")
     return Criterion(name, status, observed, threshold, smallest, bound, detail, values)
+
+
+def _censored(finished: Mapping[str, Sequence[float]], unfinished: Mapping[str, Sequence[float]]
+              ) -> tuple[list[float], list[float], float]:
+    """Legacy and Celery samples with the unfinished evaluations put in, as Celery's worst case.
+
+    An unfinished evaluation's latency is only known to be at least the time it waited. Counting a
+    legacy one at that lower bound makes legacy look as fast as it can; counting a Celery one as
+    slower than anything observed makes Celery look as slow as it can. The Hodges–Lehmann shift of
+    these samples is then an upper bound on the true one: a PASS on them is a PASS, and a queue that
+    starves some of its work cannot pass by leaving that work out of the samples.
+    """
+    everything = [*finished.get("legacy", ()), *finished.get("celery", ()), *unfinished.get("legacy", ()),
+                  *unfinished.get("celery", ())]
+    worst = 2.0 * max(everything, default=0.0) + 1.0
+    control = [*finished.get("legacy", ()), *unfinished.get("legacy", ())]
+    candidate = [*finished.get("celery", ()), *[worst] * len(unfinished.get("celery", ()))]
+    return control, candidate, worst
 
 
 def _error_rate(latency: LatencyEvidence | None, th: Thresholds, needed: int) -> Criterion:
@@ -504,7 +534,12 @@ def _error_rate(latency: LatencyEvidence | None, th: Thresholds, needed: int) ->
     threshold = f"celery − legacy upper <= {_pp(th.error_rate_max_increase)}"
     if latency is None:
         return _missing(name, threshold, "latency/error")
-    counts = {p: latency.errors.get(p) for p in PATHS}
+    # An evaluation still in flight when the load run ended (after Locust's stop timeout) is counted
+    # as an error: the platform did not answer in time. Without this a queue that starves part of
+    # its work would show a clean error rate, and a latency shift the starved work is not part of.
+    unfinished = {p: len(latency.unfinished_ms.get(p, ())) for p in PATHS}
+    counts = {p: None if c is None else ErrorCount(c.n + unfinished[p], c.errors + unfinished[p])
+              for p, c in ((p, latency.errors.get(p)) for p in PATHS)}
     if any(c is None or c.n == 0 for c in counts.values()):
         shown = ", ".join(f"{p} {'-' if c is None else f'{c.errors}/{c.n}'}" for p, c in counts.items())
         return Criterion(name, "INCONCLUSIVE", shown, threshold, 0, "-",
@@ -514,9 +549,13 @@ def _error_rate(latency: LatencyEvidence | None, th: Thresholds, needed: int) ->
     diff = stats.rate_difference_interval(cel.errors, cel.n, leg.errors, leg.n, th.confidence)
     observed = f"legacy {leg.errors}/{leg.n} = {_pct(leg.errors / leg.n)}, celery {cel.errors}/{cel.n} = " \
                f"{_pct(cel.errors / cel.n)}"
+    if any(unfinished.values()):
+        observed += " (of which unfinished at the end of the load run: " + \
+            ", ".join(f"{p} {unfinished[p]}" for p in PATHS) + ")"
     bound = f"{_pct(th.confidence)} CI of difference [{_pp(diff.lower)}, {_pp(diff.upper)}] (Newcombe)"
     values: dict[str, float | int | str | None] = {
         "legacy_n": leg.n, "legacy_errors": leg.errors, "celery_n": cel.n, "celery_errors": cel.errors,
+        "legacy_unfinished": unfinished["legacy"], "celery_unfinished": unfinished["celery"],
         "difference": diff.estimate, "lower": diff.lower, "upper": diff.upper,
         "max_increase": th.error_rate_max_increase}
     smallest = min(leg.n, cel.n)

@@ -9,8 +9,9 @@
   itself on.
 - **latency**, **errors** and **split** from ``load_requests.parquet`` (the load run's end-to-end
   rows, ``request_type == "E2E"``, one per evaluation, named by path): the samples are end-to-end
-  milliseconds of evaluations that finished; an error is a platform failure (status ``error``, or
-  never finished), never a user program's own failure. The split is the share of evaluations the
+  milliseconds of evaluations that finished, plus those still in flight when the load run ended
+  (``unfinished``, with the time waited so far; see ``decide._censored``); an error is a platform
+  failure (status ``error``, or never finished), never a user program's own failure. The split is the share of evaluations the
   gateway routed to Celery during the load run.
 - **chaos** from each scenario's ``chaos/<scenario>/findings.parquet`` (see ``harness.chaos.findings``;
   else a combined ``findings.parquet``): a scenario held unless the Celery path's verdict is ``FAIL``
@@ -86,13 +87,17 @@ def load_evidence(requests: pd.DataFrame, configured_percentage: float | None
         return None, None
     samples: dict[str, list[float]] = {}
     errors: dict[str, ErrorCount] = {}
+    unfinished: dict[str, list[float]] = {}
     for path in ("legacy", "celery"):
-        # "unfinished": still in flight when Locust stopped its users; neither a sample nor an error.
-        mine = e2e[(e2e["name"] == path) & (e2e["status"] != "unfinished")]
+        # "unfinished": still in flight when Locust stopped its users; not an error, and a latency
+        # known only to be at least its response_time_ms (the decision counts it conservatively).
+        in_flight = (e2e["name"] == path) & (e2e["status"] == "unfinished")
+        mine = e2e[(e2e["name"] == path) & ~in_flight]
         finished = mine[mine["status"].isin(["completed", "failed", "timeout"])]
         samples[path] = [float(x) for x in finished["response_time_ms"]]
         errors[path] = ErrorCount(len(mine), len(mine) - len(finished))
-    latency = LatencyEvidence(samples, errors)
+        unfinished[path] = [float(x) for x in e2e[in_flight]["response_time_ms"]]
+    latency = LatencyEvidence(samples, errors, unfinished)
     split = None
     if configured_percentage is not None:
         routed = int(e2e["name"].isin(["legacy", "celery"]).sum())

@@ -118,22 +118,9 @@ class LoadSummary:
     def failures(self) -> int:
         return self.submit_failures + sum(self.errors.values())
 
-    def error_counts(self) -> dict[str, tuple[int, int]]:
-        """``{path: (evaluations, errors)}``: the shape of the gate's ``LatencyEvidence.errors``."""
-        return {p: (self.evaluations.get(p, 0), self.errors.get(p, 0)) for p in sorted(set(self.evaluations) |
-                                                                                       set(PATHS))}
-
     def throughput(self, path: str) -> float:
         """Completed evaluations per second on ``path`` over the run's span."""
         return len(self.e2e_ms.get(path, ())) / self.span_s if self.span_s > 0 else 0.0
-
-    def latency_evidence(self) -> Any:
-        """The gate's ``LatencyEvidence`` (samples and error counts per path) from this run."""
-        from harness.gate.decide import ErrorCount, LatencyEvidence
-
-        counts = self.error_counts()
-        return LatencyEvidence(samples_ms={p: self.e2e_ms.get(p, ()) for p in PATHS},
-                               errors={p: ErrorCount(*counts[p]) for p in PATHS})
 
 
 def summarise(requests: pd.DataFrame, **paths: Any) -> LoadSummary:

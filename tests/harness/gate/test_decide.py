@@ -190,6 +190,44 @@ def test_latency_tolerance_has_an_absolute_floor() -> None:
     assert lat.status == "PASS"
 
 
+def test_a_queue_that_starves_part_of_its_work_cannot_pass_by_leaving_it_unfinished() -> None:
+    """Survivor bias: 5 % of Celery's evaluations still in flight at the end of the load run, the
+    finished ones as fast as legacy's. Dropping the unfinished would PASS; they count as errors (the
+    platform did not answer in time) and in the latency shift as Celery's worst case."""
+    finished = latency(n=500)
+    starved = replace(finished, samples_ms={"legacy": finished.samples_ms["legacy"],
+                                            "celery": finished.samples_ms["celery"][:475]},
+                      errors={"legacy": ErrorCount(500, 0), "celery": ErrorCount(475, 0)},
+                      unfinished_ms={"celery": [5000.0] * 25})
+    clean = decide(replace(good(), latency=finished), 50, 75, TH)
+    assert by_name(clean)["error rate"] == by_name(clean)["latency (end-to-end)"] == "PASS"
+    verdict = decide(replace(good(), latency=starved), 50, 75, TH)
+    assert verdict.verdict == "FAIL"
+    err = criterion(verdict, "error rate")
+    assert err.status == "FAIL"
+    assert (err.values["celery_errors"], err.values["celery_n"], err.values["celery_unfinished"]) == (25, 500, 25)
+    assert "of which unfinished at the end of the load run: legacy 0, celery 25" in err.observed
+    lat = criterion(verdict, "latency (end-to-end)")
+    assert lat.values["celery_unfinished"] == 25 and lat.sample_size == 500
+    assert "unfinished legacy 0, celery 25" in lat.observed
+    assert "25 Celery evaluation(s) still in flight" in lat.detail
+    # The censored samples make the shift an upper bound: larger than with the starved work left out.
+    left_out = replace(starved, unfinished_ms={})
+    assert lat.values["shift_ms"] > criterion(decide(replace(good(), latency=left_out), 50, 75, TH),
+                                              "latency (end-to-end)").values["shift_ms"]
+
+
+def test_unfinished_legacy_evaluations_count_at_the_time_they_waited() -> None:
+    """A few legacy evaluations in flight at the end (at their lower bound) do not hide Celery's
+    latency, and do not stop a comparison that Celery wins."""
+    base = latency(n=500)
+    legacy_left = replace(base, unfinished_ms={"legacy": [250.0] * 10})
+    lat = criterion(decide(replace(good(), latency=legacy_left), 50, 75, TH), "latency (end-to-end)")
+    assert lat.status == "PASS"
+    assert lat.values["legacy_unfinished"] == 10 and lat.values["celery_unfinished"] == 0
+    assert lat.sample_size == 500
+
+
 def test_error_rate_regression_fails() -> None:
     verdict = decide(replace(good(), latency=latency(errors=(2, 40))), 50, 75, TH)
     err = criterion(verdict, "error rate")

@@ -41,6 +41,21 @@ def test_a_changed_exception_class_counts_as_an_error_class_mismatch(tmp_path: P
     assert evidence.parity.mismatches_by_field == {"error": 1, "error_class": 1}
 
 
+def test_load_rows_still_in_flight_at_the_end_are_kept_as_unfinished_not_dropped(tmp_path: Path) -> None:
+    rows = [{"request_type": "E2E", "name": path, "status": status, "response_time_ms": ms}
+            for path, status, ms in [("legacy", "completed", 100.0), ("legacy", "failed", 120.0),
+                                     ("celery", "completed", 110.0), ("celery", "error", 90.0),
+                                     ("celery", "unfinished", 4000.0), ("celery", "unfinished", 3500.0),
+                                     ("both", "completed", 99.0)]]
+    rows.append({"request_type": "POST", "name": "submit", "status": None, "response_time_ms": 5.0})
+    pd.DataFrame(rows).to_parquet(tmp_path / "load_requests.parquet")
+    latency = collect([tmp_path]).latency
+    assert latency is not None
+    assert latency.samples_ms == {"legacy": [100.0, 120.0], "celery": [110.0]}
+    assert latency.unfinished_ms == {"legacy": [], "celery": [4000.0, 3500.0]}
+    assert {p: tuple(c) for p, c in latency.errors.items()} == {"legacy": (2, 0), "celery": (2, 1)}
+
+
 def test_gate_on_stored_evidence_fails_on_one_critical_mismatch_and_writes_its_verdict(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     observations(400, {3: {"differing": "exit_code", "celery_error": "Traceback\nValueError: x\n"}}).to_parquet(
