@@ -10,7 +10,7 @@ counts with the allowances the configuration implies.
 
 Running a scenario: ``workload.py`` (programs with an oracle, submitted at a bounded rate and
 recorded in the history), ``nemesis.py`` (faults as inject/heal pairs on a schedule, healed
-always), ``runner.py`` (``run_scenario``: stack, steady state, workload and faults), ``observe.py``
+always; ``pool_children.py`` and ``memory_pressure.py`` for the two faults with most machinery), ``runner.py`` (``run_scenario``: stack, steady state, workload and faults), ``observe.py``
 (quiesce, records, queues and ledgers read from the platform), ``findings.py`` (checker verdicts,
 notes and the findings files), ``result.py`` (``ScenarioResult``) and ``cli.py`` (``harness chaos``).
 """

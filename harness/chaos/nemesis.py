@@ -19,18 +19,11 @@ Kinds (``harness.chaos.scenario.KINDS``):
   ``restart`` is a stop immediately followed by that heal.
 - ``pause`` / heal ``resume``: SIGSTOP / SIGCONT of the component's process group (processes), or
   the cgroup freezer (containers).
-- ``kill-pool-child``: SIGKILL one prefork child of a Celery worker (processes: the children of the
-  worker's main process in ``/proc``; containers: ``docker exec`` of a small Python script that does
-  the same inside the container). A child that is running a task (``celery inspect active`` gives
-  its pid) is preferred, chosen from the seed; the stop op names the pid and the task. Celery
-  replaces the child; nothing to heal.
-- ``memory-pressure``: fill the Redis up to its ``maxmemory`` with junk keys (``chaos:junk:*``) and
-  keep it full for ``duration_s``; heal: delete them. While the pressure lasts the Redis reports
-  every evicted key (keyspace notifications), so the stop op says which keys that were not junk
-  were evicted (queue lists, ``unacked``, bindings, results) and how many writes were refused.
-  With ``hot = true`` the junk is touched every 0.1 s, so an LRU policy sees it as recently used as
-  the broker's own keys (the worst case: another hot tenant of the same Redis); without it, the junk
-  is the coldest data there, as results written once would be.
+- ``kill-pool-child``: SIGKILL one prefork child of a Celery worker, preferably one running a task
+  (``pool_children.py``). Celery replaces the child; nothing to heal.
+- ``memory-pressure``: fill the Redis up to its ``maxmemory`` with junk keys and keep it full for
+  ``duration_s``; heal: delete them. The stop op says which other keys were evicted
+  (``memory_pressure.py``).
 
 Clock faults are not provided: the processes launcher shares one kernel clock, so a skew cannot be
 confined to one worker without a tool such as libfaketime.
@@ -38,31 +31,23 @@ confined to one worker without a tool such as libfaketime.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import random
-import signal
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import redis as redis_lib
 import requests
 
-from harness.chaos.history import ChaosError, History
+from harness.chaos.fault_error import FaultError
+from harness.chaos.history import History
+from harness.chaos.memory_pressure import MemoryPressure
+from harness.chaos.pool_children import busy_children, kill_pool_child
 from harness.chaos.scenario import Fault
 from harness.stack.config import StackConfig
 
 HEAL_ATTEMPTS = 5
-JUNK_PREFIX = "chaos:junk:"
-JUNK_VALUE_BYTES = 32 * 1024
 READY_TIMEOUT_S = 30.0
-
-
-class FaultError(ChaosError):
-    """A fault could not be injected or healed."""
 
 
 def _ready_line(name: str) -> Callable[[str], bool] | None:
@@ -89,295 +74,6 @@ def start_again(handle: Any, grace_s: float = 3.0, timeout_s: float = READY_TIME
                 raise FaultError(f"{handle.name} exited after a restart; last lines: {handle.logs(10)}")
             time.sleep(0.05)
     return time.monotonic() - started
-
-
-# -- pool children -------------------------------------------------------------------------------------
-
-
-def children_of(pid: int) -> list[int]:
-    """Live direct children of ``pid`` (from /proc; zombies left out), sorted."""
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", encoding="ascii", errors="replace") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError, IndexError, PermissionError):
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            out.append(int(name))
-    return sorted(out)
-
-
-# Runs inside a worker's container. The Celery processes are those whose command line is a Celery
-# worker's, leaving out pid 1 (docker-init, whose command line repeats the worker's); the main process
-# is the one whose parent is not one of them, and its children are the pool. Prints the victim and the
-# number of children, after killing the given pid if it is a child, else the one at the given index.
-_CONTAINER_KILL_CHILD = r"""
-import os, signal, sys
-def read(p, name):
-    with open(f"/proc/{p}/{name}", "rb") as fh:
-        return fh.read()
-procs = {}
-for n in os.listdir("/proc"):
-    if not n.isdigit() or int(n) in (1, os.getpid()):
-        continue
-    try:
-        cmd = read(n, "cmdline").replace(b"\0", b" ").decode(errors="replace")
-        ppid = int(read(n, "stat").decode().rsplit(")", 1)[1].split()[1])
-    except Exception:
-        continue
-    if "celery" in cmd and "worker" in cmd and "docker-init" not in cmd:
-        procs[int(n)] = ppid
-mains = [p for p, pp in procs.items() if pp not in procs]
-kids = sorted(p for p, pp in procs.items() if mains and pp == mains[0])
-if not kids:
-    print("none"); sys.exit(0)
-wanted = int(sys.argv[2]) if len(sys.argv) > 2 else -1
-victim = wanted if wanted in kids else kids[int(sys.argv[1]) % len(kids)]
-os.kill(victim, signal.SIGKILL)
-print(victim, len(kids))
-"""
-
-
-def busy_children(broker_url: str, worker: str, timeout_s: float = 0.5) -> dict[int, str]:
-    """Pool child pid -> id of the task it runs now, from ``celery inspect active`` (empty if unknown).
-
-    The pids are as the worker sees them (inside its container, for the containers launcher).
-    """
-    from celery import Celery
-
-    app = Celery("chaos-inspect", broker=broker_url, set_as_current=False)
-    app.conf.broker_transport_options = {"priority_steps": list(range(10)), "sep": ":",
-                                         "queue_order_strategy": "priority"}
-    try:
-        # Only this worker, and stop at its reply: the answer must still be true when the kill lands.
-        replies = app.control.inspect(timeout=timeout_s, limit=1, pattern=f"{worker}@*", matcher="glob").active() or {}
-    except Exception:
-        return {}
-    finally:
-        with contextlib.suppress(Exception):
-            app.close()
-    out: dict[int, str] = {}
-    for name, tasks in replies.items():
-        if not str(name).startswith(f"{worker}@"):
-            continue
-        for task in tasks or []:
-            if task.get("worker_pid"):
-                out[int(task["worker_pid"])] = str(task.get("id"))
-    return out
-
-
-def kill_pool_child(handle: Any, rng: random.Random, busy: dict[int, str] | None = None) -> dict[str, Any]:
-    """SIGKILL one prefork child of a Celery worker; returns what was killed.
-
-    A child running a task (``busy``: pid -> task id) is preferred, chosen by ``rng``; without one,
-    any child.
-    """
-    busy = busy or {}
-    container = getattr(handle, "container", None)
-    if container is not None and getattr(handle, "proc", None) is None:
-        wrapped = handle._require()
-        choice = rng.choice(sorted(busy)) if busy else None
-        argv = ["python", "-c", _CONTAINER_KILL_CHILD, str(rng.randrange(1 << 16))]
-        if choice is not None:
-            argv.append(str(choice))
-        code, output = wrapped.exec_run(argv)
-        text = (output or b"").decode(errors="replace").strip()
-        if code != 0 or not text or text == "none":
-            raise FaultError(f"{handle.name}: no pool child to kill in its container ({code}: {text})")
-        victim, count = (int(x) for x in text.split()[:2])
-        return {"pid": victim, "children": count, "task": busy.get(victim), "via": "docker exec"}
-    pid = getattr(handle, "pid", None)
-    if not pid:
-        raise FaultError(f"{handle.name} has no process (is it running?)")
-    kids = children_of(int(pid))
-    if not kids:
-        raise FaultError(f"{handle.name} (pid {pid}) has no pool children to kill")
-    running = sorted(set(kids) & set(busy))
-    victim = rng.choice(running) if running else rng.choice(kids)
-    os.kill(victim, signal.SIGKILL)
-    return {"pid": victim, "children": len(kids), "main_pid": int(pid), "task": busy.get(victim)}
-
-
-# -- memory pressure ----------------------------------------------------------------------------------------
-
-
-class MemoryPressure:
-    """Fill a Redis up to maxmemory with junk and keep it full until ``stop``; then delete the junk."""
-
-    def __init__(self, url: str, *, seed: int, hot: bool = False) -> None:
-        self.hot = hot
-        self.client = redis_lib.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=3, decode_responses=True)
-        self.value = random.Random(seed).randbytes(JUNK_VALUE_BYTES)
-        self.written = 0
-        self.refused = 0
-        self.evicted: Counter[str] = Counter()
-        self.evicted_names: list[str] = []
-        self.junk_evicted = 0
-        self._stop = threading.Event()
-        self._stop_listening = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._notify_before: str | None = None
-        self._pubsub: Any = None
-        self.maxmemory = 0
-        self.policy = ""
-        self.evicted_before = 0
-        self.errors: list[str] = []
-
-    def _used(self) -> int:
-        return int(self.client.info("memory")["used_memory"])
-
-    def _evicted(self) -> int:
-        return int(self.client.info("stats").get("evicted_keys", 0))
-
-    def _top_up(self) -> None:
-        """Write junk until the Redis is full: a write is refused (noeviction) or makes it evict (LRU).
-
-        Large values until within two of them of maxmemory, then 1 KB values, so no headroom is left
-        for a platform write to slip into.
-        """
-        evicted = self._evicted()
-        for _ in range(100_000):
-            if self._stop.is_set():
-                return
-            big = self._used() < self.maxmemory - 2 * JUNK_VALUE_BYTES
-            try:
-                self.client.set(f"{JUNK_PREFIX}{self.written:07d}", self.value if big else self.value[:1024])
-                self.written += 1
-            except redis_lib.ResponseError as exc:
-                if not _oom(exc):
-                    raise
-                self.refused += 1
-                return
-            if not big and (self._evicted() > evicted or self._used() >= self.maxmemory):
-                return
-
-    def _listen(self) -> None:
-        pubsub = self._pubsub
-        idle = 0
-        while True:
-            try:
-                msg = pubsub.get_message(timeout=0.25)
-            except Exception as exc:  # the Redis went away: nothing more to learn
-                self.errors.append(f"eviction listener: {exc}")
-                return
-            if not msg:
-                idle += 1
-                if self._stop_listening.is_set() and idle >= 3:
-                    return  # stopped, and nothing more has arrived for a while
-                continue
-            idle = 0
-            if msg.get("type") != "message":
-                continue
-            key = msg["data"].decode(errors="replace") if isinstance(msg["data"], bytes) else str(msg["data"])
-            if key.startswith(JUNK_PREFIX):
-                self.junk_evicted += 1
-                continue
-            self.evicted[_key_kind(key)] += 1
-            if len(self.evicted_names) < 50:
-                self.evicted_names.append(key)
-
-    def _touch(self) -> None:
-        """Mark every junk key as just used (TOUCH moves no data), so LRU has no reason to prefer it."""
-        keys = [f"{JUNK_PREFIX}{i:07d}" for i in range(self.written)]
-        for start in range(0, len(keys), 500):
-            self.client.touch(*keys[start:start + 500])
-
-    def _hold(self) -> None:
-        while not self._stop.wait(0.1):
-            try:
-                if self.hot:
-                    self._touch()
-                self._top_up()
-            except Exception as exc:
-                self.errors.append(f"top-up: {exc}")
-                return
-
-    def start(self) -> dict[str, Any]:
-        cfg: dict[Any, Any] = dict(self.client.config_get("maxmemory*"))
-        self.maxmemory = int(cfg.get("maxmemory") or 0)
-        self.policy = str(cfg.get("maxmemory-policy", ""))
-        if not self.maxmemory:
-            raise FaultError("memory pressure needs a maxmemory on the Redis; it has none")
-        self._notify_before = str(self.client.config_get("notify-keyspace-events").get("notify-keyspace-events", ""))
-        self.client.config_set("notify-keyspace-events", "Ee")
-        self._pubsub = self.client.pubsub()
-        self._pubsub.subscribe("__keyevent@0__:evicted")
-        deadline = time.monotonic() + 5  # subscribed for real before the first write can evict
-        while time.monotonic() < deadline:
-            confirmation = self._pubsub.get_message(timeout=0.5)
-            if confirmation and confirmation.get("type") == "subscribe":
-                break
-        self.evicted_before = int(self.client.info("stats").get("evicted_keys", 0))
-        listener = threading.Thread(target=self._listen, name="chaos-evictions", daemon=True)
-        listener.start()
-        self._threads.append(listener)
-        used_before = self._used()
-        self._top_up()
-        holder = threading.Thread(target=self._hold, name="chaos-memory-pressure", daemon=True)
-        holder.start()
-        self._threads.append(holder)
-        return {"maxmemory": self.maxmemory, "policy": self.policy, "used_before": used_before,
-                "used_after_fill": self._used(), "junk_keys": self.written, "hot": self.hot}
-
-    def stop(self) -> dict[str, Any]:
-        self._stop.set()  # the holder first; the listener drains what Redis already sent, then ends
-        for t in self._threads[1:]:
-            t.join(5)
-        self._stop_listening.set()
-        for t in self._threads[:1]:
-            t.join(5)
-        deleted = 0
-        for key_batch in _batched(self.client.scan_iter(match=JUNK_PREFIX + "*", count=500), 500):
-            deleted += int(self.client.unlink(*key_batch))
-        with contextlib.suppress(Exception):
-            self._pubsub.close()
-        if self._notify_before is not None:
-            self.client.config_set("notify-keyspace-events", self._notify_before)
-        evicted_total = int(self.client.info("stats").get("evicted_keys", 0)) - self.evicted_before
-        self.client.close()
-        # Keyspace notifications are pub/sub, fire and forget: what INFO counts but no notification
-        # named is reported as such rather than guessed.
-        unattributed = evicted_total - self.junk_evicted - sum(self.evicted.values())
-        return {"junk_written": self.written, "junk_deleted": deleted, "writes_refused": self.refused,
-                "evicted_total": evicted_total, "junk_evicted": self.junk_evicted,
-                "evicted_unattributed": unattributed,
-                "other_evicted": dict(self.evicted), "other_evicted_keys": self.evicted_names,
-                "errors": self.errors}
-
-
-def _oom(exc: Exception) -> bool:
-    """A write refused because the Redis is full (redis-py drops the "OOM" prefix from the message)."""
-    return isinstance(exc, redis_lib.exceptions.OutOfMemoryError) or "maxmemory" in str(exc) or "OOM" in str(exc)
-
-
-def _key_kind(key: str) -> str:
-    """Group evicted keys by what they are to Celery / the platform."""
-    if key.startswith("celery-task-meta-"):
-        return "result (celery-task-meta-*)"
-    if key.startswith("_kombu.binding."):
-        return "binding (_kombu.binding.*)"
-    if key in ("unacked", "unacked_index", "unacked_mutex"):
-        return key
-    if key.startswith("eval:"):
-        return "record (eval:*)"
-    base = key.split(":", 1)[0]
-    if base in ("high_priority", "evaluation", "batch", "maintenance", "queue"):
-        return f"queue list ({base}*)"
-    return key if len(key) < 40 else key[:40] + "..."
-
-
-def _batched(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 # -- actions ----------------------------------------------------------------------------------------------

@@ -24,14 +24,9 @@ import requests
 
 from harness.chaos.checker import faults_in
 from harness.chaos.history import History
-from harness.chaos.nemesis import (
-    JUNK_PREFIX,
-    MemoryPressure,
-    Nemesis,
-    children_of,
-    kill_pool_child,
-    start_again,
-)
+from harness.chaos.memory_pressure import JUNK_PREFIX, MemoryPressure
+from harness.chaos.nemesis import Nemesis, start_again
+from harness.chaos.pool_children import children_of, kill_pool_child
 from harness.chaos.scenario import Fault, Toxic
 from harness.faultproxy import FaultProxyServer
 
