@@ -21,7 +21,7 @@ from typing import Any
 
 from harness.chaos.findings import combine, findings_table, write_combined
 from harness.chaos.runner import launcher_for, run_scenario
-from harness.chaos.scenario import Scenario, ScenarioError, load_all, load_scenario
+from harness.chaos.scenario import Scenario, load_all, load_files
 from harness.commands import run_command
 from harness.run import PROJECT_ROOT, RunFolder
 
@@ -47,22 +47,17 @@ def resolve(names: list[str]) -> list[Scenario]:
     """Scenario files from names or paths; every file is validated before anything runs."""
     if not names:
         return load_all(SCENARIOS)
-    scenarios, problems = [], []
+    paths, problems = [], []
     for name in names:
         path = Path(name)
         if not path.exists() and (SCENARIOS / f"{name}.toml").exists():
             path = SCENARIOS / f"{name}.toml"
-        if not path.exists():
+        if path.exists():
+            paths.append(path)
+        else:
             known = ", ".join(p.stem for p in sorted(SCENARIOS.glob("*.toml")))
             problems.append(f"{name}: no such scenario file or name; scenarios in {SCENARIOS}: {known}")
-            continue
-        try:
-            scenarios.append(load_scenario(path))
-        except ScenarioError as exc:
-            problems += exc.problems
-    if problems:
-        raise ScenarioError(problems)
-    return scenarios
+    return load_files(paths, problems)
 
 
 def cmd_chaos(args: argparse.Namespace) -> int:

@@ -574,8 +574,13 @@ def load_all(directory: str | Path) -> list[Scenario]:
     files = sorted(Path(directory).glob("*.toml"))
     if not files:
         raise ScenarioError([f"{directory}: no scenario files (*.toml) found"])
+    return load_files(files)
+
+
+def load_files(files: list[Path], problems: list[str] | None = None) -> list[Scenario]:
+    """Each file, validated; raises one ScenarioError with ``problems`` and every broken file's."""
     scenarios: list[Scenario] = []
-    problems: list[str] = []
+    problems = list(problems or [])
     for file in files:
         try:
             scenarios.append(load_scenario(file))

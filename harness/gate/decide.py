@@ -410,15 +410,23 @@ def _critical(parity: ParityEvidence | None, th: Thresholds) -> Criterion:
     observed = ", ".join(f"{f} {c}" for f, c in counts.items())
     values: dict[str, float | int | str | None] = dict(counts)
     hits = [(f, c) for f, c in counts.items() if c]
+    failure = None
     if hits:
         first, *rest = hits
-        detail = f"{_plural(first[1], 'mismatch')} on {first[0]}" + "".join(f", {c} on {f}" for f, c in rest)
-        return Criterion(name, "FAIL", observed, threshold, parity.n, "zero tolerance", detail, values)
-    if parity.n == 0:
-        return Criterion(name, "INCONCLUSIVE", observed, threshold, 0, "zero tolerance",
-                         "no paired comparisons to check critical fields on", values)
-    return Criterion(name, "PASS", observed, threshold, parity.n, "zero tolerance",
-                     f"no critical-field mismatch in {parity.n}", values)
+        failure = f"{_plural(first[1], 'mismatch')} on {first[0]}" + "".join(f", {c} on {f}" for f, c in rest)
+    return _zero_tolerance(name, observed, threshold, parity.n, values, failure,
+                           empty="no paired comparisons to check critical fields on",
+                           ok=f"no critical-field mismatch in {parity.n}")
+
+
+def _zero_tolerance(name: str, observed: str, threshold: str, n: int, values: dict[str, float | int | str | None],
+                    failure: str | None, *, empty: str, ok: str) -> Criterion:
+    """FAIL on any hit (``failure`` says which), INCONCLUSIVE with nothing checked, else PASS."""
+    if failure:
+        return Criterion(name, "FAIL", observed, threshold, n, "zero tolerance", failure, values)
+    if n == 0:
+        return Criterion(name, "INCONCLUSIVE", observed, threshold, 0, "zero tolerance", empty, values)
+    return Criterion(name, "PASS", observed, threshold, n, "zero tolerance", ok, values)
 
 
 def _oracle(parity: ParityEvidence | None) -> Criterion:
@@ -433,16 +441,12 @@ def _oracle(parity: ParityEvidence | None) -> Criterion:
     observed = ", ".join(f"{p} {c}" for p, c in counts.items())
     values: dict[str, float | int | str | None] = dict(counts)
     hits = [(p, c) for p, c in counts.items() if c]
-    if hits:
-        detail = ", ".join(f"{c} wrong on {p}" for p, c in hits)
-        if counts.get("legacy") and not counts.get("celery"):
-            detail += " (the oracle or legacy is broken: fix it before trusting parity)"
-        return Criterion(name, "FAIL", observed, threshold, parity.n, "zero tolerance", detail, values)
-    if parity.n == 0:
-        return Criterion(name, "INCONCLUSIVE", observed, threshold, 0, "zero tolerance",
-                         "no paired comparisons checked against the oracle", values)
-    return Criterion(name, "PASS", observed, threshold, parity.n, "zero tolerance",
-                     f"no wrong result in {parity.n}", values)
+    failure = ", ".join(f"{c} wrong on {p}" for p, c in hits) or None
+    if failure and counts.get("legacy") and not counts.get("celery"):
+        failure += " (the oracle or legacy is broken: fix it before trusting parity)"
+    return _zero_tolerance(name, observed, threshold, parity.n, values, failure,
+                           empty="no paired comparisons checked against the oracle",
+                           ok=f"no wrong result in {parity.n}")
 
 
 def _chaos(chaos: Sequence[ChaosOutcome] | None) -> Criterion:
