@@ -27,8 +27,8 @@ from harness.commands import add_stack_options, run_command, stack_config
 from harness.run import DEFAULT_REPORTS, RunFolder
 from harness.stack.config import StackConfig
 from harness.stack.processes import ProcessesStack
+from harness.vocabulary import EXIT_USAGE, VERDICT_EXIT_CODES, Verdict
 
-EXIT_CODES = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 2}
 STATE_FILE = Path(os.environ.get("HARNESS_STATE", DEFAULT_REPORTS / ".stack.json"))
 
 
@@ -57,7 +57,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if STATE_FILE.exists() and _state_pid_alive():
         print("harness: a detached stack is already running (see `harness status`); "
               "stop it with `harness down` first", file=sys.stderr)
-        return 3
+        return EXIT_USAGE
     print("starting the stack (processes launcher) ...", flush=True)
     started = time.monotonic()
 
@@ -113,7 +113,7 @@ def _state_pid_alive() -> bool:
 def _detach(args: argparse.Namespace) -> int:
     if _state_pid_alive():
         print("harness: a detached stack is already running; `harness status` shows it", file=sys.stderr)
-        return 3
+        return EXIT_USAGE
     with contextlib.suppress(FileNotFoundError):
         STATE_FILE.unlink()
     argv = [a for a in sys.argv[1:] if a != "--detach"] + ["--detached-child"]
@@ -127,14 +127,14 @@ def _detach(args: argparse.Namespace) -> int:
         if child.poll() is not None:
             print(f"harness: the detached stack failed to start (exit {child.returncode}):", file=sys.stderr)
             print(log.read_text()[-3000:], file=sys.stderr)
-            return 3
+            return EXIT_USAGE
         if _read_state():
             print(log.read_text().replace("running detached", "detached").rstrip())
             return 0
         time.sleep(0.1)
     os.killpg(child.pid, signal.SIGTERM)
     print(f"harness: the detached stack did not become healthy in 120 s; see {log}", file=sys.stderr)
-    return 3
+    return EXIT_USAGE
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -268,7 +268,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
           + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     if outcome.failure is not None:
         print("\n" + text)
-        verdict = "FAIL"
+        verdict: Verdict = "FAIL"
     elif outcome.flaky and outcome.first_failure is not None:
         print("\na divergence was seen once but did not reproduce (flaky):\n"
               + explain(outcome.first_failure, seed=config.seed, profile=profile))
@@ -277,7 +277,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
         verdict = "PASS" if session.checks else "INCONCLUSIVE"
     print(f"\n{verdict}: parity of {len(session.checks)} programs\nobservations: {run.path / 'observations.parquet'}\n"
           f"summary: {summary}")
-    return EXIT_CODES[verdict]
+    return VERDICT_EXIT_CODES[verdict]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,6 +16,7 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.stack.config import StackConfig
+from harness.vocabulary import EXIT_INTERRUPTED, EXIT_USAGE
 
 
 def add_stack_options(parser: argparse.ArgumentParser, title: str = "stack options (StackConfig)") -> None:
@@ -49,7 +50,7 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
         return func(args)
     except HarnessError as exc:
         print(f"harness: {exc}", file=sys.stderr)
-        return 3
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("\n" + interrupted, file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED

@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from system_under_test.store import Path, Result, status_of
+from system_under_test.contract import Path, Result, status_of
 
 # Time on top of the submission's own limit for the executor to start, queue and answer.
 _READ_SLACK_S = 30.0

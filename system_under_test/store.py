@@ -14,16 +14,23 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Literal, TypedDict
+from typing import Any
 
 from redis import Redis
 
-Path = Literal["legacy", "celery"]
-Status = Literal["queued", "running", "completed", "failed", "timeout", "error"]
-PATHS: tuple[Path, ...] = ("legacy", "celery")
-TERMINAL: frozenset[str] = frozenset({"completed", "failed", "timeout", "error"})
-EVENTS_CHANNEL = "evaluations:events"
-LEGACY_QUEUE = "queue:evaluations"
+from system_under_test.contract import (
+    EVENTS_CHANNEL,
+    LEGACY_QUEUE,
+    TERMINAL,
+    Path,
+    Record,
+    Result,
+    record_key,
+    status_of,
+)
+
+__all__ = ["EVENTS_CHANNEL", "LEGACY_QUEUE", "EvaluationStore", "Path", "Record", "Result", "parse_record",
+           "queued_result", "record_key", "status_of"]
 
 _WRITE_IF_EXISTS = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -33,37 +40,10 @@ return 1
 """
 
 
-class Result(TypedDict, total=False):
-    """One path's result; the parity surface of an evaluation."""
-
-    status: Status
-    output: str | None
-    error: str | None
-    exit_code: int | None
-    timed_out: bool | None
-    truncated: bool | None
-    duration_ms: float | None
-    executor_id: str | None
-    attempts: int
-    queued_at: float
-    started_at: float | None
-    finished_at: float | None
-
-
-def record_key(eval_id: str) -> str:
-    return f"eval:{eval_id}"
-
-
 def queued_result(queued_at: float) -> Result:
     return {"status": "queued", "output": None, "error": None, "exit_code": None, "timed_out": None,
             "truncated": None, "duration_ms": None, "executor_id": None, "attempts": 0,
             "queued_at": queued_at, "started_at": None, "finished_at": None}
-
-
-def status_of(exit_code: int, timed_out: bool) -> Status:
-    if timed_out:
-        return "timeout"
-    return "completed" if exit_code == 0 else "failed"
 
 
 class EvaluationStore:
@@ -89,7 +69,7 @@ class EvaluationStore:
                               args=[f"result:{path}", json.dumps(result), EVENTS_CHANNEL, event])
         return bool(written)
 
-    def get(self, eval_id: str) -> dict[str, Any] | None:
+    def get(self, eval_id: str) -> Record | None:
         raw = self.redis.hgetall(record_key(eval_id))
         return parse_record(raw) if raw else None
 
@@ -97,13 +77,14 @@ class EvaluationStore:
         self.redis.delete(record_key(eval_id))
 
 
-def parse_record(raw: dict[Any, Any]) -> dict[str, Any]:
+def parse_record(raw: dict[Any, Any]) -> Record:
     """Turn a record hash (bytes or str keys) into the JSON shape the gateway serves."""
     def s(v: Any) -> str:
         return v.decode() if isinstance(v, bytes) else str(v)
 
     flat = {s(k): s(v) for k, v in raw.items()}
-    results = {k.split(":", 1)[1]: json.loads(v) for k, v in flat.items() if k.startswith("result:")}
+    results: dict[str, Result] = {k.split(":", 1)[1]: json.loads(v) for k, v in flat.items()
+                                  if k.startswith("result:")}
     return {
         "eval_id": flat.get("id"),
         "language": flat.get("language"),

@@ -46,12 +46,12 @@ from kombu import Queue
 from redis import Redis
 
 from system_under_test import defects, executor_client
+from system_under_test.contract import DLQ_KEY
 from system_under_test.settings import env_bool, env_float, env_int, env_list, env_str
 from system_under_test.store import EvaluationStore
 
 log = logging.getLogger("celery.tasks")
 
-DLQ_KEY = "celery:dlq"
 QUEUES = ("high_priority", "evaluation", "batch", "maintenance")
 
 BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6380/0")

@@ -22,19 +22,21 @@ Classes, by precedence (the first that applies wins):
    still ran is unexpected rather than recovered (Jepsen would call it recovered, because it counts
    every invoke as an attempt): our gateway answers a failure with "nothing was queued", so a
    client may resubmit, and the execution breaks that promise.
-2. ``lost``: acknowledged (``ok``), never executed, not terminal, not found queued by the drain.
-3. ``stuck``: accepted (``ok`` or a recognised ``info``), not terminal, and either executed (the
+2. ``misrouted``: executed on an executor that is not one of its path's (``routing``, by default the
+   platform's ``EXECUTORS``: legacy on executor-1/2, Celery on executor-3); the detail names it.
+3. ``lost``: acknowledged (``ok``), never executed, not terminal, not found queued by the drain.
+4. ``stuck``: accepted (``ok`` or a recognised ``info``), not terminal, and either executed (the
    detail says how often and what the record says) or still queued (the detail says so).
-4. ``unknown``: a recognised ``info`` submission that never ran and never finished. Never lost:
+5. ``unknown``: a recognised ``info`` submission that never ran and never finished. Never lost:
    the client was never told it was accepted.
-5. ``wrong``: terminal with status completed / failed / timeout, but no execution in the ledger, an
+6. ``wrong``: terminal with status completed / failed / timeout, but no execution in the ledger, an
    exit code no execution produced, or a result that differs from the oracle.
-6. ``error``: terminal with status ``error`` (dead-lettered after the retries, executor rejected
+7. ``error``: terminal with status ``error`` (dead-lettered after the retries, executor rejected
    it, ...): an explicit failure, counted on its own so a scenario can bound it separately from a
    silently wrong result (by default it is bounded by 0, like ``wrong``).
-7. ``duplicated``: executed more than once on this path.
-8. ``recovered``: a recognised ``info`` submission that completed.
-9. ``ok``.
+8. ``duplicated``: executed more than once on this path.
+9. ``recovered``: a recognised ``info`` submission that completed.
+10. ``ok``.
 
 Zero-tolerance classes come before ``duplicated`` so a duplicate never hides a wrong result under
 its allowance; ``stuck`` comes before ``duplicated`` because an unfinished evaluation is worse than
@@ -43,7 +45,7 @@ matched to no evaluation are counted in ``CheckResult.unmatched``: unknown, not 
 
 ``allowances_for`` derives, from the stack configuration and the faults that happened, how many
 evaluations each path may lose, duplicate, leave stuck or end in ``error`` (rules in ``_effects``;
-each carries its reason). ``wrong`` and ``unexpected`` are always 0. ``executions`` caps the
+each carries its reason). ``wrong``, ``unexpected`` and ``misrouted`` are always 0. ``executions`` caps the
 executions of any one evaluation: (1 + max_retries if executor-3 was faulted) × (1 + number of
 faults that can redeliver), which also catches a poison task that loops forever.
 """
@@ -56,15 +58,14 @@ from typing import Any, Literal, Protocol
 
 import pandas as pd
 
-from harness.chaos.history import PATHS, ChaosError, Op, pairs
+from harness.chaos.history import ChaosError, Op, pairs
 from harness.stack.config import StackConfig
 from harness.stack.protocol import LINKS
+from harness.vocabulary import EXECUTORS, INVARIANTS, PATHS, TERMINAL, CheckerClass, Path, Record
 
-Cls = Literal["ok", "recovered", "lost", "duplicated", "unexpected", "stuck", "wrong", "error", "unknown"]
-PRECEDENCE: tuple[Cls, ...] = ("unexpected", "lost", "stuck", "unknown", "wrong", "error", "duplicated",
-                               "recovered", "ok")
-INVARIANTS: tuple[str, ...] = ("lost", "duplicated", "stuck", "wrong", "unexpected", "error")
-TERMINAL = frozenset({"completed", "failed", "timeout", "error"})
+Cls = CheckerClass
+PRECEDENCE: tuple[Cls, ...] = ("unexpected", "misrouted", "lost", "stuck", "unknown", "wrong", "error",
+                               "duplicated", "recovered", "ok")
 TABLE_COLUMNS = ("eval_id", "path", "cls", "submit", "executions", "status", "detail")
 SLOW_TOXICS = ("latency", "bandwidth", "slicer")
 MEANING = {
@@ -74,6 +75,7 @@ MEANING = {
     "wrong": "terminal result disagrees with the ledger or the oracle",
     "unexpected": "executed or recorded without an accepted submission",
     "error": "ended with status 'error' (an explicit failure)",
+    "misrouted": "executed on an executor that does not serve its path",
     "executions": "one evaluation executed more often than the configuration allows",
 }
 
@@ -110,6 +112,7 @@ class Facts:
     result: Mapping[str, Any] | None = None
     queued: bool = False
     differences: tuple[str, ...] = ()
+    executors: frozenset[str] | None = None  # the executors this path may use; None: any
 
 
 def _ran(executions: Sequence[Execution]) -> str:
@@ -125,6 +128,10 @@ def classify(facts: Facts) -> tuple[Cls, str]:
     if facts.accepted is None:
         seen = _ran(facts.executions) if n else f"recorded with status {status!r}"
         return "unexpected", f"{seen}, but {facts.submission}"
+    strays = sorted({e.executor_id for e in facts.executions} - facts.executors) if facts.executors else []
+    if strays:
+        return "misrouted", (f"{_ran(facts.executions)}: {', '.join(strays)} does not serve the {facts.path} path "
+                             f"(its executors: {', '.join(sorted(facts.executors or ()))})")
     if status not in TERMINAL:
         state = "its record is gone" if not facts.record else (
             "no result for this path" if status is None else f"the record says {status!r}")
@@ -167,6 +174,7 @@ class Counts:
     wrong: int = 0
     error: int = 0
     unknown: int = 0
+    misrouted: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -182,6 +190,7 @@ class Allowances:
     wrong: int | None = 0
     unexpected: int | None = 0
     error: int | None = 0
+    misrouted: int | None = 0
     executions: int | None = None  # most executions of any one evaluation; None: no cap
     reasons: tuple[str, ...] = ()
 
@@ -253,9 +262,12 @@ def _executions(ledger_rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str
 
 
 def check(history: Iterable[Op], ledger_rows: Iterable[Mapping[str, Any]],
-          records: Mapping[str, Mapping[str, Any]], *, expected: Mapping[str, Oracle] | None = None,
-          queued: Mapping[str, Iterable[str]] | None = None) -> CheckResult:
+          records: Mapping[str, Record], *, expected: Mapping[str, Oracle] | None = None,
+          queued: Mapping[str, Iterable[str]] | None = None,
+          routing: Mapping[Path, Iterable[str]] | None = EXECUTORS) -> CheckResult:
     """Classify every evaluation per path (see the module docstring). Pure: reads only its inputs.
+
+    ``routing`` maps a path to the executors that may run it (None: do not check routing).
 
     Raises CheckerError for an ``ok`` submit without an eval id or an unreadable ledger row, and
     HistoryError for a history whose invokes and completions do not pair up.
@@ -306,7 +318,8 @@ def check(history: Iterable[Op], ledger_rows: Iterable[Mapping[str, Any]],
     for eval_id, (routes, _) in acked.items():
         keys |= {(eval_id, p) for p in routes}
     for eval_id in recovered:
-        keys |= {(eval_id, p) for p in (records.get(eval_id) or {}).get("routes", [])}
+        known = records.get(eval_id)
+        keys |= {(eval_id, p) for p in (known["routes"] if known else [])}
     for eval_id, rec in records.items():
         keys |= {(eval_id, p) for p in (rec.get("results") or {})}
 
@@ -336,14 +349,15 @@ def check(history: Iterable[Op], ledger_rows: Iterable[Mapping[str, Any]],
         oracle = (expected or {}).get(eval_id)
         differences = tuple(oracle.differences(dict(result))) if oracle is not None and result else ()
         facts = Facts(eval_id, path, accepted, submission, executions.get((eval_id, path), ()),
-                      record is not None, result, (eval_id, path) in still_queued, differences)
+                      record is not None, result, (eval_id, path) in still_queued, differences,
+                      frozenset(routing[path]) if routing and path in routing else None)  # type: ignore[index]
         cls, detail = classify(facts)
         submit = accepted or ("fail" if eval_id in failed_ids else "none")
         rows.append({"eval_id": eval_id, "path": path, "cls": cls, "submit": submit,
                      "executions": len(facts.executions), "status": result.get("status") if result else None,
                      "detail": detail})
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS)).astype({"executions": "int64"})
-    counts = {p: Counts(**{c: int(((table["path"] == p) & (table["cls"] == c)).sum()) for c in PRECEDENCE})
+    counts: dict[str, Counts] = {p: Counts(**{c: int(((table["path"] == p) & (table["cls"] == c)).sum()) for c in PRECEDENCE})
               for p in PATHS}
     return CheckResult(table, counts, attempts, len(acked), len(fails), len(infos), tuple(unmatched))
 

@@ -19,11 +19,12 @@ from typing import Any
 
 import pandas as pd
 
-from harness.chaos.checker import INVARIANTS, MEANING, Violation, allowances_for, check
-from harness.chaos.history import PATHS, ChaosError, History, pairs
+from harness.chaos.checker import MEANING, Violation, allowances_for, check
+from harness.chaos.history import ChaosError, History, pairs
 from harness.chaos.result import FINDING_COLUMNS, ScenarioResult
 from harness.chaos.workload import Submission
 from harness.stack.config import StackConfig
+from harness.vocabulary import INVARIANTS, PATHS, Record
 
 MARKER = re.compile(r"chaos-[0-9a-f]{8}-\d{6}\.")
 
@@ -124,7 +125,7 @@ def _fault_notes(history: History) -> list[str]:
 
 
 def evaluate(result: ScenarioResult, history: History, ledger: list[dict[str, Any]],
-             records: dict[str, dict[str, Any]], probes: set[str], submissions: list[Submission], token: str,
+             records: dict[str, Record], probes: set[str], submissions: list[Submission], token: str,
              base: StackConfig, wall0: float, heal_times: list[float]) -> None:
     scenario = result.scenario
     mine = {i: r for i, r in records.items() if i not in probes}
@@ -140,17 +141,17 @@ def evaluate(result: ScenarioResult, history: History, ledger: list[dict[str, An
     except ChaosError as exc:
         result.errors.append(f"checker: {exc}")
         return
-    for path in PATHS:
-        mine_ops = [(i, d) for i, d in pairs(history.ops) if i.f == "submit" and i.path in (path, None)]
-        result.submits[path] = {"submitted": len(mine_ops),
+    for p in PATHS:
+        mine_ops = [(i, d) for i, d in pairs(history.ops) if i.f == "submit" and i.path in (p, None)]
+        result.submits[p] = {"submitted": len(mine_ops),
                                 "acked": sum(1 for _, d in mine_ops if d is not None and d.type == "ok"),
                                 "failed": sum(1 for _, d in mine_ops if d is not None and d.type == "fail"),
                                 "info": sum(1 for _, d in mine_ops if d is None or d.type == "info")}
     result.allowances = scenario.allowances(base)
     result.violations = result.check.violations(result.allowances)
     heal_wall = wall0 + max(heal_times) if heal_times else None
-    for path in PATHS:
-        result.recovery_s[path] = _recovery(mine, path, heal_wall) if heal_wall is not None else None
+    for p in PATHS:
+        result.recovery_s[p] = _recovery(mine, p, heal_wall) if heal_wall is not None else None
     if scenario.finding:
         result.notes.insert(0, " ".join(scenario.finding.split()))
     result.notes += _fault_notes(history)
@@ -251,7 +252,7 @@ def _findings(result: ScenarioResult) -> pd.DataFrame:
 
 
 def write(result: ScenarioResult, history: History, ledger: list[dict[str, Any]],
-          records: dict[str, dict[str, Any]], probes: set[str], submissions: list[Submission]) -> None:
+          records: dict[str, Record], probes: set[str], submissions: list[Submission]) -> None:
     folder = result.folder
     folder.mkdir(parents=True, exist_ok=True)
     history.to_frame().to_parquet(folder / "history.parquet", index=False)

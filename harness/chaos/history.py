@@ -39,11 +39,11 @@ from typing import Any, Literal, get_args
 import pandas as pd
 
 from harness.errors import HarnessError
+from harness.vocabulary import PATHS
 
 OpType = Literal["invoke", "ok", "fail", "info"]
 Completion = Literal["ok", "fail", "info"]
 OP_TYPES: tuple[str, ...] = get_args(OpType)
-PATHS: tuple[str, ...] = ("legacy", "celery")
 NEMESIS = "nemesis"
 COLUMNS: tuple[str, ...] = ("index", "time", "process", "type", "f", "eval_id", "path", "value", "error")
 

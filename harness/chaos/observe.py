@@ -17,21 +17,20 @@ from typing import Any
 
 import redis as redis_lib
 
-from harness.chaos.checker import TERMINAL
 from harness.chaos.history import History
+from harness.vocabulary import DLQ_KEY, LEGACY_QUEUE, TERMINAL, Record
 from system_under_test.executor.ledger import read_ledger
-from system_under_test.store import LEGACY_QUEUE, parse_record
+from system_under_test.store import parse_record
 
-DLQ_KEY = "celery:dlq"
 PRIORITY_STEPS = range(10)
 
 
-def _scan_records(main: redis_lib.Redis) -> dict[str, dict[str, Any]]:
+def _scan_records(main: redis_lib.Redis) -> dict[str, Record]:
     keys = list(main.scan_iter(match="eval:*", count=1000))
     pipe = main.pipeline(transaction=False)
     for key in keys:
         pipe.hgetall(key)
-    out = {}
+    out: dict[str, Record] = {}
     for raw in pipe.execute():
         if raw:
             rec = parse_record(raw)
@@ -40,7 +39,7 @@ def _scan_records(main: redis_lib.Redis) -> dict[str, dict[str, Any]]:
     return out
 
 
-def read_records(main: redis_lib.Redis) -> dict[str, dict[str, Any]]:
+def read_records(main: redis_lib.Redis) -> dict[str, Record]:
     """Every evaluation record on the main Redis (``eval:*``), parsed as the gateway serves it."""
     return _scan_records(main)
 

@@ -49,6 +49,7 @@ from harness.chaos.workload import WorkloadRunner, plan, threads_for
 from harness.errors import StackError
 from harness.run import RunFolder
 from harness.stack.config import StackConfig
+from harness.vocabulary import Record
 
 Launcher = Callable[[StackConfig, RunFolder], Any]
 Log = Callable[[str], None]
@@ -98,7 +99,7 @@ def run_scenario(scenario: Scenario, *, launcher: Launcher, run_folder: RunFolde
     h0, wall0 = time.monotonic(), time.time()  # the history's clock starts (about) now
     result.history_started_at = wall0
     probes: set[str] = set()
-    records: dict[str, dict[str, Any]] = {}
+    records: dict[str, Record] = {}
     ledger: list[dict[str, Any]] = []
     heal_times: list[float] = []
     say(f"chaos {scenario.name}: {scenario.title} (seed {seed}, {stack_kind})")

@@ -56,7 +56,7 @@ The schema (keys not listed are errors; defaults in brackets)::
     lost = 0                          #   an integer bound, "allowance" (derived from the configuration
     duplicated = "allowance"          #   and the faults: checker.allowances_for) or "report" (measured,
     stuck = 0                         #   never a failure: a known weakness). Defaults: lost, duplicated,
-    wrong = 0                         #   stuck, error "allowance"; wrong, unexpected 0.
+    wrong = 0                         #   stuck, error "allowance"; wrong, unexpected, misrouted 0.
 
 Kinds: ``kill`` (SIGKILL), ``terminate`` (SIGTERM, warm shutdown), ``pause`` (SIGSTOP, SIGCONT on
 heal), ``restart``, ``component-down`` (stop, start after duration_s) and ``kill-pool-child`` (one
@@ -83,12 +83,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.chaos.checker import INVARIANTS, Allowances, FaultEvent, allowances_for
-from harness.chaos.history import PATHS, ChaosError
+from harness.chaos.checker import Allowances, FaultEvent, allowances_for
+from harness.chaos.history import ChaosError
 from harness.errors import StackError
 from harness.faultproxy.schema import ATTRIBUTES
 from harness.stack.config import StackConfig
 from harness.stack.protocol import LINKS
+from harness.vocabulary import INVARIANTS, PATHS
 
 Bound = int | Literal["allowance", "report"]
 KINDS: tuple[str, ...] = ("kill", "terminate", "pause", "restart", "kill-pool-child", "toxic", "disable",
@@ -101,7 +102,7 @@ TOXIC_TYPES: tuple[str, ...] = ("latency", "bandwidth", "slow_close", "timeout",
 ROUTES = ("legacy", "celery", "dual")
 PROGRAMS = ("quick", "sleep", "mixed")
 DEFAULT_BOUNDS: dict[str, Bound] = {"lost": "allowance", "duplicated": "allowance", "stuck": "allowance",
-                                    "wrong": 0, "unexpected": 0, "error": "allowance"}
+                                    "wrong": 0, "unexpected": 0, "error": "allowance", "misrouted": 0}
 
 
 class ScenarioError(ChaosError):
@@ -179,6 +180,7 @@ class Expectation:
     wrong: Bound = 0
     unexpected: Bound = 0
     error: Bound = "allowance"
+    misrouted: Bound = 0
 
     def resolve(self, derived: Allowances) -> Allowances:
         """Concrete bounds: an integer stays, "allowance" takes ``derived``'s, "report" is None."""

@@ -58,14 +58,14 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 from harness.errors import HarnessError
 from harness.gate import stats
+from harness.vocabulary import PATHS, VERDICT_EXIT_CODES
+from harness.vocabulary import Verdict as Status
 
-Status = Literal["PASS", "FAIL", "INCONCLUSIVE"]
-EXIT_CODES: Mapping[Status, int] = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 2}
-PATHS = ("legacy", "celery")
+EXIT_CODES: Mapping[Status, int] = VERDICT_EXIT_CODES
 DEFAULT_THRESHOLDS = Path(__file__).with_name("thresholds.toml")
 
 
@@ -470,8 +470,8 @@ def _latency(latency: LatencyEvidence | None, th: Thresholds) -> Criterion:
     rule = f"HL upper <= max({_num(th.latency_tolerance_ms)} ms, {_pct(th.latency_tolerance_fraction)} of legacy median)"
     if latency is None:
         return _missing(name, rule, "latency")
-    unfinished = {p: list(latency.unfinished_ms.get(p, ())) for p in PATHS}
-    sizes = {p: len(latency.samples_ms.get(p, ())) + len(unfinished[p]) for p in PATHS}
+    unfinished: dict[str, list[float]] = {p: list(latency.unfinished_ms.get(p, ())) for p in PATHS}
+    sizes: dict[str, int] = {p: len(latency.samples_ms.get(p, ())) + len(unfinished[p]) for p in PATHS}
     smallest = min(sizes.values())
     if smallest < th.latency_min_samples:
         return Criterion(name, "INCONCLUSIVE", ", ".join(f"{p} n={c}" for p, c in sizes.items()), rule, smallest,

@@ -39,9 +39,9 @@ from harness.gate.decide import (
     ParityEvidence,
     SplitEvidence,
 )
+from harness.vocabulary import PATHS, TERMINAL
 
 _ERROR_CLASS = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning))\b")
-_TERMINAL = {"completed", "failed", "timeout", "error"}
 
 
 def error_class(error: Any) -> str | None:
@@ -70,7 +70,7 @@ def parity_evidence(observations: pd.DataFrame) -> ParityEvidence | None:
         by_field.update(f for f in str(row.differing).split(",") if f)
         if error_class(row.legacy_error) != error_class(row.celery_error):
             by_field["error_class"] += 1
-        if row.legacy_status not in _TERMINAL or row.celery_status not in _TERMINAL:
+        if row.legacy_status not in TERMINAL or row.celery_status not in TERMINAL:
             by_field["lost"] += 1
     wrong = {"legacy": int((judged["control_wrong"].fillna("") != "").sum()),
              "celery": int((judged["candidate_wrong"].fillna("") != "").sum())}
@@ -88,7 +88,7 @@ def load_evidence(requests: pd.DataFrame, configured_percentage: float | None
     samples: dict[str, list[float]] = {}
     errors: dict[str, ErrorCount] = {}
     unfinished: dict[str, list[float]] = {}
-    for path in ("legacy", "celery"):
+    for path in PATHS:
         # "unfinished": still in flight when Locust stopped its users; not an error, and a latency
         # known only to be at least its response_time_ms (the decision counts it conservatively).
         in_flight = (e2e["name"] == path) & (e2e["status"] == "unfinished")

@@ -33,7 +33,6 @@ from harness.load.rows import COLUMNS
 REQUEST_COLUMNS: tuple[str, ...] = COLUMNS
 STATS_COLUMNS: tuple[str, ...] = ("second", "time", "request_type", "name", "path", "requests", "failures",
                                   "p50_ms", "p95_ms", "p99_ms")
-PATHS: tuple[str, ...] = ("legacy", "celery")
 UNFINISHED = "unfinished"
 _DTYPES: dict[str, str] = {
     "request_type": "string", "name": "string", "path": "string", "response_time_ms": "float64", "ok": "bool",

@@ -9,7 +9,10 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-PATHS = ("legacy", "celery")
+from harness.vocabulary import PATHS
+
+__all__ = ["PATHS", "_has", "_seconds", "_strings", "fmt_ms", "sort_paths"]
+
 
 
 def _has(frame: pd.DataFrame | None, *columns: str) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 from harness.errors import HarnessError
 from harness.report import build_reports  # light: the writers are imported when it runs
 from harness.run import DEFAULT_REPORTS
+from harness.vocabulary import EXIT_USAGE
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except HarnessError as exc:
         print(f"harness: {exc}", file=sys.stderr)
-        return 3
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -12,23 +12,11 @@ from __future__ import annotations
 import json
 import os
 import threading
-from typing import Literal, TypedDict
 
-Outcome = Literal["completed", "failed", "timeout"]
+from system_under_test.contract import ExecutionOutcome as Outcome
+from system_under_test.contract import LedgerRow
 
-
-class LedgerRow(TypedDict):
-    eval_id: str
-    path: str
-    attempt: int
-    executor_id: str
-    started_at: float
-    finished_at: float
-    exit_code: int
-    outcome: Outcome
-    timed_out: bool
-    truncated: bool
-    duration_ms: float
+__all__ = ["Ledger", "LedgerRow", "Outcome", "read_ledger"]
 
 
 class Ledger:

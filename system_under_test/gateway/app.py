@@ -246,7 +246,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                    ) -> dict[str, Any] | JSONResponse:
         async def fetch() -> dict[str, Any] | None:
             raw = await waiters.redis.hgetall(record_key(eval_id))
-            return parse_record(raw) if raw else None
+            return dict(parse_record(raw)) if raw else None
 
         try:
             record = await (waiters.wait(eval_id, wait, fetch) if wait > 0 else fetch())

@@ -37,8 +37,9 @@ def acked(process: int, eval_id: str, *routes: str) -> list[tuple[Any, ...]]:
             (process, "ok", eval_id, {"eval_id": eval_id, "routes": list(routes)})]
 
 
-def ran(eval_id: str, path: str, attempt: int = 1, started_at: float = 1.0, exit_code: int = 0) -> dict[str, Any]:
-    executor = "executor-3" if path == "celery" else "executor-1"
+def ran(eval_id: str, path: str, attempt: int = 1, started_at: float = 1.0, exit_code: int = 0,
+        executor: str | None = None) -> dict[str, Any]:
+    executor = executor or ("executor-3" if path == "celery" else "executor-1")
     return {"eval_id": eval_id, "path": path, "attempt": attempt, "executor_id": executor,
             "started_at": started_at, "finished_at": started_at + 0.5, "exit_code": exit_code,
             "outcome": "completed" if exit_code == 0 else "failed", "timed_out": False, "truncated": False,
@@ -60,6 +61,29 @@ def classes(res: Any) -> dict[tuple[str, str], str]:
 
 
 # -- Jepsen total-queue semantics ------------------------------------------------------------------------
+
+
+def test_an_execution_on_another_paths_executor_is_misrouted_and_names_the_executor() -> None:
+    history = ops(*acked(0, "a", "celery"), *acked(1, "b", "legacy"), *acked(2, "c", "celery"))
+    ledger = [ran("a", "celery", executor="executor-1"), ran("b", "legacy", executor="executor-3"),
+              ran("c", "celery")]
+    records = {i: record(i, **{p: result()}) for i, p in (("a", "celery"), ("b", "legacy"), ("c", "celery"))}
+
+    res = check(history, ledger, records)
+
+    assert classes(res) == {("a", "celery"): "misrouted", ("b", "legacy"): "misrouted", ("c", "celery"): "ok"}
+    detail = res.table.set_index("eval_id").loc["a", "detail"]
+    assert "executor-1 does not serve the celery path" in detail and "executor-3" in detail
+    violations = res.violations({})
+    assert {(v.path, v.invariant, v.count) for v in violations} == {("celery", "misrouted", 1),
+                                                                    ("legacy", "misrouted", 1)}
+
+
+def test_routing_is_not_checked_when_the_deployment_declares_no_executors() -> None:
+    history = ops(*acked(0, "a", "celery"))
+    res = check(history, [ran("a", "celery", executor="gpu-box-7")], {"a": record("a", celery=result())},
+                routing=None)
+    assert classes(res) == {("a", "celery"): "ok"}
 
 
 def test_a_total_queue_history_sorts_attempts_into_ok_lost_duplicated_recovered_and_unexpected() -> None:
@@ -84,7 +108,8 @@ def test_a_total_queue_history_sorts_attempts_into_ok_lost_duplicated_recovered_
     assert (res.attempts, res.acknowledged, res.failed, res.indeterminate) == (5, 3, 0, 2)
     assert [op.value for op in res.unmatched] == [{"marker": "m-x"}]
     assert res.counts["celery"].as_dict() == {"ok": 1, "recovered": 1, "lost": 1, "duplicated": 1,
-                                              "unexpected": 1, "stuck": 0, "wrong": 0, "error": 0, "unknown": 0}
+                                              "unexpected": 1, "stuck": 0, "wrong": 0, "error": 0, "unknown": 0,
+                                              "misrouted": 0}
     assert res.counts["legacy"].as_dict() == dict.fromkeys(res.counts["legacy"].as_dict(), 0)
     assert res.table.set_index("eval_id").loc["c", "executions"] == 2
 
@@ -189,7 +214,7 @@ def test_status_error_is_counted_as_error_even_without_an_execution() -> None:
 
 
 def test_the_precedence_order_is_the_documented_one() -> None:
-    assert PRECEDENCE == ("unexpected", "lost", "stuck", "unknown", "wrong", "error", "duplicated", "recovered",
+    assert PRECEDENCE == ("unexpected", "misrouted", "lost", "stuck", "unknown", "wrong", "error", "duplicated", "recovered",
                           "ok")
 
 

@@ -273,7 +273,8 @@ def test_every_shipped_scenario_loads_and_validates() -> None:
 def test_the_celery_path_never_only_reports_on_correctness_in_shipped_scenarios() -> None:
     for s in load_all(SCENARIOS):
         if "celery" in s.expect:
-            assert s.expect["celery"].wrong == 0 and s.expect["celery"].unexpected == 0, s.name
+            assert s.expect["celery"].wrong == 0 and s.expect["celery"].unexpected == 0 \
+                and s.expect["celery"].misrouted == 0, s.name
 
 
 # -- the keys added with the runner: batch, hot, finding, known_failure -----------------------------------------
