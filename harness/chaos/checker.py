@@ -77,6 +77,7 @@ MEANING = {
     "error": "ended with status 'error' (an explicit failure)",
     "misrouted": "executed on an executor that does not serve its path",
     "executions": "one evaluation executed more often than the configuration allows",
+    "liveness": "the path took no new work after every fault was healed",
 }
 
 
@@ -207,9 +208,10 @@ class Violation:
     def __str__(self) -> str:
         shown = ", ".join(self.eval_ids[:5]) + (", ..." if len(self.eval_ids) > 5 else "")
         what = "evaluation(s) over" if self.invariant == "executions" else "allowed"
-        why = "".join(f"\n    allowance: {r}" for r in self.reasons)
-        return (f"{self.path}: {self.invariant} {self.count} > {self.bound} {what} ({shown}): "
-                f"{MEANING[self.invariant]}{why}")
+        label = "allowance" if self.eval_ids else "evidence"
+        why = "".join(f"\n    {label}: {r}" for r in self.reasons)
+        return (f"{self.path}: {self.invariant} {self.count} > {self.bound} {what}"
+                + (f" ({shown})" if shown else "") + f": {MEANING[self.invariant]}{why}")
 
 
 @dataclass(frozen=True, eq=False)

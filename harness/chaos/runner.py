@@ -155,10 +155,7 @@ def run_scenario(scenario: Scenario, *, launcher: Launcher, run_folder: RunFolde
                 problem = _probe(endpoints.gateway, history, path, f"after-{token}", scenario.steady_state.timeout_s,
                                  probes)
                 if problem:
-                    result.notes.append(f"liveness after the heal: {problem}")
-                    result.path_notes.setdefault(path, []).append(f"LIVENESS: {problem}")
-                    if path == "celery":
-                        result.errors.append(f"the Celery path does not take work after the heal: {problem}")
+                    result.liveness[path] = problem
             main.close()
             broker.close()
         finally:
@@ -174,8 +171,7 @@ def run_scenario(scenario: Scenario, *, launcher: Launcher, run_folder: RunFolde
     result.timings["elapsed_s"] = time.monotonic() - started
     evaluate(result, history, ledger, records, probes, submissions, token, base, wall0, heal_times)
     write(result, history, ledger, records, probes, submissions)
-    verdict = "PASS" if result.passed else "FAIL (known failure)" if result.known else "FAIL"
-    say(f"  {verdict} in {result.timings['elapsed_s']:.1f}s -> {run.path}")
+    say(f"  {result.outcome} in {result.timings['elapsed_s']:.1f}s -> {run.path}")
     return result
 
 

@@ -21,7 +21,14 @@ import pytest
 import redis as redis_lib
 from kombu import Connection, Exchange, Producer, Queue
 
-from harness.chaos.findings import config_summary, evaluate, findings_markdown, findings_table, write_combined
+from harness.chaos.findings import (
+    config_summary,
+    evaluate,
+    findings_markdown,
+    findings_table,
+    write,
+    write_combined,
+)
 from harness.chaos.history import History
 from harness.chaos.observe import _task_id, inspect_queues, quiesce
 from harness.chaos.result import ScenarioResult, replay_commands
@@ -172,7 +179,7 @@ def _literal_result(tmp_path: Path, scenario_file: Path, *, celery_lost: int, le
         out = {"status": "completed", "output": sub.marker + "\n", "error": "", "exit_code": 0,
                "timed_out": False, "truncated": False, "started_at": 1.0, "queued_at": 0.5,
                "finished_at": time.time()}
-        row = {"eval_id": eval_id, "path": sub.path, "attempt": 1, "executor_id": "executor-3",
+        row = {"eval_id": eval_id, "path": sub.path, "attempt": 1, "executor_id": "executor-3" if sub.path == "celery" else "executor-1",
                "started_at": 1.0, "exit_code": 0}
         if sub.path == "celery" and lost < celery_lost:
             lost += 1
@@ -197,8 +204,8 @@ def test_a_celery_loss_within_the_allowance_passes_and_a_legacy_loss_is_a_findin
                                                                                   scenario_file: Path) -> None:
     result = _literal_result(tmp_path, scenario_file, celery_lost=1, legacy_stuck=1)
     assert result.passed and not result.gate_violations
-    verdicts = dict(zip(result.findings["path"], result.findings["verdict"], strict=True))
-    assert verdicts == {"celery": "pass", "legacy": "finding"}
+    outcomes = dict(zip(result.findings["path"], result.findings["outcome"], strict=True))
+    assert outcomes == {"celery": "held", "legacy": "finding"} and result.outcome == "finding"
     row = result.findings.set_index("path").loc["celery"]
     assert (row["lost"], row["acked"], row["submitted"], row["ok"]) == (1, 2, 2, 1)
     notes = " ".join(result.path_notes["legacy"])
@@ -214,11 +221,30 @@ def test_a_celery_loss_beyond_its_bound_fails_with_the_replay_commands(tmp_path:
     result = _literal_result(tmp_path, scenario_file, celery_lost=2, legacy_stuck=0)
     assert not result.passed
     assert [(v.path, v.invariant, v.count, v.bound) for v in result.gate_violations] == [("celery", "lost", 2, 1)]
-    assert result.findings.set_index("path").loc["celery", "verdict"] == "FAIL"
+    assert result.findings.set_index("path").loc["celery", "outcome"] == "failed" and result.outcome == "failed"
     text = result.explain()
     assert "VIOLATION celery: lost 2 > 1" in text
     assert f"harness chaos {scenario_file} --seed 3" in text
     assert "test_scenario[kill-worker]' -m chaos --seed 3" in text
+
+
+def test_a_celery_loss_the_scenario_declares_known_is_a_known_failure_everywhere_it_is_stored(
+        tmp_path: Path, scenario_file: Path) -> None:
+    scenario_file.write_text(SCENARIO.replace('[expect.celery]\nlost = "allowance"', "[expect.celery]\nlost = 1")
+                             + '\n[known_failure]\ninvariants = ["lost"]\nreason = "kombu drops a message in flight"\n')
+    result = _literal_result(tmp_path, scenario_file, celery_lost=2, legacy_stuck=0)
+    assert result.outcome == "known-failure" and result.known and not result.passed
+    row = result.findings.set_index("path").loc["celery"]
+    assert (row["outcome"], row["known_failure"], list(row["violations"])) == (
+        "known-failure", "kombu drops a message in flight", ["lost 2 > 1"])
+    write(result, History(), [], {}, set(), [])
+    stored = json.loads((tmp_path / "result.json").read_text())
+    assert (stored["outcome"], stored["outcomes"]["celery"]) == ("known-failure", "known-failure")
+    assert stored["known_failure"] == "kombu drops a message in flight"
+    scenario_file.write_text(SCENARIO.replace('[expect.celery]\nlost = "allowance"', "[expect.celery]\nlost = 1")
+                             + '\n[known_failure]\ninvariants = ["duplicated"]\nreason = "another defect"\n')
+    other = _literal_result(tmp_path, scenario_file, celery_lost=2, legacy_stuck=0)
+    assert other.outcome == "failed"  # a violation the known failure does not declare is a failure
 
 
 def test_the_findings_table_and_markdown_show_counts_verdicts_and_notes(tmp_path: Path,
@@ -282,7 +308,7 @@ def test_a_stack_that_cannot_start_is_an_error_with_its_files_written(tmp_path: 
     result = run_scenario(load_scenario(scenario_file), launcher=lambda c, r: FailingStack("no redis-server"),
                           run_folder=RunFolder.create(tmp_path), seed=0)
     assert not result.passed and "no redis-server" in result.errors[0]
-    assert set(result.findings["verdict"]) == {"ERROR"}
+    assert set(result.findings["outcome"]) == {"error"} and result.outcome == "error"
     for name in ("history.parquet", "executions.parquet", "findings.parquet", "findings.md", "result.json"):
         assert (result.folder / name).exists(), name
     assert "replay:" in result.explain()
