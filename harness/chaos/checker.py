@@ -4,7 +4,7 @@ It extends Jepsen's ``total-queue`` to evaluations that run on two paths. Every 
 classified once per path it was routed to, executed by or recorded on (under dual-write an
 evaluation has one row for ``legacy`` and one for ``celery``). The inputs:
 
-- the history (``harness.chaos.history``): ``submit`` invokes with their ``ok`` / ``fail`` /
+- the history (``harness.history``): ``submit`` invokes with their ``ok`` / ``fail`` /
   ``info`` completions. An ``ok`` names the evaluation and its routes. An ``info`` submission is
   recognised in the records by its ``marker`` (a unique string in its code) or its ``eval_id``;
 - the ledger rows (``system_under_test/executor/ledger.py``): one row per execution an executor
@@ -58,7 +58,8 @@ from typing import Any, Literal, Protocol
 
 import pandas as pd
 
-from harness.chaos.history import ChaosError, Op, pairs
+from harness.chaos.errors import ChaosError
+from harness.history import Op, pairs
 from harness.stack.config import StackConfig
 from harness.stack.protocol import LINKS
 from harness.vocabulary import EXECUTORS, INVARIANTS, PATHS, TERMINAL, CheckerClass, Path, Record

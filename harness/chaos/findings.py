@@ -21,9 +21,10 @@ from typing import Any
 import pandas as pd
 
 from harness.chaos.checker import MEANING, Violation, allowances_for, check
-from harness.chaos.history import ChaosError, History, pairs
+from harness.chaos.errors import ChaosError
 from harness.chaos.result import FINDING_COLUMNS, ScenarioResult
 from harness.chaos.workload import Submission
+from harness.history import History, HistoryError, pairs
 from harness.stack.config import StackConfig
 from harness.vocabulary import OUTCOMES, PATHS, Record
 
@@ -139,7 +140,7 @@ def evaluate(result: ScenarioResult, history: History, ledger: list[dict[str, An
     }
     try:
         result.check = check(history.ops, rows, mine, expected=_oracles(mine, submissions), queued=queued)
-    except ChaosError as exc:
+    except (ChaosError, HistoryError) as exc:
         result.errors.append(f"checker: {exc}")
         return
     for p in PATHS:

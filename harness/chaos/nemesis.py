@@ -40,10 +40,10 @@ from typing import Any
 import requests
 
 from harness.chaos.fault_error import FaultError
-from harness.chaos.history import History
 from harness.chaos.memory_pressure import MemoryPressure
 from harness.chaos.pool_children import busy_children, kill_pool_child
 from harness.chaos.scenario import Fault
+from harness.history import History
 from harness.stack.config import StackConfig
 
 HEAL_ATTEMPTS = 5

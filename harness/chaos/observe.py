@@ -17,7 +17,7 @@ from typing import Any
 
 import redis as redis_lib
 
-from harness.chaos.history import History
+from harness.history import History
 from harness.vocabulary import DLQ_KEY, LEGACY_QUEUE, TERMINAL, Record
 from system_under_test.executor.ledger import read_ledger
 from system_under_test.store import parse_record

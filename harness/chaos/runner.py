@@ -36,17 +36,18 @@ from collections.abc import Callable
 from typing import Any
 
 import redis as redis_lib
-import requests
 
 from harness.chaos.checker import SUPERVISOR
+from harness.chaos.errors import ChaosError
 from harness.chaos.findings import evaluate, write
-from harness.chaos.history import ChaosError, History
 from harness.chaos.nemesis import Nemesis, start_again
 from harness.chaos.observe import inspect_queues, quiesce, read_ledgers, read_records
 from harness.chaos.result import ScenarioResult
 from harness.chaos.scenario import Scenario
 from harness.chaos.workload import WorkloadRunner, plan, threads_for
+from harness.client import ClientError, EvalRequest, GatewayClient, recorded
 from harness.errors import StackError
+from harness.history import History
 from harness.run import RunFolder
 from harness.stack.config import StackConfig
 from harness.vocabulary import Record
@@ -221,34 +222,24 @@ def supervise(stack: Any, history: History, say: Log) -> list[str]:
 def _probe(gateway: str, history: History, path: str, tag: str, timeout_s: float, probes: set[str]) -> str | None:
     """Submit one probe on ``path`` and wait for it; None when it completed right, else the problem."""
     text = f"probe-{tag}-{path}"
-    code = f"print({text!r})\n"
-    invoke = history.invoke(f"probe-{path}", "probe", path=path, value={"route": path, "probe": tag})
     deadline = time.monotonic() + timeout_s
-    try:
-        resp = requests.post(f"{gateway}/api/eval", json={"code": code, "language": "python", "route": path},
-                             timeout=min(10.0, timeout_s))
-    except requests.RequestException as exc:
-        history.complete(invoke, "info", error=str(exc)[:300])
-        return f"{path} probe: the gateway did not answer: {exc}"
-    if resp.status_code != 201:
-        history.complete(invoke, "fail", error=f"{resp.status_code} {resp.text[:300]}")
-        return f"{path} probe: the gateway answered {resp.status_code}: {resp.text[:200]}"
-    eval_id = resp.json()["eval_id"]
-    probes.add(eval_id)
-    history.complete(invoke, "ok", eval_id=eval_id, value=resp.json())
-    record: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        try:
-            got = requests.get(f"{gateway}/api/eval/{eval_id}",
-                               params={"wait": max(0.1, min(5.0, deadline - time.monotonic()))}, timeout=10)
-            record = got.json() if got.status_code == 200 else record
-        except requests.RequestException:
-            time.sleep(0.2)
-            continue
-        if record.get("done"):
-            break
-    result = (record.get("results") or {}).get(path) or {}
+    with GatewayClient(gateway, request_timeout_s=min(10.0, timeout_s)) as client:
+        _, answer = recorded(history, f"probe-{path}", "probe",
+                             lambda: client.submit(EvalRequest(f"print({text!r})\n", "python", path)),  # type: ignore[arg-type]
+                             path=path, value={"route": path, "probe": tag})
+        if answer.type != "ok" or answer.eval_id is None:
+            return f"{path} probe: the gateway did not accept it: {answer.error}"
+        probes.add(answer.eval_id)
+        record = None
+        while time.monotonic() < deadline:
+            try:
+                record = client.await_record(answer.eval_id, timeout_s=max(0.1, deadline - time.monotonic()),
+                                             poll_s=5.0)
+                break
+            except ClientError:
+                time.sleep(0.2)
+    result = (record["results"].get(path) if record else None) or {}
     if result.get("status") != "completed" or result.get("output") != text + "\n":
-        return (f"{path} probe {eval_id} did not complete within {timeout_s:g}s "
+        return (f"{path} probe {answer.eval_id} did not complete within {timeout_s:g}s "
                 f"(status {result.get('status')!r}, output {result.get('output')!r})")
     return None

@@ -85,7 +85,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.chaos.checker import Allowances, FaultEvent, allowances_for
-from harness.chaos.history import ChaosError
+from harness.chaos.errors import ChaosError
 from harness.errors import StackError
 from harness.faultproxy.schema import ATTRIBUTES
 from harness.stack.config import StackConfig

@@ -300,16 +300,3 @@ class ProcessesStack:
             raise StackError(f"Toxiproxy at {self._external_proxy} refused the links: {resp.status_code} {resp.text}")
 
 
-def wait_terminal(gateway: str, eval_id: str, timeout_s: float = 30.0) -> dict[str, Any]:
-    """Long-poll the gateway until every route of an evaluation is terminal."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        remaining = deadline - time.monotonic()
-        resp = requests.get(f"{gateway}/api/eval/{eval_id}", params={"wait": max(min(remaining, 20), 0)},
-                            timeout=remaining + 5)
-        resp.raise_for_status()
-        record: dict[str, Any] = resp.json()
-        if record["done"] or remaining <= 0:
-            return record
-
-

@@ -17,8 +17,8 @@ from harness.chaos.checker import (
     check,
     faults_in,
 )
-from harness.chaos.history import History, HistoryError, Op, from_frame, pairs, to_frame
 from harness.generate.programs import Exit, ProgramSpec, Write, expect
+from harness.history import History, HistoryError, Op, from_frame, pairs, to_frame
 from harness.stack.config import StackConfig
 
 # -- literal building blocks ---------------------------------------------------------------------------

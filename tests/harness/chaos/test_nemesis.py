@@ -23,12 +23,12 @@ import redis as redis_lib
 import requests
 
 from harness.chaos.checker import faults_in
-from harness.chaos.history import History
 from harness.chaos.memory_pressure import JUNK_PREFIX, MemoryPressure
 from harness.chaos.nemesis import Nemesis, start_again
 from harness.chaos.pool_children import children_of, kill_pool_child
 from harness.chaos.scenario import Fault, Toxic
 from harness.faultproxy import FaultProxyServer
+from harness.history import History
 
 
 class Handle:

@@ -29,13 +29,13 @@ from harness.chaos.findings import (
     write,
     write_combined,
 )
-from harness.chaos.history import History
 from harness.chaos.observe import _task_id, inspect_queues, quiesce
 from harness.chaos.result import ScenarioResult, replay_commands
 from harness.chaos.runner import base_config, run_scenario, start_stack
 from harness.chaos.scenario import load_scenario
 from harness.chaos.workload import plan
 from harness.errors import StackError
+from harness.history import History
 from harness.run import RunFolder
 from system_under_test.store import LEGACY_QUEUE, EvaluationStore
 

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.chaos.history import History
 from harness.gate import ErrorCount, Evidence, LatencyEvidence, ParityEvidence, decide, load_thresholds
+from harness.history import History
 from harness.report import build_frames, build_reports, charts, read_run, render_html, render_junit
 from harness.report.cli import main
 from harness.report.frames import (
