@@ -100,7 +100,7 @@ def gather_chaos(run: RunFolder, names: Sequence[str], seed: int, say: Callable[
         scenario = load_scenario(path)
         say(f"chaos: {scenario.name} ...")
         result = run_scenario(scenario, launcher=ProcessesStack, run_folder=run, seed=seed)
-        rows = [f"{r.path}: {r.verdict} (ok {r.ok}, lost {r.lost}, duplicated {r.duplicated}, stuck {r.stuck}, "
+        rows = [f"{r.path}: {r.outcome} (ok {r.ok}, lost {r.lost}, duplicated {r.duplicated}, stuck {r.stuck}, "
                 f"wrong {r.wrong})" for r in result.findings.itertuples(index=False)]
         say(f"chaos: {scenario.name}: " + "; ".join(rows))
 
