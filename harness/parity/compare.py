@@ -9,7 +9,13 @@ that matter. The outcome's class is one of:
 - ``mismatched``: some field differs;
 - ``ignored``: it differs, but only as a declared ignore rule allows (counted, never dropped);
 - ``noise``: the control disagreed with itself (A/A), so this evaluation cannot judge the candidate;
-- ``wrong``: the candidate disagrees with the oracle (the control may be wrong too: see ``control_wrong``).
+- ``wrong``: the candidate disagrees with the oracle (the control may be wrong too: see ``control_wrong``);
+- ``missing``: a path has no terminal result (one half of a dual-write never arrived within the
+  evaluation's deadline): nothing can be compared, and the path is named in ``missing``.
+
+Which path is wrong is the oracle's to say, never the comparison's: ``wrong_paths`` names every path
+that disagrees with it (legacy, the control, included); with no oracle (a raw program) nobody is
+blamed and only the difference is reported.
 """
 
 from __future__ import annotations
@@ -20,12 +26,13 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from harness.errors import HarnessError
+from harness.vocabulary import PATHS, TERMINAL, ParityClass
+from harness.vocabulary import Path as Path_
 
-Path_ = Literal["legacy", "celery"]
-ComparisonClass = Literal["matched", "mismatched", "ignored", "noise", "wrong"]
+ComparisonClass = ParityClass
 COMPARED_FIELDS = ("status", "output", "error", "exit_code", "timed_out", "truncated")
 DEFAULT_CONFIG = Path(__file__).with_name("normalisers.toml")
 
@@ -63,6 +70,11 @@ class Observation:
     def from_result(cls, eval_id: str, path: Path_, result: Mapping[str, Any]) -> Observation:
         return cls(eval_id, path, {f: result.get(f) for f in COMPARED_FIELDS})
 
+    @property
+    def complete(self) -> bool:
+        """The path produced a terminal result (a missing or still-running one is not)."""
+        return self.values.get("status") in TERMINAL
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -74,6 +86,11 @@ class Comparison:
     hits: Mapping[str, int] = field(default_factory=dict)
     control_wrong: tuple[str, ...] = ()
     candidate_wrong: tuple[str, ...] = ()
+    missing: tuple[Path_, ...] = ()  # paths with no terminal result
+
+    def wrong_paths(self) -> tuple[Path_, ...]:
+        """The paths that disagree with the oracle, control first (empty: none, or no oracle)."""
+        return tuple(p for p, w in zip(PATHS, (self.control_wrong, self.candidate_wrong), strict=True) if w)
 
 
 @dataclass(frozen=True)
@@ -121,7 +138,12 @@ def differing_fields(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[str, .
 
 def compare(control: Observation, candidate: Observation, config: ParityConfig, *,
             control_again: Observation | None = None, oracle: Any = None) -> Comparison:
-    """Classify one evaluation. ``control_again`` is a second control run (A/A); ``oracle`` an ``Expected``."""
+    """Classify one evaluation. ``control_again`` is a second control run (A/A); ``oracle`` an ``Expected``
+    (None: no oracle, only the paths are compared)."""
+    missing = tuple(o.path for o in (control, candidate) if not o.complete)
+    if missing:
+        return Comparison(control.eval_id, "missing", (), dict(control.values), dict(candidate.values), {}, (), (),
+                          missing)
     hits: Counter[str] = Counter()
     c = config.normalise(control.values, hits)
     k = config.normalise(candidate.values, hits)

@@ -1,18 +1,26 @@
 """Send programs through the gateway, many at once, and collect every path's result.
 
 A ``Dispatcher`` submits a whole batch of programs concurrently and waits for all of them, so the
-parity suite is limited by the executors rather than by one request at a time. What a program is
-sent as is a *plan*: a tuple of gateway routes, one submission each.
+parity suite is limited by the executors rather than by one request at a time. It speaks to the
+gateway only through ``harness.client`` and records every operation in a ``harness.history.History``
+(Jepsen's format, shared with chaos): a ``submit`` (invoke, then ok / fail / info) and a ``read``
+(invoke, then ok with which paths finished). The suite stores it as ``parity_history.parquet``.
+
+What a program is sent as is a *plan*: a tuple of gateway routes, one submission each.
 
 - ``("both",)`` dual-write: one evaluation, the gateway writes it to both queues; its record
   holds the control (legacy) and the candidate (celery) result;
 - ``("legacy", "celery")`` forced routes: two evaluations of the same code, one per path;
 - ``("legacy", "legacy")`` / ``("celery", "celery")`` A/A: the same code twice through one path.
 
-Results are keyed by path; a path's second result is ``"<path>#2"``. A program whose spec ends in
-a timeout is submitted with a short ``timeout_s`` (``TIMEOUT_PROGRAM_S``) so that it costs about a
-second, and is queued ahead of the batch's quick programs; every other program gets the stack's
-default timeout, so a slow machine does not turn a quick program into a timeout.
+Results are keyed by path; a path's second result is ``"<path>#2"``. A program with a ``timeout_s``
+(one that ends near or past its deadline) is submitted with it and queued ahead of the batch's
+quick programs; every other program gets the stack's default timeout.
+
+An evaluation's *deadline* is its timeout (its own ``timeout_s``, else ``default_timeout_s``, the
+stack's) plus ``queue_allowance_s`` for queueing behind the rest of the batch. A path still without
+a terminal result then is *missing*: its result is left out, and the comparison says so at once
+(``compare``: class ``missing``); nobody waits longer for it.
 
 Errors a user can act on: the gateway refusing a submission (its status and problems are quoted)
 and a gateway that cannot be reached (``DispatchError`` names the URL).
@@ -20,22 +28,25 @@ and a gateway that cannot be reached (``DispatchError`` names the URL).
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-import requests
-
+from harness.client import ClientError, EvalRequest, GatewayClient, recorded
 from harness.errors import HarnessError
+from harness.generate.spec import DEADLINE_S
+from harness.history import History
+from harness.vocabulary import TERMINAL, Record, Route
 
-Route = Literal["legacy", "celery", "both"]
 Plan = tuple[Route, ...]
 DUAL: Plan = ("both",)
 FORCED: Plan = ("legacy", "celery")
-TIMEOUT_PROGRAM_S = 1.0
+TIMEOUT_PROGRAM_S = DEADLINE_S
 
 
 class DispatchError(HarnessError):
@@ -60,11 +71,18 @@ class Dispatched:
 
 
 class Dispatcher:
-    def __init__(self, gateway: str, *, max_in_flight: int = 32, wait_s: float = 60.0) -> None:
+    """Submits batches through ``gateway``; ``history`` records every operation (a new one by default)."""
+
+    def __init__(self, gateway: str, *, max_in_flight: int = 32, default_timeout_s: float = 10.0,
+                 queue_allowance_s: float = 20.0, history: History | None = None) -> None:
         self.gateway = gateway.rstrip("/")
-        self.wait_s = wait_s
+        self.default_timeout_s = default_timeout_s
+        self.queue_allowance_s = queue_allowance_s
+        self.history = history if history is not None else History()
+        self.client = GatewayClient(self.gateway, request_timeout_s=30.0)
         self._pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="parity-dispatch")
-        self._local = threading.local()
+        self._processes = itertools.count()
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -74,6 +92,10 @@ class Dispatcher:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def deadline_s(self, submission: Submission) -> float:
+        """How long after its submission an evaluation may take before a path without a result is missing."""
+        return (submission.timeout_s or self.default_timeout_s) + self.queue_allowance_s
 
     def run(self, submissions: Sequence[Submission], plan: Plan) -> list[Dispatched]:
         """Submit every program under ``plan`` at once; return their outcomes in order."""
@@ -91,41 +113,40 @@ class Dispatcher:
             for record in mine:
                 for path in record["routes"]:
                     key = path if path not in results else f"{path}#2"
-                    results[key] = record["results"].get(path, {})
-            out.append(Dispatched(tuple(r["eval_id"] for r in mine), results,
+                    results[key] = dict(record["results"].get(path, {}))
+            out.append(Dispatched(tuple(str(r["eval_id"]) for r in mine), results,
                                   all(r["done"] for r in mine), elapsed))
         return out
 
     # -- one submission ------------------------------------------------------------------------
 
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-        return session
+    def _process(self) -> str:
+        with self._lock:
+            return f"parity-{next(self._processes)}"
 
-    def _one(self, sub: Submission, route: Route) -> dict[str, Any]:
-        body: dict[str, Any] = {"code": sub.code, "language": sub.language, "route": route}
-        if sub.timeout_s is not None:
-            body["timeout_s"] = sub.timeout_s
-        session = self._session()
-        url = f"{self.gateway}/api/eval"
+    def _one(self, sub: Submission, route: Route) -> Record:
+        process = self._process()
+        request = EvalRequest(sub.code, sub.language, route=route, timeout_s=sub.timeout_s)
+        program = hashlib.sha256(sub.code.encode()).hexdigest()[:12]
+        _, answer = recorded(self.history, process, "submit", lambda: self.client.submit(request),
+                             path=None if route == "both" else route,
+                             value={"route": route, "language": sub.language, "timeout_s": sub.timeout_s,
+                                    "program": program})
+        if answer.type != "ok" or answer.eval_id is None:
+            problems = f" problems: {list(answer.problems)}" if answer.problems else ""
+            what = "refused" if answer.type == "fail" else "did not answer (the outcome is unknown)"
+            raise DispatchError(f"the gateway at {self.gateway} {what} a submission: {answer.error}{problems}; "
+                                "is the stack running, and does it take this language and timeout?")
+        invoke = self.history.invoke(process, "read", eval_id=answer.eval_id)
         try:
-            resp = session.post(url, json=body, timeout=30)
-        except requests.RequestException as exc:
-            raise DispatchError(f"cannot reach the gateway at {url}: {exc}; is the stack running?") from exc
-        if resp.status_code != 201 and resp.status_code != 200:
-            raise DispatchError(f"the gateway refused a submission with {resp.status_code}: {resp.text[:500]}")
-        eval_id = resp.json()["eval_id"]
-        deadline = time.monotonic() + self.wait_s
-        while True:
-            remaining = deadline - time.monotonic()
-            try:
-                got = session.get(f"{url}/{eval_id}", params={"wait": max(min(remaining, 20.0), 0.0)},
-                                  timeout=max(remaining, 0.0) + 10)
-                got.raise_for_status()
-            except requests.RequestException as exc:
-                raise DispatchError(f"cannot read evaluation {eval_id} from {url}: {exc}") from exc
-            record: dict[str, Any] = got.json()
-            if record["done"] or remaining <= 0:
-                return record
+            record = self.client.await_record(answer.eval_id, timeout_s=self.deadline_s(sub))
+        except ClientError as exc:
+            self.history.complete(invoke, "fail", error=str(exc)[:300])
+            raise DispatchError(str(exc)) from exc
+        if record is None:
+            self.history.complete(invoke, "fail", error="the gateway does not know this evaluation")
+            raise DispatchError(f"the gateway at {self.gateway} accepted evaluation {answer.eval_id} and then "
+                                "did not know it: its main Redis lost the record?")
+        unfinished = [p for p in record["routes"] if record["results"].get(p, {}).get("status") not in TERMINAL]
+        self.history.complete(invoke, "ok", value={"done": record["done"], "missing": unfinished})
+        return record

@@ -26,7 +26,7 @@ def test_temp_paths_in_tracebacks_are_normalised_and_every_hit_is_counted() -> N
     tb = 'Traceback (most recent call last):\n  File "/tmp/crucible-{}/main.py", line 1\nValueError: x\n'
     result = compare(obs("legacy", error=tb.format("ab12")), obs("celery", error=tb.format("zz99")), CONFIG)
     assert result.cls == "matched"
-    assert result.hits == {"temp-path": 2, "executor-id": 0, "executor-url": 0, "pid": 0}
+    assert result.hits == {"temp-path": 2, "executor-id": 0, "executor-url": 0, "pid": 0, "slot-uid": 0}
     assert "/tmp/crucible-<tmp>/main.py" in result.control["error"]
 
 
@@ -73,3 +73,29 @@ def test_a_broken_configuration_names_the_file_and_the_place(tmp_path: Path, tex
     with pytest.raises(ParityError) as info:
         ParityConfig.load(path)
     assert str(path) in str(info.value) and message in str(info.value)
+
+
+def test_a_path_without_a_terminal_result_is_missing_and_named() -> None:
+    result = compare(obs("legacy"), obs("celery", status="queued", output=None), CONFIG)
+    assert (result.cls, result.missing, result.differing) == ("missing", ("celery",), ())
+    nothing = compare(Observation.from_result("e1", "legacy", {}), obs("celery"), CONFIG)
+    assert (nothing.cls, nothing.missing) == ("missing", ("legacy",))
+
+
+def test_the_oracle_names_the_wrong_path_even_when_it_is_the_control() -> None:
+    oracle = expect(ProgramSpec("python", (Write("stdout", "hi\n"),), Exit(3)), output_cap=65536)
+    legacy_wrong = compare(obs("legacy", output="hi"), obs("celery"), CONFIG, oracle=oracle)
+    assert legacy_wrong.cls == "mismatched" and legacy_wrong.wrong_paths() == ("legacy",)
+    celery_wrong = compare(obs("legacy"), obs("celery", output="hi"), CONFIG, oracle=oracle)
+    assert celery_wrong.cls == "wrong" and celery_wrong.wrong_paths() == ("celery",)
+    no_oracle = compare(obs("legacy", output="a"), obs("celery", output="b"), CONFIG)
+    assert no_oracle.cls == "mismatched" and no_oracle.wrong_paths() == ()
+
+
+def test_slot_uids_are_normalised_but_root_is_not() -> None:
+    a = compare(obs("legacy", output="ids: uid=1000064 gid=1000064 groups=1000064\n"),
+                obs("celery", output="ids: uid=1000131 gid=1000131 groups=1000131\n"), CONFIG)
+    assert a.cls == "matched" and a.hits["slot-uid"] == 6
+    root = compare(obs("legacy", output="ids: uid=61065 gid=61065\n"), obs("celery", output="ids: uid=0 gid=0\n"),
+                   CONFIG)
+    assert root.differing == ("output",)
