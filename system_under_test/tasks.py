@@ -131,6 +131,9 @@ def evaluate_code(self: Any, eval_id: str, code: str, language: str, timeout_s: 
     executor_url = env_str("EXECUTOR_SERVICE_URL", "http://127.0.0.1:8003")
     store.set_result(eval_id, "celery", executor_client.running_result(
         queued_at=queued, started_at=started_at, attempts=attempt, executor_id=None))
+    if CANDIDATE_DEFECTS:  # the power check's deliberate bugs (never in a deployment)
+        code = defects.apply_code(CANDIDATE_DEFECTS, code, language)
+        timeout_s = defects.apply_timeout(CANDIDATE_DEFECTS, timeout_s)
     try:
         body = executor_client.execute(_session(), executor_url, eval_id=eval_id, code=code,
                                        language=language, timeout_s=timeout_s, path="celery",
