@@ -219,6 +219,7 @@ def _open_stack(args: argparse.Namespace, config: StackConfig, run: RunFolder) -
 
 
 def cmd_parity(args: argparse.Namespace) -> int:
+    from harness.parity import coverage
     from harness.parity.compare import ParityConfig
     from harness.parity.dispatch import DUAL, FORCED, Dispatcher
     from harness.parity.explain import COUNTEREXAMPLES, explain, load_counterexample, save_counterexample
@@ -238,13 +239,14 @@ def cmd_parity(args: argparse.Namespace) -> int:
     run = RunFolder.create()
     plan = FORCED if args.mode == "forced" else DUAL
     print(f"run {run.run_id}: starting the stack ...", flush=True)
-    with _open_stack(args, config, run) as stack, Dispatcher(stack.endpoints.gateway) as dispatcher:
+    with _open_stack(args, config, run) as stack, \
+            Dispatcher(stack.endpoints.gateway, default_timeout_s=config.executor_timeout_s) as dispatcher:
         session = ParitySession(dispatcher, ParityConfig.load(), config.executor_output_bytes, plan)
         if replays:
             failing = 0
-            for path, spec, saved_plan in replays:
+            for path, program, saved_plan in replays:
                 session.plan = saved_plan
-                check = session.check([spec])[0]
+                check = session.check([program])[0]
                 failing += check.failing
                 print(explain(check, seed=config.seed, saved=path) if check.failing else f"MATCHED  {path}")
             write_outputs(session, run.path, title="Parity replay")
@@ -256,17 +258,20 @@ def cmd_parity(args: argparse.Namespace) -> int:
               f"{BATCH_SIZE[profile]}, seed {config.seed}) ...", flush=True)
         outcome = search(session, profile=profile, budget=args.samples, seed=config.seed)
         extra = [f"- seed {config.seed}, profile {profile}, Hypothesis examples {outcome.examples}"]
-        if outcome.failure is not None:
-            saved = save_counterexample(outcome.failure, COUNTEREXAMPLES if args.save else run.path / "counterexamples",
+        found = outcome.missing or outcome.failure
+        if found is not None:
+            saved = save_counterexample(found, COUNTEREXAMPLES if args.save else run.path / "counterexamples",
                                         seed=config.seed)
-            text = explain(outcome.failure, seed=config.seed, saved=saved, profile=profile)
+            text = explain(found, seed=config.seed, saved=saved, profile=profile)
             extra += ["", "## Failure", "", "```", text, "```"]
         summary = write_outputs(session, run.path, title="Parity", extra=extra)
     counts = session.counts()
     rate = len(session.checks) / session.elapsed_s if session.elapsed_s else 0.0
     print(f"{len(session.checks)} programs checked in {session.elapsed_s:.1f} s ({rate:.1f} per second): "
           + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    if outcome.failure is not None:
+    print("programs per edge of the parity surface:")
+    print("\n".join(coverage.terminal(coverage.coverage_frame(session.frame()))))
+    if found is not None:
         print("\n" + text)
         verdict: Verdict = "FAIL"
     elif outcome.flaky and outcome.first_failure is not None:

@@ -6,9 +6,10 @@ printed at the end.
 
 Parity fixtures: ``parity_profile`` (Hypothesis's own ``--hypothesis-profile``, else the
 ``HYPOTHESIS_PROFILE`` environment variable, else ``ci`` under CI and ``dev`` elsewhere),
-``parity_dispatcher`` (sends batches through the session stack's gateway) and ``parity_recorder``
-(every parity session of the test run; written to ``observations.parquet`` and ``parity.md`` in the
-run folder at the end).
+``parity_dispatcher`` (sends batches through the session stack's gateway, recording every operation
+in one history) and ``parity_recorder`` (every parity session of the test run; written to
+``observations.parquet``, ``parity_history.parquet`` and ``parity.md`` in the run folder at the end).
+The terminal summary shows the coverage table of the parity surface when parity ran.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from harness.parity import coverage
 from harness.parity.dispatch import Dispatcher
 from harness.parity.suite import ParitySession, check_profile, register_profiles, write_outputs
 from harness.run import RunFolder
@@ -115,12 +117,12 @@ def parity_profile(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def parity_dispatcher(stack: Any) -> Iterator[Dispatcher]:
-    with Dispatcher(stack.endpoints.gateway) as dispatcher:
+    with Dispatcher(stack.endpoints.gateway, default_timeout_s=stack.config.executor_timeout_s) as dispatcher:
         yield dispatcher
 
 
 @pytest.fixture(scope="session")
-def parity_recorder(run_folder: RunFolder) -> Iterator[list[ParitySession]]:
+def parity_recorder(request: pytest.FixtureRequest, run_folder: RunFolder) -> Iterator[list[ParitySession]]:
     sessions: list[ParitySession] = []
     yield sessions
     merged = None
@@ -131,10 +133,19 @@ def parity_recorder(run_folder: RunFolder) -> Iterator[list[ParitySession]]:
         merged.elapsed_s += session.elapsed_s
         merged.hits.update(session.hits)
     if merged is not None and merged.checks:
-        write_outputs(merged, run_folder.path, title="Parity (pytest)")
+        summary = write_outputs(merged, run_folder.path, title="Parity (pytest)")
+        table = coverage.terminal(coverage.coverage_frame(merged.frame()))
+        request.config._harness_parity = (len(merged.checks), summary, table)  # type: ignore[attr-defined]
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    parity = getattr(terminalreporter.config, "_harness_parity", None)
+    if parity is not None:
+        programs, summary, table = parity
+        terminalreporter.section("parity: coverage of the parity surface")
+        terminalreporter.write_line(f"{programs} programs checked; programs per edge (full table: {summary})")
+        for line in table:
+            terminalreporter.write_line(line)
     run = getattr(terminalreporter.config, "_harness_run", None)
     if run is not None:
         terminalreporter.write_line(f"harness run folder: {run.path}")

@@ -3,8 +3,8 @@
 ``harness gate --current 50 --target 75`` prints the samples the step needs, gathers the evidence on
 the embedded stack (or ``--stack-url``) into one run folder, and decides:
 
-1. **parity**: at least the needed number of generated programs through dual-write, every one an
-   independent sample (no shrinking steps are counted);
+1. **parity**: at least the needed number of programs through dual-write, drawn independently from
+   the declared mix ``parity-v1`` (``harness.generate.mix``): the rate bound is about that population;
 2. **load**: a bounded Locust run through the gateway with the split at ``--current`` percent (end-to-
    end latency and platform errors per path, and the split's accuracy);
 3. **chaos**: the scenarios named by ``--chaos`` (default: the gate's short list below), each on a
@@ -67,11 +67,12 @@ def gather_parity(gateway: str, run: RunFolder, config: StackConfig, programs: i
                   say: Callable[[str], None]) -> None:
     from harness.parity.compare import ParityConfig
     from harness.parity.dispatch import DUAL, Dispatcher
-    from harness.parity.suite import ParitySession, register_profiles, sample, write_outputs
+    from harness.parity.suite import POPULATION, ParitySession, register_profiles, sample, write_outputs
 
     register_profiles()
-    say(f"parity: {programs} generated programs through dual-write ...")
-    with Dispatcher(gateway) as dispatcher:
+    say(f"parity: {programs} programs drawn from the mix `{POPULATION.removeprefix('mix:')}` (seed {seed}) "
+        "through dual-write ...")
+    with Dispatcher(gateway, default_timeout_s=config.executor_timeout_s) as dispatcher:
         session = ParitySession(dispatcher, ParityConfig.load(), config.executor_output_bytes, DUAL)
         sample(session, programs=programs, seed=seed)
     write_outputs(session, run.path, title="Parity (gate evidence)")
