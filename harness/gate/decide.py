@@ -9,7 +9,9 @@ the split, collect more). Too little data is never a PASS (Flagger#1095, Kayenta
 Evidence (``Evidence``) has four optional parts; a part that is ``None`` was not collected and
 makes its criteria INCONCLUSIVE:
 
-- ``parity``: ``n`` paired comparisons = matched + mismatched + ignored (Scientist's classes).
+- ``parity``: ``n`` paired comparisons = matched + mismatched + ignored (Scientist's classes) of
+  programs drawn independently from a declared mix (``population``, e.g. ``mix:parity-v1``); the
+  search's programs (``searched``: not a sample) count only for the zero-tolerance criteria.
   ``noise`` evaluations (the A/A control disagreed with itself) are *excluded* from ``n``: they
   cannot judge the candidate; their count is reported. ``mismatches`` = k mismatched evaluations
   (ignored ones are in n, not in k). ``mismatches_by_field`` counts, per compared field, the
@@ -26,7 +28,8 @@ Criteria, in order (``Thresholds`` supplies confidence c, ε(target) and the tol
    otherwise) < ε → PASS; the point estimate k/n > ε (the best estimate is over budget; implied
    whenever the lower bound is) → FAIL; otherwise INCONCLUSIVE: with k = 0 that is only "too few
    samples" and the gate says how many it needs; with k > 0 the interval straddles ε. n = 0 →
-   INCONCLUSIVE.
+   INCONCLUSIVE. The detail names the population ("0/299 mismatched in programs drawn from mix
+   `parity-v1`").
 2. critical fields: any mismatch on a field of ``thresholds.critical_fields`` → FAIL.
 3. oracle: any wrong result on any path → FAIL. A wrong legacy result also fails: it means the
    oracle or the platform is broken and no parity claim can be trusted until it is fixed.
@@ -237,22 +240,35 @@ def _non_negative(value: Any, name: str) -> None:
 
 @dataclass(frozen=True)
 class ParityEvidence:
+    """``n`` and ``mismatches`` are the sample the rate bound is computed on: programs drawn independently
+    from ``population`` (e.g. ``mix:parity-v1``; None: not declared, observations stored before
+    populations were). ``searched`` programs (the Hypothesis search: not a sample) count only for the
+    zero-tolerance criteria, as do ``mismatches_by_field`` and ``wrong``, which cover both."""
+
     n: int  # matched + mismatched + ignored; noise excluded
     mismatches: int
     mismatches_by_field: Mapping[str, int] = field(default_factory=dict)
     wrong: Mapping[str, int] | None = None  # oracle disagreements per path; None: no oracle checked
     noise: int | None = None  # evaluations the A/A control disagreed on (excluded from n); None: no A/A
+    population: str | None = None
+    searched: int = 0
+
+    @property
+    def checked(self) -> int:
+        """Every judged program: the sample and the search's."""
+        return self.n + self.searched
 
     def __post_init__(self) -> None:
         _non_negative(self.n, "parity.n")
         _non_negative(self.mismatches, "parity.mismatches")
+        _non_negative(self.searched, "parity.searched")
         if self.mismatches > self.n:
             raise GateError(f"evidence: parity.mismatches ({self.mismatches}) exceeds parity.n ({self.n})")
         for name, count in self.mismatches_by_field.items():
             _non_negative(count, f"parity.mismatches_by_field[{name!r}]")
-            if count > self.n:
-                raise GateError(f"evidence: parity.mismatches_by_field[{name!r}] ({count}) exceeds parity.n "
-                                f"({self.n})")
+            if count > self.checked:
+                raise GateError(f"evidence: parity.mismatches_by_field[{name!r}] ({count}) exceeds the programs "
+                                f"checked ({self.checked})")
         for path, count in (self.wrong or {}).items():
             _non_negative(count, f"parity.wrong[{path!r}]")
         if self.noise is not None:
@@ -405,27 +421,33 @@ def _parity_rate(parity: ParityEvidence | None, eps: float, th: Thresholds, targ
         return _missing(name, threshold, "parity")
     k, n = parity.mismatches, parity.n
     noise = "" if parity.noise is None else f"; {parity.noise} A/A noise evaluations excluded"
+    drawn = (f"programs drawn from mix `{parity.population.removeprefix('mix:')}`" if parity.population
+             else "programs of an undeclared population (stored before populations were recorded)")
     needed = stats.samples_needed(eps, th.confidence)
     rb = stats.rate_bound(k, n, th.confidence)
     values = {"k": k, "n": n, "estimate": rb.estimate, "lower": rb.lower, "upper": rb.upper, "epsilon": eps,
-              "noise": parity.noise, "samples_needed": needed}
+              "noise": parity.noise, "samples_needed": needed, "population": parity.population,
+              "searched": parity.searched}
     if n == 0:
+        searched = (f"; the search's {parity.searched} programs hunt counterexamples and are not a sample"
+                    if parity.searched else "")
         return Criterion(name, "INCONCLUSIVE", "0 paired comparisons", threshold, 0, "-",
-                         f"no paired comparisons: need >= {needed} with zero mismatches{noise}", values)
+                         f"no programs drawn from a declared mix: need >= {needed} with zero mismatches"
+                         f"{searched}{noise}", values)
     observed = f"{k}/{n} = {_pct(k / n)}"
     bound = f"{_pct(th.confidence)} upper {_pct(rb.upper)} ({rb.method})"
     if rb.upper < eps:
         status: Status = "PASS"
-        detail = f"{_plural(k, 'mismatch')} in {n}: bound below ε{noise}"
+        detail = f"{k}/{n} mismatched in {drawn}: bound below ε{noise}"
     elif k / n > eps:
         status = "FAIL"
-        detail = f"mismatch rate {_pct(k / n)} exceeds ε = {_pct(eps)} ({k} of {n}){noise}"
+        detail = f"mismatch rate {_pct(k / n)} exceeds ε = {_pct(eps)} ({k}/{n} mismatched in {drawn}){noise}"
     elif k == 0:
         status = "INCONCLUSIVE"
-        detail = f"too few samples: {n} paired comparisons, need >= {needed} with zero mismatches{noise}"
+        detail = f"too few samples: 0/{n} mismatched in {drawn}, need >= {needed} with zero mismatches{noise}"
     else:
         status = "INCONCLUSIVE"
-        detail = f"{_plural(k, 'mismatch')} in {n}: the bound straddles ε, collect more comparisons{noise}"
+        detail = f"{k}/{n} mismatched in {drawn}: the bound straddles ε, collect more comparisons{noise}"
     return Criterion(name, status, observed, threshold, n, bound, detail, values)
 
 
@@ -442,9 +464,9 @@ def _critical(parity: ParityEvidence | None, th: Thresholds) -> Criterion:
     if hits:
         first, *rest = hits
         failure = f"{_plural(first[1], 'mismatch')} on {first[0]}" + "".join(f", {c} on {f}" for f, c in rest)
-    return _zero_tolerance(name, observed, threshold, parity.n, values, failure,
+    return _zero_tolerance(name, observed, threshold, parity.checked, values, failure,
                            empty="no paired comparisons to check critical fields on",
-                           ok=f"no critical-field mismatch in {parity.n}")
+                           ok=f"no critical-field mismatch in {parity.checked}")
 
 
 def _zero_tolerance(name: str, observed: str, threshold: str, n: int, values: dict[str, float | int | str | None],
@@ -463,7 +485,7 @@ def _oracle(parity: ParityEvidence | None) -> Criterion:
     if parity is None:
         return _missing(name, threshold, "parity")
     if parity.wrong is None:
-        return Criterion(name, "INCONCLUSIVE", "not checked", threshold, parity.n, "zero tolerance",
+        return Criterion(name, "INCONCLUSIVE", "not checked", threshold, parity.checked, "zero tolerance",
                          "no oracle checks in the parity evidence")
     counts = {p: parity.wrong.get(p, 0) for p in (*PATHS, *sorted(set(parity.wrong) - set(PATHS)))}
     observed = ", ".join(f"{p} {c}" for p, c in counts.items())
@@ -472,9 +494,9 @@ def _oracle(parity: ParityEvidence | None) -> Criterion:
     failure = ", ".join(f"{c} wrong on {p}" for p, c in hits) or None
     if failure and counts.get("legacy") and not counts.get("celery"):
         failure += " (the oracle or legacy is broken: fix it before trusting parity)"
-    return _zero_tolerance(name, observed, threshold, parity.n, values, failure,
+    return _zero_tolerance(name, observed, threshold, parity.checked, values, failure,
                            empty="no paired comparisons checked against the oracle",
-                           ok=f"no wrong result in {parity.n}")
+                           ok=f"no wrong result in {parity.checked}")
 
 
 def _chaos(chaos: Sequence[ChaosOutcome] | None, th: Thresholds) -> Criterion:

@@ -1,8 +1,11 @@
 """From stored run data to the gate's ``Evidence``: pure readers of run folders.
 
 - **parity** from ``observations.parquet`` (``harness.parity.suite.observations_frame``): ``n`` is
-  every checked program but noise; a mismatch is a failing program (a differing compared field, or
-  Celery wrong where legacy is right). Per field, the counts are the differing fields plus two
+  every checked program drawn from a declared mix (``population`` ``mix:<name>``) but noise, and the
+  bound names that population; the search's programs (population ``search``) are not a sample and
+  count only for the zero-tolerance criteria (a frame stored before populations were recorded counts
+  every row, population undeclared). A mismatch is a failing program (a differing compared field,
+  Celery wrong where legacy is right, or a result missing). Per field, the counts are the differing fields plus two
   derived ones the thresholds name as critical: ``error_class`` (the exception class on the error's
   last line differs, e.g. ``ValueError`` vs ``MemoryError``) and ``lost`` (one path never finished).
   ``wrong`` counts oracle disagreements per path; ``noise`` the programs legacy disagreed with
@@ -62,8 +65,18 @@ def _read(folders: Sequence[Path], name: str) -> pd.DataFrame:
 def parity_evidence(observations: pd.DataFrame) -> ParityEvidence | None:
     if observations.empty:
         return None
-    noise = int((observations["cls"] == "noise").sum())
     judged = observations[observations["cls"] != "noise"]
+    if "population" in observations.columns:
+        # The bound is computed on the sample of a declared mix; the search's programs count only
+        # for the zero-tolerance criteria (fields, oracle).
+        drawn = judged["population"].fillna("").astype(str).str.startswith("mix:")
+        mixes = sorted(judged.loc[drawn, "population"].unique())
+        population: str | None = " + ".join(mixes) if mixes else None
+        sample = judged[drawn]
+        noise = int(((observations["cls"] == "noise")
+                     & observations["population"].fillna("").astype(str).str.startswith("mix:")).sum())
+    else:  # stored before populations were recorded
+        population, sample, noise = None, judged, int((observations["cls"] == "noise").sum())
     by_field: Counter[str] = Counter()
     for row in judged[judged["failing"]].itertuples(index=False):
         by_field.update(f for f in str(row.differing).split(",") if f)
@@ -73,8 +86,8 @@ def parity_evidence(observations: pd.DataFrame) -> ParityEvidence | None:
             by_field["lost"] += 1
     wrong = {"legacy": int((judged["control_wrong"].fillna("") != "").sum()),
              "celery": int((judged["candidate_wrong"].fillna("") != "").sum())}
-    return ParityEvidence(n=len(judged), mismatches=int(judged["failing"].sum()), mismatches_by_field=dict(by_field),
-                          wrong=wrong, noise=noise)
+    return ParityEvidence(n=len(sample), mismatches=int(sample["failing"].sum()), mismatches_by_field=dict(by_field),
+                          wrong=wrong, noise=noise, population=population, searched=len(judged) - len(sample))
 
 
 def load_evidence(requests: pd.DataFrame, configured_percentage: float | None
