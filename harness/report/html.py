@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from harness.parity.compare import COMPARED_FIELDS
+from harness.parity.coverage import coverage_frame as parity_coverage
+from harness.parity.coverage import missing as coverage_missing
 from harness.parity.explain import first_difference
 from harness.report import charts
 from harness.report.frames import CHAOS_CLASSES, Frames, ScenarioFrames, fmt_ms, sample_headline
@@ -208,10 +210,11 @@ def _sample(row: Mapping[str, Any]) -> str:
     numbered = "\n".join(f'<span class="ln">{i:>3} │ </span>{_e(line)}' for i, line in enumerate(lines, 1))
     fields = []
     for name in COMPARED_FIELDS:
-        mark = "≠ " if name in differing else "✗ " if name in wrong else ""
+        mark = "≠ " if name in differing else ""
         oracle = row.get(f"oracle_{name}")
         fields.append((f"{mark}{_e(name)}", _e(_short(row.get(f"legacy_{name}"))) + (" ✗" if name in legacy_wrong else ""),
-                       _e(_short(row.get(f"celery_{name}"))), _e(_short(oracle)) if f"oracle_{name}" in row else "-"))
+                       _e(_short(row.get(f"celery_{name}"))) + (" ✗" if name in wrong else ""),
+                       _e(_short(oracle)) if f"oracle_{name}" in row else "-"))
     table = _table(("field", "legacy (control)", "celery (candidate)", "oracle"), fields,
                    bad=[name in differing or name in wrong or name in legacy_wrong for name in COMPARED_FIELDS], css="fields")
     diffs = []
@@ -230,6 +233,20 @@ def _sample(row: Mapping[str, Any]) -> str:
             f'</code> · {plan} · {noise}</p><pre class="code">{numbered}</pre>{table}'
             f'<p class=note>≠ differs between the paths, ✗ disagrees with the oracle (after normalisers; the '
             f'values shown are raw)</p>{"".join(diffs)}</div>')
+
+
+def _coverage(obs: Any) -> str:
+    """The coverage of the parity surface: programs per declared edge, an unreached edge marked."""
+    table = parity_coverage(obs)
+    gaps = coverage_missing(table)
+    rows = [(_e(r.field), _e(r.edge), str(r.python), str(r.bash), str(r.programs), _e(r.meaning))
+            for r in table.itertuples(index=False)]
+    body = _table(("field", "edge", "python", "bash", "programs", "meaning"), rows, numeric=(2, 3, 4),
+                  bad=[not r.programs for r in table.itertuples(index=False)])
+    summary = (f"{len(gaps)} of {len(table)} declared edges no program reached: {_e(', '.join(gaps))}" if gaps
+               else f"every one of the {len(table)} declared edges reached")
+    return (f"<h3>Coverage of the parity surface</h3><p>{_pill('FAIL') if gaps else _pill('PASS')} {summary}</p>"
+            f"<details{' open' if gaps else ''}><summary>programs per edge</summary>{body}</details>")
 
 
 def _parity(f: Frames) -> str:
@@ -251,7 +268,8 @@ def _parity(f: Frames) -> str:
                    bad=[r["failing"] > 0 for r in classes.to_dict("records")])
     hits = ", ".join(f"{_e(k)} ×{v}" for k, v in f.normaliser_hits.items() if v) or "none"
     out = [f'<section id="parity"><h2>Parity</h2>{head}{table}{_figure(charts.parity_classes_chart(classes))}',
-           f"<p class=note>Normaliser hits: {hits}</p>", _figure(charts.parity_fields_chart(f.parity_fields))]
+           f"<p class=note>Normaliser hits: {hits}</p>", _figure(charts.parity_fields_chart(f.parity_fields)),
+           _coverage(obs)]
     samples = f.mismatch_samples
     if not samples.empty:
         total_bad = samples.attrs.get("total", len(samples))

@@ -10,6 +10,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from harness.parity import coverage
 from harness.parity.explain import first_difference
 from harness.report.frames import CHAOS_CLASSES, Frames, fmt_ms, sample_headline
 
@@ -49,6 +50,11 @@ def render_markdown(f: Frames) -> str:
         if not f.parity_fields.empty:
             lines += _table(("field", "paths differ", "celery wrong", "legacy wrong"),
                             f.parity_fields.itertuples(index=False))
+        reached = coverage.coverage_frame(f.data.observations)
+        gaps = coverage.missing(reached)
+        lines += [f"Coverage of the parity surface: {len(reached) - len(gaps)} of {len(reached)} declared edges "
+                  "reached" + (f"; no program reached {', '.join(gaps)}" if gaps else "")
+                  + " (programs per edge: parity.md, report.html).", ""]
         samples = f.mismatch_samples
         if not samples.empty:
             row = samples.iloc[0].to_dict()

@@ -3,7 +3,10 @@
 Programs per class, Scientist's classes first (``parity_classes``); per compared field, the programs
 whose paths differ on it and those where a path is wrong on it (``parity_fields``); the smallest
 failing programs, one per kind of failure (``mismatch_samples``, each put in one line by
-``sample_headline``); and the declared normalisers' hits (``normaliser_hits``). Pure functions.
+``sample_headline``, which names the path the oracle says is wrong, or the one whose result is
+missing); the declared normalisers' hits (``normaliser_hits``); and the coverage of the parity
+surface, programs per declared edge (``parity_coverage``, from ``harness.parity.coverage``). Pure
+functions.
 """
 
 from __future__ import annotations
@@ -15,10 +18,14 @@ from typing import Any, get_args
 
 import pandas as pd
 
-from harness.parity.compare import COMPARED_FIELDS, ComparisonClass
+from harness.parity.compare import COMPARED_FIELDS
+from harness.parity.coverage import coverage_frame as parity_coverage
 from harness.report._common import _has
+from harness.vocabulary import ParityClass
 
-PARITY_CLASSES: tuple[str, ...] = get_args(ComparisonClass)
+PARITY_CLASSES: tuple[str, ...] = get_args(ParityClass)
+__all__ = ["PARITY_CLASSES", "mismatch_samples", "normaliser_hits", "parity_classes", "parity_coverage",
+           "parity_fields", "sample_headline"]
 
 
 def _failing(obs: pd.DataFrame) -> pd.Series:
@@ -111,13 +118,19 @@ def normaliser_hits(obs: pd.DataFrame | None) -> dict[str, int]:
 
 
 def sample_headline(row: Mapping[str, Any]) -> str:
-    """One line for a mismatch sample, in the parity suite's words."""
-    differing, celery, legacy = (_split_fields(row.get(c)) for c in ("differing", "candidate_wrong", "control_wrong"))
-    parts = []
+    """One line for a mismatch sample, in the parity suite's words: the path the oracle says is wrong (either
+    one), or the one whose result is missing; with no oracle, only that the paths differ."""
+    differing, celery, legacy, missing = (_split_fields(row.get(c)) for c in
+                                          ("differing", "candidate_wrong", "control_wrong", "missing"))
+    if missing:
+        return f"{' and '.join(missing)} result missing: no terminal result within the evaluation's deadline"
+    wrong = [p for p, w in (("legacy", legacy), ("celery", celery)) if w]
+    fields = ", ".join(differing or celery or legacy)
+    if not fields:
+        return f"classed {row.get('cls')}"
+    if not wrong:
+        return f"the paths differ on {fields} (no oracle: neither is known to be right)"
+    blamed = " and ".join(wrong)
     if differing:
-        parts.append(f"celery differs from legacy on {', '.join(differing)}")
-    elif celery:
-        parts.append(f"celery disagrees with the oracle on {', '.join(celery)}")
-    if legacy:
-        parts.append(f"legacy disagrees with the oracle on {', '.join(legacy)}")
-    return "; ".join(parts) or f"classed {row.get('cls')}"
+        return f"{blamed} {'is' if len(wrong) == 1 else 'are'} wrong: the paths differ on {fields}"
+    return f"{blamed} disagree{'s' if len(wrong) == 1 else ''} with the oracle on {fields}"

@@ -345,7 +345,7 @@ def test_the_html_report_has_every_section_with_a_verdict_at_the_top(full: tuple
     page = full[2]["report.html"]
     assert sections(page) == set(SECTIONS)
     assert page.index('id="verdict"') < page.index('id="parity"') < page.index('id="chaos"')
-    assert "celery differs from legacy on output" in page and 'class="del"' in page  # a sample with its diff
+    assert "celery is wrong: the paths differ on output" in page and 'class="del"' in page  # a sample with its diff
     assert page.count("<img ") == 2 + 3 + 1 + 4  # parity (2), latency (3), throughput, a timeline per scenario
     assert "kill worker" in page and "not healed" in page
 
