@@ -70,7 +70,7 @@ def measure(stack: ProcessesStack, config: StackConfig, dispatcher: Dispatcher, 
     ex = stack.endpoints.executors
     session = ParitySession(dispatcher, ParityConfig.load(), config.executor_output_bytes, DUAL)
     outcome = search(session, profile="ci", budget=programs, seed=seed, database=False, batch_size=batch_size)
-    subs = [(s.code, s.language, s.timeout_s) for s in (session.submission(c.spec) for c in session.checks)]
+    subs = [(s.code, s.language, s.timeout_s) for s in (session.submission(c.program) for c in session.checks)]
     subs.sort(key=lambda s: s[2] is None)  # the same longest-first order the dispatcher uses
     times: dict[str, float] = {}
 
@@ -106,7 +106,7 @@ def main() -> None:
     rows: list[dict[str, float]] = []
     with ProcessesStack(config, RunFolder.create()) as stack:
         assert stack.endpoints is not None
-        with Dispatcher(stack.endpoints.gateway) as dispatcher:
+        with Dispatcher(stack.endpoints.gateway, default_timeout_s=config.executor_timeout_s) as dispatcher:
             for seed in range(args.repeat):  # interleaved, so drift on a noisy machine hits every size alike
                 for size in sizes:
                     rows.append(measure(stack, config, dispatcher, programs=args.programs, seed=seed,
@@ -120,7 +120,9 @@ def main() -> None:
         "",
         f"Measured {dt.date.today()} on this machine (2 cores), processes stack, dual-write, "
         f"{args.repeat} runs of about {args.programs} generated programs per batch size (seeds 0..{args.repeat - 1}, "
-        "sizes interleaved); medians. Concurrency: legacy 2 workers, Celery 1 worker × 2.",
+        "sizes interleaved); medians. Concurrency: legacy 2 workers, Celery 1 worker × 2. The generator is the",
+        "edge-covering one (`harness/generate/strategies.py`: volumes on both streams, files, stdin, background",
+        "children, environment reports, endings near the 1 s deadline in about one program in six).",
         "",
         f"## The `ci` profile (batches of at most {BATCH_SIZE['ci']} programs)",
         "",

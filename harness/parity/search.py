@@ -1,10 +1,11 @@
 """Hunting counterexamples (Hypothesis, zero tolerance) and sampling the declared mix (the gate's bound).
 
 ``search`` drives Hypothesis: one example is a *batch* of programs dispatched together, so the
-executors stay busy, and a failure still shrinks to the single minimal program (the list shrinks to
-one element, the spec to its smallest form). Only the final, shrunk failure is kept. A *missing*
-result (a path that never produced one within the evaluation's deadline) stops the search at once:
-there is nothing to shrink, and waiting for it again would only turn it into a "flaky" report.
+executors stay busy. The first failing program stops the generation; it is shrunk alone (``shrink``:
+simplifications of its spec, each one program through the stack) to the smallest that still fails,
+sent again and confirmed. A *missing* result (a path that never produced one within the
+evaluation's deadline) stops the search at once: there is nothing to shrink, and waiting for it
+again would only turn it into a "flaky" report.
 
 ``sample`` is the gate's evidence: programs drawn independently from the declared mix
 (``harness.generate.mix``, ``parity-v1``), every one sent, duplicates included, none a shrinking
@@ -17,14 +18,14 @@ first on the next run.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
-from hypothesis.control import current_build_context
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 from hypothesis.errors import Flaky
 
@@ -33,6 +34,7 @@ from harness.generate import mix
 from harness.generate.spec import Language, ProgramSpec
 from harness.generate.strategies import program_specs
 from harness.parity.session import Check, ParitySession
+from harness.parity.shrink import shrink
 from harness.run import PROJECT_ROOT
 
 EXAMPLE_DB = PROJECT_ROOT / ".hypothesis" / "parity"
@@ -42,6 +44,7 @@ EXAMPLE_DB = PROJECT_ROOT / ".hypothesis" / "parity"
 BATCH_SIZE = {"dev": 6, "ci": 32, "thorough": 32}
 _MAX_EXAMPLES = {"dev": 12, "ci": 30, "thorough": 400}
 POPULATION = f"mix:{mix.MIX_NAME}"
+SHRINK_S = 40.0  # seconds of shrinking at most, after the first failure
 
 
 def register_profiles() -> None:
@@ -90,9 +93,13 @@ class SearchOutcome:
 
 def search(session: ParitySession, *, profile: str = "ci", budget: int | None = None, seed: int | None = None,
            languages: tuple[Language, ...] = ("python", "bash"), database: ExampleDatabase | None | bool = True,
-           batch_size: int | None = None) -> SearchOutcome:
-    """Run Hypothesis until a failing program is found and shrunk, a result is missing, or the budget is spent.
+           batch_size: int | None = None, shrink_s: float = SHRINK_S) -> SearchOutcome:
+    """Generate batches until a program fails (then shrink it), a result is missing, or the budget is spent.
 
+    Hypothesis generates (its example database replays a failing batch first next time); the failing
+    program is known by the batch's check, so it is shrunk alone (``shrink``: spec simplifications,
+    at most ``shrink_s`` seconds), then sent again and confirmed (legacy re-run to rule out noise):
+    that fresh execution is the failure reported. If it no longer fails, the outcome is ``flaky``.
     ``budget`` caps the number of programs checked (default: the profile's examples × batches);
     ``database=False`` keeps nothing (used by the power check, whose failures are deliberate).
     """
@@ -104,32 +111,28 @@ def search(session: ParitySession, *, profile: str = "ci", budget: int | None = 
     strategy = batches(program_specs(output_cap=session.output_cap, languages=languages), size)
     started = time.monotonic()
     first_count = len(session.checks)
-    state: dict[str, Any] = {"examples": 0, "final": None, "first": None, "first_at": None, "missing": None}
+    state: dict[str, Any] = {"examples": 0, "first": None, "first_at": None, "missing": None}
 
     def parity_holds(batch: list[ProgramSpec]) -> None:
+        if state["first"] is not None:
+            raise ParityFailure(state["first"].headline)  # Hypothesis replays the failing batch: it still fails
         if state["missing"] is not None:
             return  # a result went missing: nothing more is sent (Hypothesis cannot be stopped early)
-        if budget is not None and state["first"] is None and len(session.checks) - first_count >= budget:
+        if budget is not None and len(session.checks) - first_count >= budget:
             return  # the budget is spent; this costs nothing
         state["examples"] += 1
-        final = current_build_context().is_final
-        checks = session.check(batch, resend=final)
+        checks = session.check(batch)
         missing = [c for c in checks if c.comparison.missing]
         if missing:
-            state["missing"] = missing[0]
-            if state["first_at"] is None:
-                state["first_at"] = time.monotonic() - started
+            state["missing"], state["first_at"] = missing[0], time.monotonic() - started
             return
         bad = sorted((c for c in checks if c.failing), key=lambda c: not c.noise_checked)
-        if not bad:
-            return
-        if state["first"] is None:
+        if bad:
             state["first"], state["first_at"] = bad[0], time.monotonic() - started
-        if final:
-            state["final"] = bad[0]
-        raise ParityFailure(bad[0].headline)
+            raise ParityFailure(bad[0].headline)
 
-    overrides: dict[str, Any] = {"max_examples": max_examples}
+    overrides: dict[str, Any] = {"max_examples": max_examples,
+                                 "phases": [Phase.explicit, Phase.reuse, Phase.generate]}
     if database is False:
         overrides["database"] = None
     elif database is not True:
@@ -137,15 +140,18 @@ def search(session: ParitySession, *, profile: str = "ci", budget: int | None = 
     test = settings(base, **overrides)(given(strategy)(parity_holds))
     if seed is not None:
         test = hypothesis_seed(seed)(test)
-    flaky = False
-    try:
+    with contextlib.suppress(ParityFailure, Flaky):
         test()
-    except ParityFailure:
-        pass
-    except Flaky:
-        flaky = True
+    first: Check | None = state["first"]
+    failure, flaky = None, False
+    if first is not None and isinstance(first.program, ProgramSpec):
+        smallest, _ = shrink(first.program, lambda p: session.check([p], confirm=False)[0].failing, budget_s=shrink_s)
+        final = session.check([smallest], resend=True)[0]  # a fresh execution, noise ruled out
+        failure, flaky = (final, False) if final.failing else (None, True)
+    elif first is not None:
+        failure = first
     return SearchOutcome(profile, state["examples"], len(session.checks) - first_count, time.monotonic() - started,
-                         state["final"], state["first_at"], state["first"], flaky, state["missing"])
+                         failure, state["first_at"], first, flaky, state["missing"])
 
 
 def sample(session: ParitySession, *, programs: int, seed: int | None = None, profile: str = "ci") -> int:

@@ -101,14 +101,16 @@ class ParitySession:
     def submission(program: Program) -> Submission:
         return Submission(program.code, program.language, program.timeout_s)
 
-    def check(self, programs: Sequence[Program], *, resend: bool = False, population: str = SEARCH) -> list[Check]:
+    def check(self, programs: Sequence[Program], *, resend: bool = False, population: str = SEARCH,
+              confirm: bool = True) -> list[Check]:
         """Dispatch and classify ``programs``; returns one check per program, in order.
 
         In the search, a program checked before is not sent again: the shrinker re-checks a batch's
         programs many times, and only the programs it has changed are new. ``resend`` sends every
         one of them anyway: the search does so for the final, shrunk example, so that the failure it
         reports is a fresh execution that reproduced. A sample (``population`` not ``search``) sends
-        every program, duplicates included.
+        every program, duplicates included. ``confirm=False`` skips the legacy re-run that rules out
+        noise (the shrinker's steps: only the failure it reports needs it).
         """
         started = time.monotonic()
         sample = population != SEARCH
@@ -116,7 +118,7 @@ class ParitySession:
                                                if resend or (p not in self.passed and p not in self.failed)]
         outs = self.dispatcher.run([self.submission(p) for p in fresh], self.plan) if fresh else []
         checks = [self._classify(p, out, population=population) for p, out in zip(fresh, outs, strict=True)]
-        for i in [i for i, c in enumerate(checks) if c.failing and not c.comparison.missing]:
+        for i in [i for i, c in enumerate(checks) if confirm and c.failing and not c.comparison.missing]:
             # Is legacy even consistent with itself on this program? One confirmed failure is enough
             # (it is the one reported); the batch's other failing programs stay unconfirmed.
             again = self.dispatcher.run([self.submission(checks[i].program)], ("legacy",))[0]

@@ -22,6 +22,7 @@ from harness.parity.search import (
     BATCH_SIZE,
     EXAMPLE_DB,
     POPULATION,
+    SHRINK_S,
     ParityFailure,
     SearchOutcome,
     batches,
@@ -33,7 +34,7 @@ from harness.parity.search import (
 from harness.parity.session import SEARCH, Check, ParitySession, observations_frame
 
 __all__ = [
-    "BATCH_SIZE", "EXAMPLE_DB", "POPULATION", "SEARCH", "_MAX_EXAMPLES", "Calibration", "Check", "ParityFailure",
+    "BATCH_SIZE", "EXAMPLE_DB", "POPULATION", "SEARCH", "SHRINK_S", "_MAX_EXAMPLES", "Calibration", "Check", "ParityFailure",
     "ParitySession", "SearchOutcome", "batches", "calibrate", "check_profile", "observations_frame",
     "register_profiles", "sample", "search", "write_outputs",
 ]

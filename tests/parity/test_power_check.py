@@ -42,7 +42,7 @@ CORRUPTS = {
     "universal_newlines": {"output", "error"},
     "strip_nul": {"output", "error"},
     "blank_output_dropped": {"output", "error"},
-    "timeout_slack": {"status", "timed_out", "exit_code"},
+    "timeout_slack": {"status", "timed_out", "exit_code", "output"},  # output: the CPU limit follows the timeout
     "wait_for_children": {"output", "status", "exit_code", "timed_out"},
     "stdin_closed": RESULT,
     "lower_file_limit": RESULT,

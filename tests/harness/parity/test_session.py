@@ -177,3 +177,24 @@ def test_outputs_hold_observations_the_history_and_the_coverage_table(tmp_path: 
     assert "## Coverage of the parity surface" in summary
     assert "| output | trailing-blank | 1 | 0 | 1 |" in summary and "| output | nul | 0 | 0 | **0** |" in summary
     assert "Edges no program reached:" in summary and "population `search`: 2 programs" in summary
+
+
+def test_the_search_shrinks_the_failing_program_alone_and_reports_a_fresh_confirmed_execution() -> None:
+    dispatcher = RecordingDispatcher(candidate=drop_newline)
+    outcome = search(session(dispatcher), profile="ci", seed=0, database=False)
+    assert outcome.failure is not None and not outcome.flaky and outcome.first_failure is not None
+    assert outcome.failure.noise_checked and outcome.failure.comparison.differing == ("output",)
+    assert len(outcome.failure.code.splitlines()) <= 2, outcome.failure.code
+    assert dispatcher.sent[-1] == (outcome.failure.code, ("legacy",))  # the last thing sent: the noise re-run
+
+
+def test_a_failure_that_does_not_reproduce_when_resent_is_flaky() -> None:
+    class Once(RecordingDispatcher):
+        def run(self, submissions: Sequence[Submission], plan: Plan) -> list[Dispatched]:
+            out = super().run(submissions, plan)
+            self.candidate = lambda r: r  # only the very first batch is corrupted
+            return out
+
+    outcome = search(session(Once(candidate=lambda r: {**r, "output": f"{r['output']}!"})), profile="dev", seed=1,
+                     database=False)
+    assert outcome.flaky and outcome.failure is None and outcome.first_failure is not None
