@@ -145,7 +145,8 @@ def search(session: ParitySession, *, profile: str = "ci", budget: int | None = 
     first: Check | None = state["first"]
     failure, flaky = None, False
     if first is not None and isinstance(first.program, ProgramSpec):
-        smallest, _ = shrink(first.program, lambda p: session.check([p], confirm=False)[0].failing, budget_s=shrink_s)
+        smallest, _ = shrink(first.program, lambda p: session.check([p], confirm=False)[0].failing, budget_s=shrink_s,
+                             output_cap=session.output_cap)
         final = session.check([smallest], resend=True)[0]  # a fresh execution, noise ruled out
         failure, flaky = (final, False) if final.failing else (None, True)
     elif first is not None:

@@ -16,6 +16,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterator
 
+from harness.generate.oracle import streams
 from harness.generate.spec import (
     BASH_ONLY,
     PYTHON_ONLY,
@@ -32,14 +33,15 @@ from harness.generate.spec import (
 )
 
 
-def shrink(spec: ProgramSpec, fails: Callable[[ProgramSpec], bool], *, budget_s: float) -> tuple[ProgramSpec, int]:
+def shrink(spec: ProgramSpec, fails: Callable[[ProgramSpec], bool], *, budget_s: float,
+           output_cap: int | None = None) -> tuple[ProgramSpec, int]:
     """The smallest simplification of ``spec`` that still ``fails``, and how many were tried."""
     deadline = time.monotonic() + budget_s
     best, tried, seen = spec, 0, {spec}
     improved = True
     while improved and time.monotonic() < deadline:
         improved = False
-        for candidate in simpler(best):
+        for candidate in simpler(best, output_cap):
             if candidate in seen:
                 continue
             if time.monotonic() >= deadline:
@@ -52,8 +54,9 @@ def shrink(spec: ProgramSpec, fails: Callable[[ProgramSpec], bool], *, budget_s:
     return best, tried
 
 
-def simpler(spec: ProgramSpec) -> Iterator[ProgramSpec]:
-    """Simplifications of ``spec``, biggest first."""
+def simpler(spec: ProgramSpec, output_cap: int | None = None) -> Iterator[ProgramSpec]:
+    """Simplifications of ``spec``, biggest first (``output_cap``: also try a plain ending in place of an error
+    message that pushed stderr over the cap, the last stderr write growing to do it instead)."""
     steps, n = spec.steps, len(spec.steps)
     if n:
         yield dataclasses.replace(spec, steps=())
@@ -64,6 +67,8 @@ def simpler(spec: ProgramSpec) -> Iterator[ProgramSpec]:
         yield dataclasses.replace(spec, steps=steps[:i] + steps[i + 1:])
     for ending in _endings(spec.ending):
         yield dataclasses.replace(spec, ending=ending)
+    if output_cap is not None and not isinstance(spec.ending, Exit | Late | Timeout):
+        yield from _over_cap_without_tail(spec, output_cap)
     if spec.language == "python" and not isinstance(spec.ending, PYTHON_ONLY + BASH_ONLY):
         yield dataclasses.replace(spec, language="bash")  # a bash program is a line shorter
     for i in range(n - 1):  # two writes to one stream as one write: one line fewer
@@ -73,6 +78,19 @@ def simpler(spec: ProgramSpec) -> Iterator[ProgramSpec]:
     for i, step in enumerate(steps):
         for smaller in _steps(step):
             yield dataclasses.replace(spec, steps=steps[:i] + (smaller,) + steps[i + 1:])
+
+
+def _over_cap_without_tail(spec: ProgramSpec, cap: int) -> Iterator[ProgramSpec]:
+    _, err = streams(spec)
+    last = max((i for i, s in enumerate(spec.steps) if isinstance(s, Write) and s.stream == "stderr" and s.text),
+               default=None)
+    if last is None or len(err) >= cap:
+        return
+    write = spec.steps[last]
+    assert isinstance(write, Write)
+    more = -(-(cap + 1 - len(err)) // len(write.text.encode()))
+    steps = spec.steps[:last] + (Write("stderr", write.text, write.repeat + more),) + spec.steps[last + 1:]
+    yield dataclasses.replace(spec, steps=steps, ending=Exit(1))
 
 
 def _endings(end: Ending) -> Iterator[Ending]:

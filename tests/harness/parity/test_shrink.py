@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from harness.generate.oracle import streams
 from harness.generate.programs import (
     Background,
     Exit,
     FileRoundTrip,
     Late,
+    MemoryHit,
     ProgramSpec,
     Raise,
     ReadStdin,
@@ -56,3 +58,13 @@ def test_every_simplification_keeps_the_oracle_exact() -> None:
         for candidate in simpler(start):
             assert expect(candidate, output_cap=100) is not None
             assert candidate.code
+
+
+def test_an_error_message_that_pushed_stderr_over_the_cap_gives_way_to_a_longer_write() -> None:
+    spec = ProgramSpec("python", (WriteBytes("stderr", b"\x80"), Write("stderr", "ab\n", 30)), MemoryHit())
+
+    def over_the_cap(s: ProgramSpec) -> bool:  # a traceback adds some 50 bytes to stderr
+        return len(streams(s)[1]) + (0 if isinstance(s.ending, Exit) else 50) > 100
+
+    smallest, _ = shrink(spec, over_the_cap, budget_s=10, output_cap=100)
+    assert smallest == ProgramSpec("bash", (Write("stderr", "ab\n", 34),), Exit(0))
