@@ -63,7 +63,7 @@ def test_aa_calibration_each_path_agrees_with_itself(path: str, stack, parity_di
                                                      parity_config: ParityConfig, parity_profile: str) -> None:
     """A/A: an A/A run that finds "regressions" is a harness (or platform) bug, never a finding."""
     cap = stack.config.executor_output_bytes
-    examples = {"dev": 2, "ci": 4, "thorough": 20}[parity_profile]
+    examples = {"dev": 2, "ci": 3, "thorough": 14}[parity_profile]
 
     @settings(max_examples=examples, database=None, deadline=None)
     @given(st.lists(program_specs(output_cap=cap), min_size=BATCH_SIZE[parity_profile],
