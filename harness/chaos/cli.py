@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.chaos.findings import combine, findings_table, write_combined
-from harness.chaos.runner import launcher_for, run_scenario
+from harness.chaos.runner import opener_for, run_scenario
 from harness.chaos.scenario import Scenario, load_all, load_files
 from harness.commands import run_command
 from harness.run import PROJECT_ROOT, RunFolder
@@ -64,7 +64,7 @@ def resolve(names: list[str]) -> list[Scenario]:
 
 def cmd_chaos(args: argparse.Namespace) -> int:
     scenarios = resolve(list(args.scenarios))
-    launcher = launcher_for(args.stack)
+    opener = opener_for(args.stack)
     run = RunFolder.create(args.reports)
     print(f"{len(scenarios)} chaos scenario(s), seed {args.seed}, {args.stack} stack; run folder {run.path}",
           flush=True)
@@ -72,7 +72,7 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         for scenario in scenarios:
-            results.append(run_scenario(scenario, launcher=launcher, run_folder=run, seed=args.seed,
+            results.append(run_scenario(scenario, opener=opener, run_folder=run, seed=args.seed,
                                         stack_kind=args.stack, log=lambda m: print(m, flush=True)))
     finally:
         if results:

@@ -20,7 +20,8 @@ from typing import Any
 
 import pandas as pd
 
-from harness.chaos.checker import MEANING, Violation, allowances_for, check
+from harness.chaos.allowances import allowances_for
+from harness.chaos.checker import MEANING, Violation, check
 from harness.chaos.errors import ChaosError
 from harness.chaos.result import FINDING_COLUMNS, ScenarioResult
 from harness.chaos.workload import Submission

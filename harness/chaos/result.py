@@ -13,7 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from harness.chaos.checker import Allowances, CheckResult, Violation
+from harness.chaos.allowances import Allowances
+from harness.chaos.checker import CheckResult, Violation
 from harness.chaos.scenario import Scenario
 from harness.chaos.workload import WorkloadStats
 from harness.run import PROJECT_ROOT

@@ -33,11 +33,12 @@ import contextlib
 import hashlib
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import redis as redis_lib
 
-from harness.chaos.checker import SUPERVISOR
+from harness.chaos.allowances import SUPERVISOR
 from harness.chaos.errors import ChaosError
 from harness.chaos.findings import evaluate, write
 from harness.chaos.nemesis import Nemesis, start_again
@@ -46,44 +47,43 @@ from harness.chaos.result import ScenarioResult
 from harness.chaos.scenario import Scenario
 from harness.chaos.workload import WorkloadRunner, plan, threads_for
 from harness.client import ClientError, EvalRequest, GatewayClient, recorded
-from harness.errors import StackError
 from harness.history import History
 from harness.run import RunFolder
 from harness.stack.config import StackConfig
+from harness.stack.opening import check_kind, open_stack
+from harness.stack.protocol import Stack
 from harness.vocabulary import Record
 
-Launcher = Callable[[StackConfig, RunFolder], Any]
 Log = Callable[[str], None]
+# Opens a stack for one scenario run: a context manager yielding it healthy (tests give fakes).
+Opener = Callable[[StackConfig, RunFolder, Log], AbstractContextManager[Any]]
 
 
 def base_config(seed: int) -> StackConfig:
     """The configuration every scenario starts from: the platform's defaults with short test timeouts."""
-    return StackConfig(seed=seed, executor_timeout_s=5.0, retry_backoff_s=0.5)
+    return StackConfig.for_tests(seed=seed)
 
 
-def launcher_for(kind: str) -> Launcher:
-    """The stack launcher for ``--stack``: ``processes`` (default) or ``containers``."""
-    if kind == "processes":
-        from harness.stack.processes import ProcessesStack
-        return lambda config, run: ProcessesStack(config, run)
-    if kind == "containers":
-        from harness.stack.containers import ContainersStack
-        return lambda config, run: ContainersStack(config, run)
-    raise ChaosError(f"chaos needs a stack whose processes it controls: --stack processes or containers, "
-                     f"not {kind!r} (faults kill, pause and restart components)")
+def opener_for(kind: str) -> Opener:
+    """How chaos opens its stacks for ``--stack``: ``processes`` (default) or ``containers``; raises
+    StackError for ``external`` (faults kill, pause and restart components) or an unknown kind."""
+    chosen = check_kind(kind, controllable=True)
+    return lambda config, run, say: open_stack(chosen, config, run, controllable=True, say=say)
 
 
 # -- the run ----------------------------------------------------------------------------------------------
 
 
-def run_scenario(scenario: Scenario, *, launcher: Launcher, run_folder: RunFolder, seed: int,
-                 stack_kind: str = "processes", base: StackConfig | None = None, log: Log | None = None) -> ScenarioResult:
+def run_scenario(scenario: Scenario, *, run_folder: RunFolder, seed: int, stack_kind: str = "processes",
+                 opener: Opener | None = None, base: StackConfig | None = None, log: Log | None = None
+                 ) -> ScenarioResult:
     """Run ``scenario`` on a fresh stack and return its result (also written to its folder).
 
     Leaves nothing running: the nemesis heals before the stack stops, and the stack stops on any
     error and on Ctrl-C (KeyboardInterrupt is re-raised after both).
     """
     say = log or (lambda _msg: None)
+    opener = opener or opener_for(stack_kind)
     started = time.monotonic()
     base = base or base_config(seed)
     config = scenario.stack_config(base)
@@ -106,8 +106,7 @@ def run_scenario(scenario: Scenario, *, launcher: Launcher, run_folder: RunFolde
     say(f"chaos {scenario.name}: {scenario.title} (seed {seed}, {stack_kind})")
     try:
         t = time.monotonic()
-        stack = start_stack(launcher, config, run, say)
-        try:
+        with opener(config, run, say) as stack:
             result.timings["stack_start_s"] = time.monotonic() - t
             endpoints = stack.endpoints
             main = redis_lib.Redis.from_url(endpoints.main_redis, socket_timeout=5, socket_connect_timeout=3)
@@ -159,8 +158,6 @@ def run_scenario(scenario: Scenario, *, launcher: Launcher, run_folder: RunFolde
                     result.liveness[path] = problem
             main.close()
             broker.close()
-        finally:
-            stack.__exit__(None, None, None)
 
     except KeyboardInterrupt:
         result.errors.append("interrupted (Ctrl-C); every fault was healed and the stack stopped")
@@ -179,20 +176,7 @@ def run_scenario(scenario: Scenario, *, launcher: Launcher, run_folder: RunFolde
 # -- steps -----------------------------------------------------------------------------------------------
 
 
-def start_stack(launcher: Launcher, config: StackConfig, run: RunFolder, say: Log, attempts: int = 3) -> Any:
-    """Start a stack and return it entered; a start lost to a port race (another stack on this
-    machine took a port between its choice and its bind) is retried with fresh ports."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return launcher(config, run).__enter__()
-        except StackError as exc:
-            if attempt == attempts or "already in use" not in str(exc):
-                raise
-            say(f"  the stack lost a port race ({str(exc).splitlines()[0][:120]}); starting it again")
-    raise AssertionError("unreachable")
-
-
-def supervise(stack: Any, history: History, say: Log) -> list[str]:
+def supervise(stack: Stack, history: History, say: Log) -> list[str]:
     """After every fault is healed, start again any component that died on its own, as a supervisor
     (systemd, Kubernetes) would; each restart is recorded as a nemesis op of kind ``supervisor-restart``
     and returned as a note with the component's last log line, because dying is itself a finding."""

@@ -84,7 +84,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.chaos.checker import Allowances, FaultEvent, allowances_for
+from harness.chaos.allowances import Allowances, FaultEvent, allowances_for
 from harness.chaos.errors import ChaosError
 from harness.errors import StackError
 from harness.faultproxy.schema import ATTRIBUTES

@@ -88,6 +88,13 @@ class StackConfig:
             raise StackError(f"unknown stack option(s) {unknown}; known options: {sorted(known)}")
         return cls(**options)
 
+    @classmethod
+    def for_tests(cls, **options: Any) -> StackConfig:
+        """The platform's defaults with short test timeouts: an executor limit of 5 s and a first
+        retry after 0.5 s, so a timeout or a retried outage costs seconds, not minutes (what parity,
+        chaos, the gate and the pytest fixture start from)."""
+        return cls.from_options(**{"executor_timeout_s": 5.0, "retry_backoff_s": 0.5, **options})
+
     def replace(self, **changes: Any) -> StackConfig:
         return dataclasses.replace(self.from_options(**{**self.as_dict(), **changes}))
 

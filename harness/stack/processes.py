@@ -76,7 +76,7 @@ class ProcessesStack:
         self.on_progress = on_progress
         self.run = run or RunFolder.create()
         self.components: dict[str, ManagedProcess] = {}
-        self.endpoints: Endpoints | None = None
+        self._endpoints: Endpoints | None = None
         self.startup_s: dict[str, float] = {}
         # Executors sweep every process of their slots' uids, so two stacks on one host must not
         # share uids: each processes stack takes its own range of 3 × 64, chosen from its run id.
@@ -85,6 +85,13 @@ class ProcessesStack:
                                   SANDBOX_UID_FLOOR + 192 * (digest % 4096) + 192)
 
     # -- protocol ----------------------------------------------------------------------------------
+
+    @property
+    def endpoints(self) -> Endpoints:
+        """Where the running stack listens; raises StackError before it has started."""
+        if self._endpoints is None:
+            raise StackError(f"the {self.kind} stack has not started: enter it (``with``) or call start() first")
+        return self._endpoints
 
     def __enter__(self) -> ProcessesStack:
         self.start()
@@ -128,7 +135,6 @@ class ProcessesStack:
                 raise
         self.run.write_run_json(seed=self.config.seed, launcher=self.kind, config=self.config.as_dict(),
                                 extra={"endpoints": self.describe()})
-        assert self.endpoints is not None
         return self.endpoints
 
     def _start_once(self, redis_binary: str) -> None:
@@ -151,7 +157,7 @@ class ProcessesStack:
             with ThreadPoolExecutor(max_workers=max(len(group), 1)) as pool:
                 for _ in pool.map(lambda c: c.stop(grace_s=2.0), group):
                     pass
-        if self._external_proxy and self.endpoints is not None:
+        if self._external_proxy and self._endpoints is not None:
             for name in self.endpoints.links:  # leave a shared Toxiproxy as we found it
                 with contextlib.suppress(requests.RequestException):
                     requests.delete(f"{self._external_proxy}/proxies/{name}", timeout=5)
@@ -257,7 +263,7 @@ class ProcessesStack:
                 _http_ok(f"http://{HOST}:{ports['flower']}/healthcheck"), "Flower serves /healthcheck when up",
                 url=f"http://{HOST}:{ports['flower']}")
 
-        self.endpoints = Endpoints(
+        self._endpoints = Endpoints(
             gateway=f"http://{HOST}:{ports['gateway']}",
             flower=f"http://{HOST}:{ports['flower']}" if cfg.flower else None,
             main_redis=main_redis_direct, celery_redis=celery_redis_direct,

@@ -31,7 +31,7 @@ from harness.chaos.findings import (
 )
 from harness.chaos.observe import _task_id, inspect_queues, quiesce
 from harness.chaos.result import ScenarioResult, replay_commands
-from harness.chaos.runner import base_config, run_scenario, start_stack
+from harness.chaos.runner import base_config, run_scenario
 from harness.chaos.scenario import load_scenario
 from harness.chaos.workload import plan
 from harness.errors import StackError
@@ -286,26 +286,8 @@ class FailingStack:
         pass
 
 
-def test_a_start_lost_to_a_port_race_is_retried_and_other_start_errors_are_not() -> None:
-    calls: list[int] = []
-
-    class Ok:
-        def __enter__(self) -> str:
-            return "started"
-
-    def racy(config: Any, run: Any) -> Any:
-        calls.append(1)
-        return FailingStack("fault-proxy: bind: address already in use") if len(calls) < 3 else Ok()
-
-    assert start_stack(racy, base_config(0), None, lambda m: None) == "started"  # type: ignore[arg-type]
-    assert len(calls) == 3
-    with pytest.raises(StackError, match="did not become healthy"):
-        start_stack(lambda c, r: FailingStack("gateway did not become healthy"), base_config(0), None,  # type: ignore[arg-type]
-                    lambda m: None)
-
-
 def test_a_stack_that_cannot_start_is_an_error_with_its_files_written(tmp_path: Path, scenario_file: Path) -> None:
-    result = run_scenario(load_scenario(scenario_file), launcher=lambda c, r: FailingStack("no redis-server"),
+    result = run_scenario(load_scenario(scenario_file), opener=lambda c, r, s: FailingStack("no redis-server"),
                           run_folder=RunFolder.create(tmp_path), seed=0)
     assert not result.passed and "no redis-server" in result.errors[0]
     assert set(result.findings["outcome"]) == {"error"} and result.outcome == "error"
@@ -409,7 +391,7 @@ def test_ctrl_c_mid_run_heals_every_fault_stops_the_stack_and_keeps_the_history(
     threading.Timer(2.0, _thread.interrupt_main).start()
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
-        run_scenario(load_scenario(path), launcher=lambda c, r: stack, run_folder=RunFolder.create(tmp_path), seed=0)
+        run_scenario(load_scenario(path), opener=lambda c, r, s: stack, run_folder=RunFolder.create(tmp_path), seed=0)
     assert time.monotonic() - started < 15
     assert stack.worker.calls == ["pause", "resume"] and stack.stopped
     history = pd.read_parquet(next(tmp_path.glob("*/chaos/pause/history.parquet")))
