@@ -75,6 +75,12 @@ MEANING = {
     "misrouted": "executed on an executor that does not serve its path",
     "executions": "one evaluation executed more often than the configuration allows",
     "liveness": "the path took no new work after every fault was healed",
+    # the platform's promises (promises.py)
+    "retry-count": "a dead-lettered task did not run exactly 1 + max_retries attempts",
+    "retry-spacing": "a retry started sooner than its exponential backoff allows",
+    "dead-letter": "the dead-letter list does not hold exactly the exhausted tasks",
+    "time-limit": "an attempt ran past the task time limit without being stopped",
+    "priority-order": "urgent evaluations did not overtake the backlog as their priority promises",
 }
 
 

@@ -23,6 +23,7 @@ import pandas as pd
 from harness.chaos.allowances import allowances_for
 from harness.chaos.checker import MEANING, Violation, check
 from harness.chaos.errors import ChaosError
+from harness.chaos.promises import Promised, check_promises
 from harness.chaos.result import FINDING_COLUMNS, ScenarioResult
 from harness.chaos.workload import Submission
 from harness.history import History, HistoryError, pairs
@@ -40,6 +41,16 @@ def _oracles(records: Mapping[str, Mapping[str, Any]], submissions: Iterable[Sub
         if found and found.group(0) in by_marker:
             out[eval_id] = by_marker[found.group(0)].expected
     return out
+
+
+def promised(config: StackConfig, effective: Mapping[str, Mapping[str, Any]],
+             priority_overtake: float | None) -> Promised:
+    """What the Celery workers promise: the settings they report running with, else the intended ones."""
+    def running(name: str) -> Any:
+        values = {v[name] for v in effective.values() if v.get(name) is not None}
+        return values.pop() if len(values) == 1 else getattr(config, name)
+    return Promised(int(running("max_retries")), config.retry_backoff_s, float(running("task_time_limit_s")),
+                    float(running("task_soft_time_limit_s")), priority_overtake)
 
 
 def config_summary(config: StackConfig, path: str) -> str:
@@ -153,6 +164,16 @@ def evaluate(result: ScenarioResult, history: History, ledger: list[dict[str, An
     result.allowances = scenario.allowances(base)
     result.violations = result.check.violations(result.allowances)
     result.violations += [Violation(path, "liveness", 1, 0, (), (problem,)) for path, problem in result.liveness.items()]
+    if "celery" in scenario.expect:
+        expectation = scenario.expect["celery"]
+        checked = check_promises(mine, result.events, result.queues.get("dead_letters") or [],
+                                 promised(result.config, result.effective, expectation.priority_overtake),
+                                 result.event_gaps)
+        bounds = expectation.promise_bounds()
+        result.violations += checked.violations(bounds)
+        result.path_notes.setdefault("celery", []).extend(checked.notes)
+        result.path_notes["celery"] += [f"reported, not gated: {p} {len(ids)} ({MEANING[p]})"
+                                        for p, (ids, _) in checked.broken.items() if bounds.get(p, 0) is None]
     heal_wall = wall0 + max(heal_times) if heal_times else None
     for p in PATHS:
         result.recovery_s[p] = _recovery(mine, p, heal_wall) if heal_wall is not None else None
@@ -212,7 +233,10 @@ def _findings(result: ScenarioResult) -> pd.DataFrame:
     for path in result.scenario.expect:
         mine = [v for v in result.violations if v.path == path]
         row: dict[str, Any] = {
-            "scenario": result.scenario.name, "path": path, "config": config_summary(result.config, path),
+            "scenario": result.scenario.name, "path": path,
+            "config": config_summary(result.config, path) + (
+                f" (verified on {len(result.effective)} running worker(s))" if path == "celery" and result.effective
+                else ""),
             "stack": result.stack_kind, "seed": result.seed,
             "elapsed_s": round(result.timings.get("elapsed_s", 0.0), 1),
         }
@@ -254,6 +278,8 @@ def write(result: ScenarioResult, history: History, ledger: list[dict[str, Any]]
     if result.check is not None:
         result.check.table.to_parquet(folder / "evaluations.parquet", index=False)
     result.findings.to_parquet(folder / "findings.parquet", index=False)
+    pd.DataFrame(result.events, columns=["eval_id", "path", "status", "attempts", "at", "received_at"]).to_parquet(
+        folder / "events.parquet", index=False)
     (folder / "findings.md").write_text(findings_markdown([result], title=f"Chaos: {result.scenario.name}"))
     summary = {
         "scenario": result.scenario.name, "file": result.scenario.file, "seed": result.seed,
@@ -265,6 +291,7 @@ def write(result: ScenarioResult, history: History, ledger: list[dict[str, Any]]
         "errors": result.errors,
         "violations": [str(v) for v in result.violations], "notes": result.notes, "timings": result.timings,
         "recovery_s": result.recovery_s, "queues": result.queues, "replay": result.replay,
+        "effective_config": result.effective, "event_gaps": result.event_gaps,
         "workload": None if result.workload is None else {
             k: v for k, v in vars(result.workload).items() if k != "eval_ids"},
     }

@@ -56,6 +56,9 @@ class ScenarioResult:
     notes: list[str] = field(default_factory=list)  # scenario-level notes
     path_notes: dict[str, list[str]] = field(default_factory=dict)
     liveness: dict[str, str] = field(default_factory=dict)  # path -> why it took no work after the heal
+    effective: dict[str, dict[str, Any]] = field(default_factory=dict)  # worker -> settings it runs with
+    events: list[dict[str, Any]] = field(default_factory=list)  # the event bus, as heard during the run
+    event_gaps: list[tuple[float, float]] = field(default_factory=list)  # (lost, back) epoch seconds
     timings: dict[str, float] = field(default_factory=dict)
     recovery_s: dict[str, float | None] = field(default_factory=dict)
     workload: WorkloadStats | None = None

@@ -39,10 +39,11 @@ from typing import Any
 import redis as redis_lib
 
 from harness.chaos.allowances import SUPERVISOR
+from harness.chaos.effective import differences, read_effective
 from harness.chaos.errors import ChaosError
 from harness.chaos.findings import evaluate, write
 from harness.chaos.nemesis import Nemesis, start_again
-from harness.chaos.observe import inspect_queues, quiesce, read_ledgers, read_records
+from harness.chaos.observe import EventRecorder, inspect_queues, quiesce, read_ledgers, read_records
 from harness.chaos.result import ScenarioResult
 from harness.chaos.scenario import Scenario
 from harness.chaos.workload import WorkloadRunner, plan, threads_for
@@ -106,7 +107,7 @@ def run_scenario(scenario: Scenario, *, run_folder: RunFolder, seed: int, stack_
     say(f"chaos {scenario.name}: {scenario.title} (seed {seed}, {stack_kind})")
     try:
         t = time.monotonic()
-        with opener(config, run, say) as stack:
+        with opener(config, run, say) as stack, EventRecorder(stack.endpoints.main_redis) as recorder:
             result.timings["stack_start_s"] = time.monotonic() - t
             endpoints = stack.endpoints
             main = redis_lib.Redis.from_url(endpoints.main_redis, socket_timeout=5, socket_connect_timeout=3)
@@ -118,6 +119,7 @@ def run_scenario(scenario: Scenario, *, run_folder: RunFolder, seed: int, stack_
                 if problem:
                     raise ChaosError(f"steady state does not hold before the faults: {problem}")
             result.timings["steady_state_s"] = time.monotonic() - t
+            _check_effective(result, stack.endpoints.celery_redis, config, say)
             say(f"  steady state holds on {', '.join(scenario.steady_state.paths)} "
                 f"(stack healthy in {result.timings['stack_start_s']:.1f}s)")
 
@@ -158,6 +160,7 @@ def run_scenario(scenario: Scenario, *, run_folder: RunFolder, seed: int, stack_
                     result.liveness[path] = problem
             main.close()
             broker.close()
+            result.events, result.event_gaps = list(recorder.events), list(recorder.gaps)
 
     except KeyboardInterrupt:
         result.errors.append("interrupted (Ctrl-C); every fault was healed and the stack stopped")
@@ -174,6 +177,25 @@ def run_scenario(scenario: Scenario, *, run_folder: RunFolder, seed: int, stack_
 
 
 # -- steps -----------------------------------------------------------------------------------------------
+
+
+def _check_effective(result: ScenarioResult, broker_url: str, config: StackConfig, say: Log) -> None:
+    """Read the configuration the Celery workers run with; a setting that differs from the scenario's
+    ends the run as an error naming it (what it would measure is not about the configuration it names)."""
+    if config.celery_workers == 0:
+        return
+    try:
+        result.effective = read_effective(broker_url)
+    except Exception as exc:  # the remote control is an observed signal; its absence is a note
+        result.notes.append(f"effective configuration unknown: {type(exc).__name__}: {exc}")
+        return
+    if not result.effective:
+        result.notes.append("effective configuration unknown: no Celery worker answered `inspect conf`")
+        return
+    found = differences(config, result.effective)
+    if found:
+        raise ChaosError("the Celery workers do not run the scenario's configuration: " + "; ".join(found))
+    say(f"  effective configuration of {len(result.effective)} Celery worker(s) matches the scenario's")
 
 
 def supervise(stack: Stack, history: History, say: Log) -> list[str]:

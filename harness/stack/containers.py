@@ -332,7 +332,8 @@ class ContainersStack:
 
         celery_env = {**cfg.celery_env(), "CELERY_BROKER_URL": f"redis://{via('celery-worker-celery-redis')}/0",
                       "REDIS_URL": f"redis://{inner['main-redis']}/0",
-                      "EXECUTOR_SERVICE_URL": f"http://{via('celery-executor-3')}"}
+                      "EXECUTOR_SERVICE_URL": f"http://{via('celery-executor-3')}" if cfg.celery_executor == "executor-3"
+                      else f"http://{inner[cfg.celery_executor]}"}
         for i in range(1, cfg.celery_workers + 1):
             name = f"celery-worker-{i}"
             add(Spec(name, image, ["celery", "-A", "system_under_test.tasks", "worker", "-Q", ",".join(cfg.celery_queues),

@@ -238,7 +238,8 @@ class ProcessesStack:
 
         celery_env = {**cfg.celery_env(), "CELERY_BROKER_URL": f"redis://{via('celery-worker-celery-redis')}/0",
                       "REDIS_URL": main_redis_direct,
-                      "EXECUTOR_SERVICE_URL": f"http://{via('celery-executor-3')}"}
+                      "EXECUTOR_SERVICE_URL": f"http://{via('celery-executor-3')}" if cfg.celery_executor == "executor-3"
+                      else f"http://{HOST}:{ports[cfg.celery_executor]}"}
         for i in range(1, cfg.celery_workers + 1):
             name = f"celery-worker-{i}"
             ref = []

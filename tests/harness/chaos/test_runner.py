@@ -29,7 +29,8 @@ from harness.chaos.findings import (
     write,
     write_combined,
 )
-from harness.chaos.observe import _task_id, inspect_queues, quiesce
+from harness.chaos.observe import inspect_queues, quiesce
+from harness.chaos.platform import task_id
 from harness.chaos.result import ScenarioResult, replay_commands
 from harness.chaos.runner import base_config, run_scenario
 from harness.chaos.scenario import load_scenario
@@ -116,9 +117,9 @@ def test_inspect_queues_reads_every_priority_list_unacked_and_the_dead_letters(
 
 def test_task_ids_come_from_the_message_headers() -> None:
     msg = {"body": "e30=", "headers": {"id": "abc"}, "properties": {"correlation_id": "abc"}}
-    assert _task_id(json.dumps(msg)) == "abc"
-    assert _task_id(json.dumps([msg, "", "evaluation"])) == "abc"
-    assert _task_id("not json") is None
+    assert task_id(json.dumps(msg)) == "abc"
+    assert task_id(json.dumps([msg, "", "evaluation"])) == "abc"
+    assert task_id("not json") is None
 
 
 def _record(main: redis_lib.Redis, eval_id: str, code: str, status: str) -> None:
@@ -178,7 +179,7 @@ def _literal_result(tmp_path: Path, scenario_file: Path, *, celery_lost: int, le
         history.complete(invoke, "ok", eval_id=eval_id, value={"eval_id": eval_id, "routes": [sub.path]})
         out = {"status": "completed", "output": sub.marker + "\n", "error": "", "exit_code": 0,
                "timed_out": False, "truncated": False, "started_at": 1.0, "queued_at": 0.5,
-               "finished_at": time.time()}
+               "finished_at": 1.5}
         row = {"eval_id": eval_id, "path": sub.path, "attempt": 1, "executor_id": "executor-3" if sub.path == "celery" else "executor-1",
                "started_at": 1.0, "exit_code": 0}
         if sub.path == "celery" and lost < celery_lost:
@@ -388,7 +389,7 @@ def test_ctrl_c_mid_run_heals_every_fault_stops_the_stack_and_keeps_the_history(
     path = tmp_path / "pause.toml"
     path.write_text(text)
     stack = FakeStack(fake_gateway.url, redis_server(), redis_server())
-    threading.Timer(2.0, _thread.interrupt_main).start()
+    threading.Timer(3.5, _thread.interrupt_main).start()
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         run_scenario(load_scenario(path), opener=lambda c, r, s: stack, run_folder=RunFolder.create(tmp_path), seed=0)
