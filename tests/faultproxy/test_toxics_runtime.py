@@ -264,6 +264,19 @@ def test_sliced_data_arrives_intact(api: Api, upstream: Upstream) -> None:
     assert upstream_time(client, server_side, payload) < 2.0
 
 
+def test_a_reader_that_keeps_up_never_gets_two_slices_in_one_read(api: Api, upstream: Upstream) -> None:
+    client, server_side = open_pair(api, upstream)
+    attributes = {"average_size": 100, "size_variation": 50, "delay": 10_000}  # 10 ms after every slice
+    api.add_toxic("p", type="slicer", stream="upstream", attributes=attributes)
+    for _ in range(2):
+        payload = os.urandom(2000)
+        client.sendall(payload)
+        sizes: list[int] = []
+        while sum(sizes) < len(payload):
+            sizes.append(len(server_side.recv(65536)))
+        assert max(sizes) <= 150, sizes
+
+
 # -- case 40: toxic updates and churn on live connections ----------------------------------------
 
 
