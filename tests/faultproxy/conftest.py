@@ -1,33 +1,111 @@
-"""Fixtures for the fault proxy tests: a server on a free port, an API client, raw TCP peers.
+"""Fixtures for the fault proxy tests: the server under test, an API client, raw TCP peers.
 
-Every test gets a fresh :class:`FaultProxyServer` on 127.0.0.1 port 0, running on a
-background thread, and it is stopped (listeners and connections closed) when the test
-ends. ``upstream`` is a listening socket the test accepts proxied connections from, so a
-test controls both ends of a connection byte by byte.
+The API tests (those that use ``api``, ``target`` or ``toxiproxy``; they get the
+``faultproxy_api`` marker automatically) run against *the server under test*: a fresh
+in-process :class:`FaultProxyServer` on 127.0.0.1 port 0 per test, stopped when the test
+ends, or, when ``TOXIPROXY_URL`` is set (``http://127.0.0.1:8474``), that server, which
+may be a real ``toxiproxy-server`` or another build of ours. It must run on this machine,
+because the tests' upstreams and clients are on 127.0.0.1. On a remote server every
+proxy a test creates is named with a per-test prefix (``api.name("p")``) and deleted
+after the test; ``/reset`` still touches every proxy there, so give the suite a server of
+its own. Tests that check how our own code is built (units, the command line, the
+in-process server) use ``server`` or ``local_api`` and always run in process.
+
+Markers, registered here:
+
+- ``faultproxy_extra``: behaviour we add where Toxiproxy differs on purpose (the README's
+  list); deselect with ``-m "not faultproxy_extra"`` to check only what Toxiproxy promises.
+- ``toxiproxy_lockup``: locks up a real Toxiproxy's API until it is restarted (issue
+  #558); skipped when ``TOXIPROXY_URL`` is set, to protect that server.
+
+``upstream`` is a listening socket the test accepts proxied connections from, so a test
+controls both ends of a connection byte by byte.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from harness.faultproxy import FaultProxyServer
 
+HERE = Path(__file__).resolve().parent
+API_FIXTURES = frozenset({"api", "target", "toxiproxy"})
+#: The server under test when set; unset: a fresh in-process server per test.
+TOXIPROXY_URL = os.environ.get("TOXIPROXY_URL", "").strip()
+LOCKUP_SKIP = (
+    "TOXIPROXY_URL is set, and this test would lock up a real Toxiproxy's API until it is "
+    "restarted (Toxiproxy issue #558); it runs against the in-process server only"
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "faultproxy_api: talks to the fault proxy under test (TOXIPROXY_URL, else in process); set automatically"
+    )
+    config.addinivalue_line(
+        "markers", "faultproxy_extra: behaviour we add where Toxiproxy 2.12 differs on purpose (README list)"
+    )
+    config.addinivalue_line(
+        "markers", "toxiproxy_lockup: locks up a real Toxiproxy's API (issue #558); skipped when TOXIPROXY_URL is set"
+    )
+    if TOXIPROXY_URL:
+        parts = urlsplit(TOXIPROXY_URL)
+        if parts.scheme != "http" or not parts.hostname or parts.path.strip("/"):
+            raise pytest.UsageError(
+                f"TOXIPROXY_URL must be the API's base URL, like http://127.0.0.1:8474; got {TOXIPROXY_URL!r}. "
+                "Fix it, or unset it to test the in-process fault proxy."
+            )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE not in item.path.parents:
+            continue
+        if API_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.faultproxy_api)
+        if TOXIPROXY_URL and item.get_closest_marker("toxiproxy_lockup"):
+            item.add_marker(pytest.mark.skip(reason=LOCKUP_SKIP))
+
+
 IO_TIMEOUT = 5.0
 
 
 class Api:
-    """A thin ``requests`` wrapper bound to one server, with timeouts on every call."""
+    """A thin ``requests`` wrapper bound to one server, with timeouts on every call.
 
-    def __init__(self, base: str) -> None:
+    ``name("p")`` is the proxy name a test uses: ``p`` on a fresh in-process server, and
+    ``<prefix>p`` on a shared one, where :meth:`cleanup` deletes every proxy with the prefix.
+    """
+
+    def __init__(self, base: str, prefix: str = "") -> None:
         self.base = base
+        self.prefix = prefix
+
+    def name(self, short: str) -> str:
+        return self.prefix + short
+
+    def listed(self) -> dict[str, Any]:
+        """``GET /proxies``, limited to this test's proxies (all of them on a fresh server)."""
+        response = self.get("/proxies")
+        assert response.status_code == 200, response.text
+        return {name: proxy for name, proxy in response.json().items() if name.startswith(self.prefix)}
+
+    def cleanup(self) -> None:
+        for name in self.listed() if self.prefix else ():
+            self.delete(f"/proxies/{name}")
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", IO_TIMEOUT)
@@ -194,8 +272,39 @@ def wait_for(predicate: Any, timeout: float = 2.0, interval: float = 0.005) -> b
     return bool(predicate())
 
 
+@dataclass(frozen=True)
+class Target:
+    """The server under test: its API's base URL and address, and whether it is shared."""
+
+    url: str
+    host: str
+    port: int
+    shared: bool
+
+
+@pytest.fixture(scope="session")
+def remote_target() -> Target:
+    """The server at TOXIPROXY_URL, checked once: it must answer ``GET /version``."""
+    parts = urlsplit(TOXIPROXY_URL)
+    url = f"{parts.scheme}://{parts.netloc}"
+    problem = ""
+    try:
+        requests.get(url + "/version", timeout=IO_TIMEOUT).raise_for_status()
+    except requests.RequestException as exc:
+        problem = str(exc)
+    if problem:
+        pytest.exit(
+            f"TOXIPROXY_URL={TOXIPROXY_URL} is set, but GET /version failed: {problem}. Start that server "
+            "(on this machine), or unset TOXIPROXY_URL to test the in-process fault proxy.",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
+    assert parts.hostname is not None
+    return Target(url, parts.hostname, parts.port or 80, shared=True)
+
+
 @pytest.fixture
 def server() -> Iterator[FaultProxyServer]:
+    """A fresh in-process fault proxy (always ours, whatever TOXIPROXY_URL says)."""
     fault_proxy = FaultProxyServer("127.0.0.1", 0, seed=1234).start()
     try:
         yield fault_proxy
@@ -204,7 +313,28 @@ def server() -> Iterator[FaultProxyServer]:
 
 
 @pytest.fixture
-def api(server: FaultProxyServer) -> Api:
+def target(request: pytest.FixtureRequest) -> Target:
+    """The server under test: TOXIPROXY_URL's, else a fresh in-process one."""
+    if TOXIPROXY_URL:
+        shared: Target = request.getfixturevalue("remote_target")
+        return shared
+    local: FaultProxyServer = request.getfixturevalue("server")
+    host, port = local.address
+    return Target(local.url, host, port, shared=False)
+
+
+@pytest.fixture
+def api(target: Target) -> Iterator[Api]:
+    client = Api(target.url, f"fp{uuid.uuid4().hex[:8]}_" if target.shared else "")
+    try:
+        yield client
+    finally:
+        client.cleanup()
+
+
+@pytest.fixture
+def local_api(server: FaultProxyServer) -> Api:
+    """An API client of the in-process server, for tests of how our own server is built."""
     return Api(server.url)
 
 
@@ -218,14 +348,14 @@ def upstream() -> Iterator[Upstream]:
 
 
 @pytest.fixture
-def toxiproxy(server: FaultProxyServer) -> Iterator[Any]:
-    """``toxiproxy.Toxiproxy()`` pointed at the test server (its host/port are class globals)."""
+def toxiproxy(target: Target) -> Iterator[Any]:
+    """``toxiproxy.Toxiproxy()`` pointed at the server under test (its host/port are class globals)."""
     from toxiproxy import Toxiproxy
     from toxiproxy.api import APIConsumer
 
     saved = (APIConsumer.host, APIConsumer.port)
     client = Toxiproxy()
-    client.update_api_consumer(*server.address)
+    client.update_api_consumer(target.host, target.port)
     try:
         yield client
     finally:
