@@ -12,7 +12,7 @@ from harness.faultproxy.addresses import resolve_listen
 from harness.faultproxy.errors import ApiError
 from harness.faultproxy.proxy import Proxy
 
-from .conftest import Api, Upstream, connect, is_up
+from .peers import Api, Upstream, connect, is_up
 
 
 @pytest.mark.parametrize(

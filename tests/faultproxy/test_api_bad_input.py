@@ -14,7 +14,7 @@ import pytest
 
 from harness.faultproxy import FaultProxyServer, ServerStartError
 
-from .conftest import Api, Target, is_up
+from .peers import Api, Target, is_up
 
 extra = pytest.mark.faultproxy_extra
 

@@ -12,7 +12,7 @@ import socket
 
 import requests
 
-from .conftest import Api, Upstream, connect, is_up, port_of
+from .peers import Api, Upstream, connect, is_up, port_of
 
 
 def free_port() -> int:

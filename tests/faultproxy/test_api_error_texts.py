@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import Api
+from .peers import Api
 
 ENTRY = 'struct { toxiproxy.Proxy; Enabled *bool "json:\\"enabled\\"" }'
 UPDATE = 'struct { Attributes interface {} "json:\\"attributes\\""; Toxicity float32 "json:\\"toxicity\\"" }'

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import Upstream, is_up
+from .peers import Upstream, is_up
 
 ROOT = Path(__file__).resolve().parents[2]
 BANNER = "fault proxy API on "

@@ -22,7 +22,7 @@ from harness.faultproxy.connection import HELD_HIGH_WATER, Connection
 from harness.faultproxy.link import Link
 from harness.faultproxy.schema import Direction, ToxicSpec
 
-from .conftest import Api, Upstream, connect, is_up, recv_exactly, recv_until_eof
+from .peers import Api, Upstream, connect, is_up, recv_exactly, recv_until_eof
 
 
 def closed_by_peer(sock: socket.socket, timeout: float = 2.0) -> bool:

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from .conftest import Api, Upstream, connect, recv_exactly, recv_until_eof
+from .peers import Api, Upstream, connect, recv_exactly, recv_until_eof
 
 LINE = os.urandom(40 * 1024) + b"\n"  # more than one 32 KiB chunk
 TOLERANCE_S = 0.015

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 
-from .conftest import Api, Upstream, connect, is_up, recv_exactly, recv_until_eof
+from .peers import Api, Upstream, connect, is_up, recv_exactly, recv_until_eof
 
 
 def mine(api: Api, proxies: dict[str, Any]) -> set[str]:
