@@ -149,4 +149,5 @@ def test_the_slicer_waits_its_delay_after_every_slice_even_when_the_loop_wakes_l
     stamps = asyncio.run(main())
     gaps = [later - earlier for earlier, later in zip(stamps, stamps[1:], strict=False)]
     assert len(stamps) >= 20
-    assert min(gaps) >= delay_s, [round(gap * 1000, 3) for gap in gaps]
+    # asyncio may fire a timer up to its clock resolution (1 ns) early: allow 1 µs.
+    assert min(gaps) >= delay_s - 1e-6, [round(gap * 1000, 3) for gap in gaps]
