@@ -111,6 +111,26 @@ def _late_notes(records: Mapping[str, Mapping[str, Any]], vt: float) -> list[str
             f"attempt started (queued behind the fault, restored, or retried; longest {max(late):.1f}s)"]
 
 
+def missed_faults(history: History) -> tuple[list[str], list[str]]:
+    """Link faults that hit nothing: no connection open when injected, none made and no byte across the
+    link while it lasted (the path does not go through it). Returns (errors, notes): a fault whose
+    link has no traffic counters (a real Toxiproxy) is a note, since nobody can tell."""
+    errors, notes = [], []
+    for op in history.ops:
+        v = op.value or {}
+        if not op.is_nemesis or op.f != "stop" or v.get("kind") not in ("toxic", "disable") or "traffic" not in v:
+            continue
+        traffic = v["traffic"]
+        if traffic is None:
+            notes.append(f"{v['fault']}: the fault proxy has no traffic counters, so whether it hit anything on "
+                         f"{v['target']} is unknown")
+        elif not traffic.get("open_at_inject") and not traffic.get("accepted") and not traffic.get("bytes"):
+            errors.append(f"the fault missed: '{v['fault']}' on link {v['target']} hit nothing (no connection was "
+                          "open when it was injected, none was made and no byte crossed the link while it lasted); "
+                          "the path does not go through this link: check the stack's wiring or the fault's target")
+    return errors, notes
+
+
 def _fault_notes(history: History) -> list[str]:
     notes = []
     for op in history.ops:
@@ -142,6 +162,9 @@ def evaluate(result: ScenarioResult, history: History, ledger: list[dict[str, An
              records: dict[str, Record], probes: set[str], submissions: list[Submission], token: str,
              base: StackConfig, wall0: float, heal_times: list[float]) -> None:
     scenario = result.scenario
+    missed, unknown = missed_faults(history)
+    result.errors += missed
+    result.notes += unknown
     mine = {i: r for i, r in records.items() if i not in probes}
     rows = [r for r in ledger if r.get("eval_id") not in probes]
     queues = result.queues

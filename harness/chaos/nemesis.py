@@ -113,7 +113,40 @@ def _http(method: str, url: str, body: dict[str, Any] | None = None, ok: tuple[i
     return resp
 
 
-class ToxicAction(Action):
+def _traffic(stack: Any, link: str) -> dict[str, int] | None:
+    """The link's traffic counters (our fault proxy's ``/stats`` extension); None where the proxy has
+    none (a real Toxiproxy) or cannot answer: then nobody can tell whether a fault hit anything."""
+    try:
+        resp = requests.get(f"{_proxy_api(stack)}/proxies/{link}/stats", timeout=5)
+    except (requests.RequestException, FaultError):
+        return None
+    if resp.status_code != 200:
+        return None
+    doc = resp.json()
+    return {k: int(doc[k]) for k in ("connections_open", "connections_accepted", "bytes_upstream",
+                                     "bytes_downstream") if isinstance(doc.get(k), int)}
+
+
+class LinkAction(Action):
+    """A fault on a network link: it notes the link's traffic when injected and when healed, so the run
+    can tell a fault that hit traffic from one on a link no client used (``missed``)."""
+
+    def traffic_before(self) -> dict[str, Any]:
+        before = _traffic(self.stack, self.fault.target)
+        self.info["traffic_before"] = before
+        return {"traffic_before": before} if before is not None else {}
+
+    def traffic_after(self) -> dict[str, Any]:
+        before, after = self.info.get("traffic_before"), _traffic(self.stack, self.fault.target)
+        if before is None or after is None:
+            return {"traffic": None}
+        return {"traffic": {"open_at_inject": before.get("connections_open", 0),
+                            "accepted": after.get("connections_accepted", 0) - before.get("connections_accepted", 0),
+                            "bytes": sum(after.get(k, 0) - before.get(k, 0)
+                                         for k in ("bytes_upstream", "bytes_downstream"))}}
+
+
+class ToxicAction(LinkAction):
     def __init__(self, *args: Any, index: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         toxic = self.fault.toxic
@@ -125,24 +158,28 @@ class ToxicAction(Action):
         assert toxic is not None
         body = {"name": self.name, "type": toxic.type, "stream": toxic.stream, "toxicity": toxic.toxicity,
                 "attributes": dict(toxic.attributes)}
+        before = self.traffic_before()
         self.injected = True  # even a failed POST may have added it: heal removes it if it exists
         _http("POST", f"{_proxy_api(self.stack)}/proxies/{self.fault.target}/toxics", body)
-        return {"toxic": body}
+        return {"toxic": body, **before}
 
     def heal(self) -> dict[str, Any]:
+        after = self.traffic_after()
         _http("DELETE", f"{_proxy_api(self.stack)}/proxies/{self.fault.target}/toxics/{self.name}", ok=(204, 404))
-        return {}
+        return after
 
 
-class DisableAction(Action):
+class DisableAction(LinkAction):
     def inject(self) -> dict[str, Any]:
+        before = self.traffic_before()
         self.injected = True
         _http("POST", f"{_proxy_api(self.stack)}/proxies/{self.fault.target}", {"enabled": False})
-        return {}
+        return before
 
     def heal(self) -> dict[str, Any]:
+        after = self.traffic_after()
         _http("POST", f"{_proxy_api(self.stack)}/proxies/{self.fault.target}", {"enabled": True})
-        return {}
+        return after
 
 
 class KillAction(Action):

@@ -100,6 +100,7 @@ class Api:
             (re.compile(proxy), {"GET": self.get_proxy, "POST": self.update_proxy,
                                  "PATCH": self.update_proxy, "DELETE": self.delete_proxy}),
             (re.compile(proxy + "/toxics"), {"GET": self.list_toxics, "POST": self.create_toxic}),
+            (re.compile(proxy + "/stats"), {"GET": self.proxy_stats}),  # our extension, not Toxiproxy's
             (re.compile(proxy + "/toxics/" + name.format("toxic")), {
                 "GET": self.get_toxic, "POST": self.update_toxic,
                 "PATCH": self.update_toxic, "DELETE": self.delete_toxic}),
@@ -167,6 +168,10 @@ class Api:
 
     async def get_proxy(self, request: Request, proxy: str) -> Response:
         return _json(200, self.collection.get(proxy).to_json())
+
+    async def proxy_stats(self, request: Request, proxy: str) -> Response:
+        """Our extension: the proxy's traffic since it was created (connections, bytes each way)."""
+        return _json(200, self.collection.get(proxy).stats())
 
     async def update_proxy(self, request: Request, proxy: str) -> Response:
         found = self.collection.get(proxy)

@@ -42,6 +42,10 @@ class Proxy:
         self.chains: dict[Direction, list[ToxicSpec]] = {"upstream": [], "downstream": []}
         self._server: asyncio.AbstractServer | None = None
         self._conns: set[Connection] = set()
+        # Traffic since the proxy was created (our extension: GET /proxies/<name>/stats), so a fault on
+        # a link no client uses can be told from one that hit something.
+        self.accepted = 0
+        self.bytes: dict[Direction, int] = {"upstream": 0, "downstream": 0}
 
     # -- listener ---------------------------------------------------------------------------
 
@@ -80,6 +84,7 @@ class Proxy:
         conn = Connection(self, loop, reset_linger=self.has_reset_peer())
         if self.enabled:
             self._conns.add(conn)
+            self.accepted += 1
         else:
             conn.aborted = True  # accepted just before the listener closed
         return conn.client
@@ -87,9 +92,14 @@ class Proxy:
     def forget(self, conn: Connection) -> None:
         self._conns.discard(conn)
 
-    @property
-    def connection_count(self) -> int:
-        return len(self._conns)
+    def count(self, direction: Direction, size: int) -> None:
+        """Bytes read from one side: from the client (``upstream``) or from the server (``downstream``)."""
+        self.bytes[direction] += size
+
+    def stats(self) -> dict[str, Any]:
+        return {"name": self.name, "enabled": self.enabled, "connections_open": len(self._conns),
+                "connections_accepted": self.accepted, "bytes_upstream": self.bytes["upstream"],
+                "bytes_downstream": self.bytes["downstream"]}
 
     async def differs(self, listen: str, upstream: str) -> bool:
         """Whether new settings need a restart: Toxiproxy's ``Differs``, Go's resolved text against ours.

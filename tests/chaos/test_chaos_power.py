@@ -46,3 +46,42 @@ def test_a_broken_promise_of_the_celery_path_fails_its_scenario(case: str, scena
     assert result.outcome == "failed" and invariant in broken, (
         f"{case}: {scenario} did not catch it as {invariant} (outcome {result.outcome}, violations "
         f"{sorted(broken)})\n{result.explain()}")
+
+
+MISSED = """\
+title = "a toxic on a link the Celery path does not use"
+description = "the workload goes to Celery only, the fault to a legacy executor's link: it hits nothing"
+
+[stack]
+visibility_timeout_s = 4
+restore_interval_s = 1
+restore_throttle = 1
+retry_backoff_s = 0.5
+
+[workload]
+routes = ["celery"]
+rate = 4.0
+duration_s = 4
+program = "quick"
+
+[[faults]]
+name = "latency on a legacy link"
+at_s = 0.5
+kind = "toxic"
+target = "legacy-executor-1"
+duration_s = 2
+toxic = { type = "latency", attributes = { latency = 500 } }
+
+[expect.celery]
+lost = 0
+"""
+
+
+def test_a_fault_on_a_link_the_path_does_not_use_ends_the_run_as_an_error(tmp_path: Path, run_folder: RunFolder,
+                                                                           harness_seed: int) -> None:
+    file = tmp_path / "missed-link.toml"
+    file.write_text(MISSED)
+    mine = RunFolder.create(run_folder.path / "chaos-power", "missed-link")
+    result = run_scenario(load_scenario(file), run_folder=mine, seed=harness_seed, log=print)
+    assert result.outcome == "error", result.explain()
+    assert any("the fault missed: 'latency on a legacy link' on link legacy-executor-1" in e for e in result.errors)

@@ -50,6 +50,28 @@ def test_a_dead_upstream_gives_the_client_a_connect_then_eof(api: Api) -> None: 
     client.close()
 
 
+@pytest.mark.faultproxy_extra
+def test_a_proxys_stats_count_its_connections_and_the_bytes_each_way(api: Api, upstream: Upstream) -> None:
+    """Our extension (GET /proxies/<name>/stats): how chaos tells a fault that hit traffic from one
+    on a link no client used."""
+    name = api.name("counted")
+    proxy = api.create_proxy(name, upstream.address)
+    assert api.get(f"/proxies/{name}/stats").json() == {
+        "name": name, "enabled": True, "connections_open": 0, "connections_accepted": 0, "bytes_upstream": 0,
+        "bytes_downstream": 0}
+    client = connect(proxy["listen"])
+    server_side = upstream.accept()
+    client.sendall(b"12345")
+    assert recv_exactly(server_side, 5) == b"12345"
+    server_side.sendall(b"abc")
+    assert recv_exactly(client, 3) == b"abc"
+    stats = api.get(f"/proxies/{name}/stats").json()
+    assert (stats["connections_open"], stats["connections_accepted"], stats["bytes_upstream"],
+            stats["bytes_downstream"]) == (1, 1, 5, 3)
+    client.close()
+    assert api.get(f"/proxies/{api.name('nope')}/stats").status_code == 404
+
+
 def test_bytes_pass_through_unchanged(api: Api, upstream: Upstream) -> None:  # case 13
     proxy = api.create_proxy(api.name("pass"), upstream.address)
     client = connect(proxy["listen"])
@@ -340,6 +362,9 @@ class _Owner:
         return []
 
     def forget(self, conn: Connection) -> None:
+        pass
+
+    def count(self, direction: Direction, size: int) -> None:
         pass
 
 
