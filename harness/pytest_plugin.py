@@ -14,7 +14,8 @@ run folder at the end).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
@@ -34,7 +35,11 @@ MARKERS = {
     "security": "hostile submissions are contained the same way on both paths",
     "containers": "the stack in containers through Testcontainers (needs a Docker engine)",
     "slow": "takes more than a few seconds",
+    "stack": "starts a stack of the system under test (set automatically on every test that requests "
+             "`stack`, `launch_stack` or a fixture built on them); `make check` runs the others",
 }
+# Requesting any of these starts a stack (directly or through a fixture built on them).
+STACK_FIXTURES = frozenset({"stack", "launch_stack", "parity_dispatcher"})
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -52,6 +57,24 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     config._harness_run = None  # type: ignore[attr-defined]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that starts a stack (by the fixtures it requests) with ``stack``."""
+    for item in items:
+        if STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.stack)
+
+
+@pytest.fixture(scope="session")
+def launch_stack() -> Callable[..., AbstractContextManager[Stack]]:
+    """Opens a stack of your own: ``with launch_stack(config, run) as stack:`` (the processes launcher
+    unless ``kind=`` says otherwise; any other keyword goes to ``harness.stack.opening.open_stack``).
+    Requesting it marks the test ``stack``."""
+    def launch(config: StackConfig, run: RunFolder, kind: str = "processes", **options: Any
+               ) -> AbstractContextManager[Stack]:
+        return open_stack(kind, config, run, **options)
+    return launch
 
 
 @pytest.fixture(scope="session")

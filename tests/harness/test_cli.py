@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import requests
 
 
@@ -15,6 +16,7 @@ def harness(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess
                           timeout=timeout, env=env)
 
 
+@pytest.mark.stack  # `harness up --detach` starts one
 def test_up_detach_then_status_then_down_leaves_nothing_running(tmp_path: Path) -> None:
     env = {**os.environ, "HARNESS_STATE": str(tmp_path / "stack.json"), "HARNESS_REPORTS": str(tmp_path)}
     up = harness("up", "--detach", "--no-flower", "--legacy-workers", "1", env=env)
