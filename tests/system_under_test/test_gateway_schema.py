@@ -35,6 +35,8 @@ from system_under_test.gateway.app import create_app
 from system_under_test.gateway.settings import GatewaySettings
 from system_under_test.redis_server import find_redis_server, redis_argv
 
+pytestmark = pytest.mark.slow
+
 ADMIN_TOKEN = "schema-admin"
 # The gateway's own settings (its defaults, an admin token); the in-process schema is built from the same.
 GATEWAY_ENV = {"ADMIN_TOKEN": ADMIN_TOKEN, "GATEWAY_SEED": "1", "MAX_WAIT_S": "1"}
@@ -133,3 +135,32 @@ def test_workflows_that_follow_the_links_conform_too(lone_gateway: str, harness_
 
     seed(harness_seed)(Workflow).run(settings=settings(
         max_examples=STATEFUL_RUNS, stateful_step_count=6, deadline=None, suppress_health_check=list(HealthCheck)))
+
+
+def _conforms(method: str, path: str, resp: requests.Response) -> None:
+    operation = schema[path][method]
+    assert str(resp.status_code) in operation.definition.raw["responses"], f"{resp.status_code} is not documented"
+    operation.validate_response(resp)
+
+
+def test_unreachable_backends_get_documented_503s(tmp_path: Path) -> None:
+    # A submission refused because celery-redis is down takes the gateway ~19 s to answer (Celery's
+    # own reconnect retries); test_faults.py covers it; its body is the same Unavailable as below.
+    url, procs = start_gateway_alone(tmp_path)
+    main_redis, celery_redis, _ = procs
+    try:
+        celery_redis.stop()
+        health = requests.get(url + "/health", timeout=10)
+        _conforms("GET", "/health", health)
+        assert health.status_code == 503 and health.json()["backends"]["celery_broker"].startswith("unreachable")
+        main_redis.stop()
+        for method, path, call in (
+                ("POST", "/api/eval", lambda: requests.post(url + "/api/eval", timeout=60,
+                                                            json={"code": "pass", "language": "python"})),
+                ("GET", "/api/eval/{eval_id}", lambda: requests.get(url + "/api/eval/x", timeout=60))):
+            resp = call()
+            _conforms(method, path, resp)
+            assert resp.status_code == 503 and resp.json()["backend"] == "main redis", resp.text
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
