@@ -123,10 +123,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                        "it streams in, the connection is closed)")
     redis_down = D(503, "the main Redis is unreachable")
 
-    def unavailable(backend: str, url: str, exc: Exception) -> JSONResponse:
+    def unavailable(backend: str, url: str, exc: Exception,
+                    hint: str = "nothing was queued; retry when the backend is back") -> JSONResponse:
         return httperrors.respond(503, httperrors.Unavailable(
             error=f"{backend} unreachable", backend=backend, url=url,
-            detail=f"{exc.__class__.__name__}: {exc}", hint="nothing was queued; retry when the backend is back"))
+            detail=f"{exc.__class__.__name__}: {exc}", hint=hint))
 
     json_only = [Depends(httperrors.require_json)]
     not_json = D(415, "the body is not declared as JSON (Content-Type: application/json)")
@@ -203,7 +204,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         try:
             record = await (waiters.wait(eval_id, wait, fetch) if wait > 0 else fetch())
         except RedisError as exc:
-            return unavailable("main redis", cfg.redis_url, exc)
+            return unavailable("main redis", cfg.redis_url, exc, hint="retry the read when the main Redis is back")
         if record is None:
             return httperrors.error(404, f"unknown evaluation id {eval_id!r}",
                                     "use the eval_id returned by POST /api/eval")
