@@ -10,8 +10,8 @@ All of Schemathesis's checks are on, with the project's ``schemathesis.toml`` (t
 reads): ``negative_data_rejection`` also takes 413 as a rejection, because a code over ``maxLength``
 is refused with 413, as documented (the limit is in bytes). The gateway runs with ``MAX_WAIT_S=1``:
 no worker ever finishes an evaluation here, so a long-poll always lasts its whole ``wait``, and
-the schema (which states that limit) keeps each one at a second. The run is seeded from ``--seed``
-and bounded (``MAX_EXAMPLES`` per operation and phase, ``STATEFUL_RUNS`` workflows) so that it
+the schema (which states that limit) keeps each one at a second. The run is seeded (the
+per-operation tests from ``HARNESS_SEED``, known at import; the workflows from ``--seed``) and bounded (``MAX_EXAMPLES`` per operation and phase, ``STATEFUL_RUNS`` workflows) so that it
 takes well under a minute here.
 """
 
@@ -38,7 +38,7 @@ from system_under_test.redis_server import find_redis_server, redis_argv
 pytestmark = pytest.mark.slow
 
 ADMIN_TOKEN = "schema-admin"
-# The gateway's own settings (its defaults, an admin token); the in-process schema is built from the same.
+# The gateway's settings (its defaults, an admin token, 1 s long-polls); the in-process schema uses the same.
 GATEWAY_ENV = {"ADMIN_TOKEN": ADMIN_TOKEN, "GATEWAY_SEED": "1", "MAX_WAIT_S": "1"}
 SEED = int(os.environ.get("HARNESS_SEED", "0"))
 PROJECT_CONFIG = Path(__file__).resolve().parents[2] / "schemathesis.toml"
