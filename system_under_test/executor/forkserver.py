@@ -137,11 +137,14 @@ def serve(fd: int) -> None:
                 continue
             request = json.loads(payload)
             request["root_base"] = root_base
-            if os.fork() == 0:
-                sock.close()
-                supervisor.supervise(request, *fds)
-            for passed in fds:
-                os.close(passed)
+            try:
+                supervisor.start(request, *fds, server_fd=sock.fileno())
+            except OSError as exc:  # cannot fork or enter a namespace: the executor hears of it
+                with contextlib.suppress(OSError):
+                    supervisor.report(fds[2], {"error": f"the fork server cannot start an execution: {exc}"})
+            finally:
+                for passed in fds:
+                    os.close(passed)
     except KeyboardInterrupt:  # Ctrl-C reaches the executor's whole process group
         return
     finally:

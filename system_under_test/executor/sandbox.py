@@ -279,24 +279,32 @@ class Sandbox:
         return out, err, report, truncated
 
     def _kill_supervisor(self, report: bytearray, uid: int | None) -> None:
-        first = report.split(b"\n", 1)[0]
-        with contextlib.suppress(ValueError, KeyError, ProcessLookupError):
-            os.kill(int(json.loads(first)["pid"]), signal.SIGKILL)
+        for line in _report_lines(report):
+            if "pid" in line:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(line["pid"]), signal.SIGKILL)
         if uid is not None:  # the weaker modes' leftovers; a namespace dies with its supervisor
             for pid in pids_of(uid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
 
 
+def _report_lines(report: bytearray) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in report.decode("utf-8", errors="replace").splitlines() if line.strip()]
+
+
 def _final(report: bytearray) -> dict[str, Any]:
-    """The supervisor's verdict (its last report line); SandboxError if it failed or never gave one."""
-    lines = [json.loads(line) for line in report.decode("utf-8", errors="replace").splitlines() if line.strip()]
-    last = lines[-1] if lines else {}
-    if "error" in last:
-        raise SandboxError(f"the execution's supervisor failed: {last['error']}")
-    if "status" not in last:
-        raise SandboxError("the execution's supervisor ended without a report (killed, or the fork server died)")
-    return last
+    """The supervisor's verdict; SandboxError if it failed or never gave one.
+
+    The report holds the supervisor's pid (written by the fork server) and its verdict (written by
+    the supervisor), in either order.
+    """
+    verdicts = [line for line in _report_lines(report) if "pid" not in line]
+    if verdicts and "error" in verdicts[-1]:
+        raise SandboxError(f"the execution's supervisor failed: {verdicts[-1]['error']}")
+    if not verdicts or "status" not in verdicts[-1]:
+        raise SandboxError("the execution's supervisor ended without a verdict (killed, or the fork server died)")
+    return verdicts[-1]
 
 
 def default_python(*, for_other_users: bool) -> str:

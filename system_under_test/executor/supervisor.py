@@ -18,18 +18,17 @@ How an execution ends (the same rule in every isolation mode):
 
 Modes (``isolation`` in the request):
 
-- ``namespaces`` (root): new mount, PID, network, IPC and UTS namespaces. The supervisor forks the
-  namespace's init (PID 1), which builds the submission's root (``jail``), runs the main process as
-  the slot's uid, and at the end kills every other process of the namespace (``kill(-1)``) and reaps
-  them: all of them were its children or were re-parented to it. If the init dies, the kernel kills
-  the namespace's every process.
+- ``namespaces`` (root): new mount, PID, network, IPC and UTS namespaces. The supervisor is the PID
+  namespace's init (PID 1): it builds the submission's root (``jail``), runs the main process as the
+  slot's uid, and at the end kills every other process of the namespace (``kill(-1)``) and reaps
+  them: all of them were its children or were re-parented to it. If the supervisor dies, the kernel
+  kills the namespace's every process.
 - ``uid`` (root, namespaces turned off): the slot's uid and an empty network namespace only; the
   supervisor is a child subreaper, so orphans come back to it, and it kills its children and every
   process of the uid until none is left.
 - ``user`` (not root): the service's own user; subreaper and children as in ``uid``, no uid sweep.
 
-Resource use comes from ``getrusage(RUSAGE_CHILDREN)`` of the process that reaped everything (the
-init or the supervisor), after everything was reaped: user + system CPU of all the submission's
+Resource use comes from ``getrusage(RUSAGE_CHILDREN)`` of the supervisor, which reaped everything: user + system CPU of all the submission's
 processes, and the largest peak resident set size among them (KiB). These processes are forked
 from the small fork server, never from the executor, so the numbers are the submission's: a child's
 peak RSS starts at its parent's resident size when it forks.
@@ -91,6 +90,41 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
+_own_pid_ns: int | None = None  # the fork server's own PID namespace, to return to after each fork
+
+
+def start(req: Request, out_fd: int, err_fd: int, report_fd: int, *, server_fd: int) -> int:
+    """In the fork server: fork this execution's supervisor and return its pid.
+
+    ``server_fd`` is the fork server's socket, which the supervisor closes first (a supervisor that
+    held it would keep requests sent to a dead fork server waiting instead of failing).
+
+    In the ``namespaces`` mode the supervisor is forked into a new PID namespace, as its PID 1: the
+    fork server enters it for this one fork only (``unshare``, then ``setns`` back to its own).
+    Its pid goes first into the report: the executor's handle should the supervisor ever hang.
+    """
+    global _own_pid_ns
+    own = None
+    if req["isolation"] == "namespaces":
+        if _own_pid_ns is None:
+            _own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        own = _own_pid_ns
+        jail.unshare(jail.CLONE_NEWPID)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            with contextlib.suppress(OSError):
+                os.close(server_fd)
+                if _own_pid_ns is not None:
+                    os.close(_own_pid_ns)
+            supervise(req, out_fd, err_fd, report_fd)  # never returns
+    finally:
+        if own is not None:
+            jail.setns(own, jail.CLONE_NEWPID)
+    report(report_fd, {"pid": pid})
+    return pid
+
+
 def supervise(req: Request, out_fd: int, err_fd: int, report_fd: int) -> NoReturn:
     """Run one execution and report on ``report_fd``; runs in a fresh child of the fork server."""
     code = 1
@@ -98,40 +132,19 @@ def supervise(req: Request, out_fd: int, err_fd: int, report_fd: int) -> NoRetur
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the fork server ignores it; we wait
         _die_with_parent()
         os.setsid()
-        report(report_fd, {"pid": os.getpid()})  # the executor's handle if we ever hang
-        if req["isolation"] == "namespaces":
-            jail.unshare(jail.NAMESPACES)
-            init = os.fork()  # PID 1 of the new PID namespace
-            if init == 0:
-                _as_init(req, out_fd, err_fd, report_fd)
-            os.close(out_fd)
-            os.close(err_fd)
-            _, status = os.waitpid(init, 0)
-            if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
-                report(report_fd, {"error": f"the execution's init ended abnormally (wait status {status})"})
+        uid = req["uid"]
+        if req["isolation"] == "namespaces":  # and this process is PID 1 of its own PID namespace
+            jail.unshare(jail.NAMESPACES & ~jail.CLONE_NEWPID)
+            jail.enter(req["root_base"], workdir=req["cwd"], uid=uid if uid is not None else 0,
+                       readonly=req["readonly"])
+            report(report_fd, _run(req, out_fd, err_fd, pid1=True))
         else:
-            _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+            _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # orphans come back to us
             if req["isolation"] == "uid":
                 jail.unshare(jail.CLONE_NEWNET)
             report(report_fd, _run(req, out_fd, err_fd, pid1=False))
         code = 0
     except BaseException as exc:  # noqa: BLE001 - reported, and this process must never return
-        with contextlib.suppress(OSError):
-            report(report_fd, {"error": f"{type(exc).__name__}: {exc}"})
-    finally:
-        os._exit(code)
-
-
-def _as_init(req: Request, out_fd: int, err_fd: int, report_fd: int) -> NoReturn:
-    code = 1
-    try:
-        _die_with_parent()
-        uid = req["uid"]
-        jail.enter(req["root_base"], workdir=req["cwd"], uid=uid if uid is not None else 0,
-                   readonly=req["readonly"])
-        report(report_fd, _run(req, out_fd, err_fd, pid1=True))
-        code = 0
-    except BaseException as exc:  # noqa: BLE001
         with contextlib.suppress(OSError):
             report(report_fd, {"error": f"{type(exc).__name__}: {exc}"})
     finally:
