@@ -33,8 +33,8 @@ program killed by signal N reports ``128 + N``. A limit shorter than ``MIN_TIMEO
 scheduling, and the two paths would not agree.
 
 Each execution also reports its resource use: ``cpu_ms`` (user + system CPU time of all its
-processes) and ``peak_rss_kb`` (the largest peak resident set size among them, in KiB; a few MiB at
-least, the size of the fork server its processes are forked from).
+processes) and ``peak_rss_kb`` (the largest peak resident set size among them, in KiB; about 10 MiB
+at least: a child starts with the resident size of the Python process it is forked from).
 """
 
 from __future__ import annotations
