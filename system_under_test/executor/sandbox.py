@@ -138,9 +138,10 @@ class Sandbox:
     def describe(self) -> str:
         """One line for the executor's start-up log: the isolation mode and what it means."""
         if self.isolation == "user":
-            return (f"sandbox isolation 'user' (WEAKER): the executor is not root, so submissions run as uid "
-                    f"{os.getuid()} with the network, the host's files and its processes visible; run the "
-                    "executor as root for per-slot uids and mount, PID and network namespaces")
+            why = "the executor is not root" if os.geteuid() != 0 else "no slot uids were given"
+            return (f"sandbox isolation 'user' (WEAKER): {why}, so submissions run as uid {os.getuid()} with the "
+                    "network, the host's files and its processes visible; run the executor as root for per-slot "
+                    "uids and mount, PID and network namespaces")
         uids = f"uids {self.uid_base}..{(self.uid_base or 0) + self.concurrency - 1}"
         if self.isolation == "uid":
             return (f"sandbox isolation 'uid' (SANDBOX_NAMESPACES=false): {uids} and an empty network namespace; "
