@@ -25,7 +25,7 @@ import requests
 
 from harness.commands import add_stack_options, run_command, stack_config
 from harness.run import DEFAULT_REPORTS, RunFolder
-from harness.stack.config import StackConfig
+from harness.stack.opening import open_stack
 from harness.stack.processes import ProcessesStack
 from harness.vocabulary import EXIT_USAGE, VERDICT_EXIT_CODES, Verdict
 
@@ -210,14 +210,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return code
 
 
-def _open_stack(args: argparse.Namespace, config: StackConfig, run: RunFolder) -> Any:
-    if getattr(args, "stack_url", None):
-        from harness.stack.external import ExternalStack
-
-        return ExternalStack.from_url(args.stack_url, config=config, run=run)
-    return ProcessesStack(config, run)
-
-
 def cmd_parity(args: argparse.Namespace) -> int:
     from harness.parity.compare import ParityConfig
     from harness.parity.dispatch import DUAL, FORCED, Dispatcher
@@ -238,7 +230,8 @@ def cmd_parity(args: argparse.Namespace) -> int:
     run = RunFolder.create()
     plan = FORCED if args.mode == "forced" else DUAL
     print(f"run {run.run_id}: starting the stack ...", flush=True)
-    with _open_stack(args, config, run) as stack, Dispatcher(stack.endpoints.gateway) as dispatcher:
+    with open_stack("external" if args.stack_url else "processes", config, run, url=args.stack_url) as stack, \
+            Dispatcher(stack.endpoints.gateway) as dispatcher:
         session = ParitySession(dispatcher, ParityConfig.load(), config.executor_output_bytes, plan)
         if replays:
             failing = 0

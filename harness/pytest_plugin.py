@@ -19,12 +19,13 @@ from typing import Any
 
 import pytest
 
+from harness.errors import StackError
 from harness.parity.dispatch import Dispatcher
 from harness.parity.suite import ParitySession, check_profile, register_profiles, write_outputs
 from harness.run import RunFolder
 from harness.stack.config import StackConfig
-from harness.stack.external import ExternalStack
-from harness.stack.processes import ProcessesStack
+from harness.stack.opening import open_stack
+from harness.stack.protocol import Stack
 
 MARKERS = {
     "parity": "output, exit-code and error parity between the legacy and Celery paths",
@@ -68,36 +69,24 @@ def run_folder(request: pytest.FixtureRequest) -> RunFolder:
 @pytest.fixture(scope="session")
 def stack_config(harness_seed: int) -> StackConfig:
     """The session stack's configuration: the platform's defaults with short test timeouts."""
-    return StackConfig(seed=harness_seed, executor_timeout_s=5.0, retry_backoff_s=0.5)
+    return StackConfig.for_tests(seed=harness_seed)
 
 
 @pytest.fixture(scope="session")
-def stack(request: pytest.FixtureRequest, stack_config: StackConfig, run_folder: RunFolder) -> Iterator[Any]:
-    """The session's stack, from ``--stack``; it is started once and stopped at the end."""
+def stack(request: pytest.FixtureRequest, stack_config: StackConfig, run_folder: RunFolder) -> Iterator[Stack]:
+    """The session's stack, from ``--stack`` (processes, containers, or external with ``--stack-url``);
+    started once, healthy when yielded, stopped at the end. A stack that cannot start fails the
+    tests that need it with the launcher's message (what went wrong and what to do)."""
     kind = request.config.getoption("--stack")
-    if kind == "external":
-        url = request.config.getoption("--stack-url")
-        if not url:
-            pytest.fail("--stack=external needs --stack-url <gateway URL> (or HARNESS_STACK_URL)", pytrace=False)
-        with ExternalStack.from_url(url, config=stack_config, run=run_folder) as external:
-            yield external
-        return
-    if kind == "containers":
-        from harness.errors import StackError
-        from harness.stack.containers import ContainersStack
-
-        containers = ContainersStack(stack_config, run_folder)
-        try:
-            containers.start()
-        except StackError as exc:  # no engine, a failed build, an unhealthy component: the message says what to do
-            pytest.fail(f"--stack=containers: {exc}", pytrace=False)
-        try:
-            yield containers
-        finally:
-            containers.stop()
-        return
-    with ProcessesStack(stack_config, run_folder) as running:
+    opened = open_stack(kind, stack_config, run_folder, url=request.config.getoption("--stack-url"))
+    try:
+        running = opened.__enter__()
+    except StackError as exc:  # no engine, a failed build, an unhealthy component, no URL
+        pytest.fail(f"--stack={kind}: {exc}", pytrace=False)
+    try:
         yield running
+    finally:
+        opened.__exit__(None, None, None)
 
 
 register_profiles()  # before Hypothesis's own plugin loads --hypothesis-profile

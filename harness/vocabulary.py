@@ -47,6 +47,7 @@ from system_under_test.contract import (
     STATUSES,
     TERMINAL,
     TIMEOUT_EXIT_CODE,
+    Event,
     ExecutionOutcome,
     ExecutionPath,
     Language,
@@ -64,10 +65,10 @@ from system_under_test.contract import (
 
 __all__ = [
     "CHECKER_CLASSES", "DLQ_KEY", "EVENTS_CHANNEL", "EXECUTORS", "EXIT_INTERRUPTED", "EXIT_USAGE", "INVARIANTS",
-    "LANGUAGES", "LEGACY_QUEUE", "OUTCOMES", "PARITY_CLASSES", "PATHS", "RECORD_PREFIX", "ROUTES",
+    "LANGUAGES", "LEGACY_QUEUE", "OUTCOMES", "PARITY_CLASSES", "PROMISES", "PATHS", "RECORD_PREFIX", "ROUTES",
     "SIGNAL_EXIT_BASE", "STATUSES", "TERMINAL", "TIMEOUT_EXIT_CODE", "VERDICTS", "VERDICT_EXIT_CODES",
-    "CheckerClass", "ExecutionOutcome", "ExecutionPath", "Invariant", "Language", "LedgerRow", "Outcome",
-    "ParityClass", "Path", "Record", "Result", "Route", "Status", "TerminalStatus", "Verdict",
+    "CheckerClass", "Event", "ExecutionOutcome", "ExecutionPath", "Invariant", "Language", "LedgerRow", "Outcome",
+    "ParityClass", "Path", "Promise", "Record", "Result", "Route", "Status", "TerminalStatus", "Verdict",
     "VocabularyError", "combine_outcomes", "exit_code_of", "outcome_of", "record_key", "status_of",
     "verdict_of", "worst_verdict",
 ]
@@ -114,6 +115,11 @@ CHECKER_CLASSES: tuple[CheckerClass, ...] = get_args(CheckerClass)
 # The classes a scenario bounds (``[expect.<path>]``); ``executions`` caps one evaluation's executions.
 Invariant = Literal["lost", "duplicated", "stuck", "wrong", "unexpected", "error", "misrouted"]
 INVARIANTS: tuple[Invariant, ...] = get_args(Invariant)
+
+# -- chaos: the platform's promises about the Celery path (harness/chaos/promises.py) ------------------
+
+Promise = Literal["retry-count", "retry-spacing", "dead-letter", "time-limit", "priority-order"]
+PROMISES: tuple[Promise, ...] = get_args(Promise)
 
 # -- chaos: a scenario's outcome on one path ----------------------------------------------------------------
 

@@ -8,6 +8,7 @@ Everything here is what a client, a worker, an executor or the harness may rely 
 - the **result** of a path (the parity surface) and the **record** of an evaluation as the gateway
   serves it (``GET /api/eval/{id}``);
 - a **ledger row**: one execution as an executor appended it to its execution ledger;
+- an **event**: one change of a path's result, as the event bus publishes it;
 - the exit-code convention (a program killed by signal N reports ``128 + N``; a timeout 137);
 - the Redis keys and channels the platform uses (the legacy queue list, the evaluation records, the
   event channel, Celery's dead-letter list).
@@ -101,6 +102,16 @@ class Record(TypedDict):
     created_at: float
     results: dict[str, Result]  # by path name
     done: bool
+
+
+class Event(TypedDict):
+    """One change of a path's result, as published on ``EVENTS_CHANNEL`` (``at``: the writer's clock)."""
+
+    eval_id: str
+    path: Path
+    status: Status
+    attempts: int
+    at: float
 
 
 class LedgerRow(TypedDict):

@@ -22,6 +22,7 @@ from system_under_test.contract import (
     EVENTS_CHANNEL,
     LEGACY_QUEUE,
     TERMINAL,
+    Event,
     Path,
     Record,
     Result,
@@ -29,7 +30,7 @@ from system_under_test.contract import (
     status_of,
 )
 
-__all__ = ["EVENTS_CHANNEL", "LEGACY_QUEUE", "EvaluationStore", "Path", "Record", "Result", "parse_record",
+__all__ = ["EVENTS_CHANNEL", "LEGACY_QUEUE", "Event", "EvaluationStore", "Path", "Record", "Result", "parse_record",
            "queued_result", "record_key", "status_of"]
 
 _WRITE_IF_EXISTS = """
@@ -64,9 +65,10 @@ class EvaluationStore:
 
     def set_result(self, eval_id: str, path: Path, result: Result) -> bool:
         """Write one path's result and publish the change; False if the record does not exist."""
-        event = json.dumps({"eval_id": eval_id, "path": path, "status": result["status"], "at": time.time()})
+        event: Event = {"eval_id": eval_id, "path": path, "status": result["status"],
+                        "attempts": int(result.get("attempts") or 0), "at": time.time()}
         written = self._write(keys=[record_key(eval_id)],
-                              args=[f"result:{path}", json.dumps(result), EVENTS_CHANNEL, event])
+                              args=[f"result:{path}", json.dumps(result), EVENTS_CHANNEL, json.dumps(event)])
         return bool(written)
 
     def get(self, eval_id: str) -> Record | None:

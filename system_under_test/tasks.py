@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import time
 from typing import Any
 
@@ -132,9 +133,8 @@ def evaluate_code(self: Any, eval_id: str, code: str, language: str, timeout_s: 
     store.set_result(eval_id, "celery", executor_client.running_result(
         queued_at=queued, started_at=started_at, attempts=attempt, executor_id=None))
     try:
-        body = executor_client.execute(_session(), executor_url, eval_id=eval_id, code=code,
-                                       language=language, timeout_s=timeout_s, path="celery",
-                                       attempt=attempt)
+        body = _execute(executor_url, eval_id=eval_id, code=code, language=language, timeout_s=timeout_s,
+                        attempt=attempt)
     except executor_client.PermanentExecutorError as exc:
         store.set_result(eval_id, "celery", executor_client.error_result(
             str(exc), queued_at=queued, started_at=started_at, attempts=attempt))
@@ -142,13 +142,15 @@ def evaluate_code(self: Any, eval_id: str, code: str, language: str, timeout_s: 
     except executor_client.TransientExecutorError as exc:
         if self.request.retries >= self.max_retries:
             message = f"dead-lettered after {attempt} attempts: {exc}"
-            _dead_letter({"eval_id": eval_id, "task_id": self.request.id, "attempts": attempt,
-                          "error": str(exc), "at": time.time()})
+            if "no_dead_letter" not in CANDIDATE_DEFECTS:
+                _dead_letter({"eval_id": eval_id, "task_id": self.request.id, "attempts": attempt,
+                              "error": str(exc), "at": time.time()})
             store.set_result(eval_id, "celery", executor_client.error_result(
                 message, queued_at=queued, started_at=started_at, attempts=attempt))
             log.error("evaluation %s %s", eval_id, message)
             raise
-        countdown = RETRY_BACKOFF_S * (2 ** self.request.retries)
+        countdown = RETRY_BACKOFF_S * (1 if "retry_fixed_countdown" in CANDIDATE_DEFECTS
+                                       else 2 ** self.request.retries)
         store.set_result(eval_id, "celery", {
             **executor_client.error_result(str(exc), queued_at=queued, started_at=started_at,
                                            attempts=attempt),
@@ -164,6 +166,18 @@ def evaluate_code(self: Any, eval_id: str, code: str, language: str, timeout_s: 
     result = executor_client.finished_result(body, queued_at=queued, started_at=started_at, attempts=attempt)
     store.set_result(eval_id, "celery", result)
     return {"eval_id": eval_id, "status": result["status"], "exit_code": result["exit_code"]}
+
+
+def _execute(executor_url: str, **request: Any) -> dict[str, Any]:
+    if "swallow_soft_time_limit" not in CANDIDATE_DEFECTS:
+        return executor_client.execute(_session(), executor_url, path="celery", **request)
+    # The defect: something ignores the pool's soft-timeout signal (billiard's SIGUSR1) during the call,
+    # so the soft time limit never interrupts it.
+    previous = signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    try:
+        return executor_client.execute(_session(), executor_url, path="celery", **request)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
 
 
 @app.task(name="tasks.cleanup")

@@ -2,8 +2,8 @@
 
 Runs each scenario (a file, or a name in ``scenarios/chaos/``; default: every file there) on its
 own fresh stack, prints the findings table, writes it with each scenario's history, executions and
-findings into a new run folder, and exits 0 when every Celery invariant held, 1 when one did not
-(or a scenario could not be carried out). Every scenario file is validated before anything starts;
+findings into a new run folder, and exits 0 when every scenario's outcome is ``held`` or ``finding``,
+1 otherwise (``failed``, ``known-failure`` or ``error``: see ``harness.vocabulary``). Every scenario file is validated before anything starts;
 a broken one exits 3 with every problem named. A failing scenario prints the commands that replay
 it with the same seed.
 
@@ -16,14 +16,16 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from harness.chaos.findings import combine, findings_table, write_combined
-from harness.chaos.runner import launcher_for, run_scenario
+from harness.chaos.runner import opener_for, run_scenario
 from harness.chaos.scenario import Scenario, load_all, load_files
 from harness.commands import run_command
 from harness.run import PROJECT_ROOT, RunFolder
+from harness.vocabulary import OUTCOMES
 
 SCENARIOS = PROJECT_ROOT / "scenarios" / "chaos"
 
@@ -62,7 +64,7 @@ def resolve(names: list[str]) -> list[Scenario]:
 
 def cmd_chaos(args: argparse.Namespace) -> int:
     scenarios = resolve(list(args.scenarios))
-    launcher = launcher_for(args.stack)
+    opener = opener_for(args.stack)
     run = RunFolder.create(args.reports)
     print(f"{len(scenarios)} chaos scenario(s), seed {args.seed}, {args.stack} stack; run folder {run.path}",
           flush=True)
@@ -70,7 +72,7 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         for scenario in scenarios:
-            results.append(run_scenario(scenario, launcher=launcher, run_folder=run, seed=args.seed,
+            results.append(run_scenario(scenario, opener=opener, run_folder=run, seed=args.seed,
                                         stack_kind=args.stack, log=lambda m: print(m, flush=True)))
     finally:
         if results:
@@ -79,10 +81,10 @@ def cmd_chaos(args: argparse.Namespace) -> int:
             print(findings_table(combine(results)))
             print(f"\nfindings: {written}")
     failed = [r for r in results if not r.passed]
-    known = sum(r.known for r in failed)
-    print(f"{len(results) - len(failed)} of {len(results)} scenario(s) hold every Celery invariant"
-          + (f"; {known} of the failures are known defects ([known_failure])" if known else "")
-          + f" ({time.monotonic() - started:.0f} s)")
+    by_outcome = Counter(r.outcome for r in results)
+    print(f"{len(results) - len(failed)} of {len(results)} scenario(s) hold every Celery invariant ("
+          + ", ".join(f"{o} {by_outcome[o]}" for o in OUTCOMES if by_outcome[o])
+          + f"; {time.monotonic() - started:.0f} s)")
     for r in failed:
         print()
         print(r.explain())

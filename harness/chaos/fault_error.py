@@ -6,7 +6,7 @@ It has a module of its own so that the nemesis (``nemesis.py``) and the fault he
 
 from __future__ import annotations
 
-from harness.chaos.history import ChaosError
+from harness.chaos.errors import ChaosError
 
 
 class FaultError(ChaosError):

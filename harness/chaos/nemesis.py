@@ -14,8 +14,8 @@ Kinds (``harness.chaos.scenario.KINDS``):
   stream); heal: ``DELETE`` it.
 - ``disable``: ``POST /proxies/<link> {"enabled": false}``; heal: ``{"enabled": true}``.
 - ``kill`` (SIGKILL), ``terminate`` (SIGTERM, SIGKILL after ``grace_s``), ``component-down``
-  (a graceful stop) and ``restart``: the component handle does it; heal: start it again and wait
-  until it is healthy *again* (for workers: a new "ready" line in its log, not an old one).
+  (a graceful stop) and ``restart``: the component handle does it; heal: start it again; the
+  handle's ``restart`` returns once *this* start is healthy (never on a probe from before).
   ``restart`` is a stop immediately followed by that heal.
 - ``pause`` / heal ``resume``: SIGSTOP / SIGCONT of the component's process group (processes), or
   the cgroup freezer (containers).
@@ -40,39 +40,31 @@ from typing import Any
 import requests
 
 from harness.chaos.fault_error import FaultError
-from harness.chaos.history import History
 from harness.chaos.memory_pressure import MemoryPressure
 from harness.chaos.pool_children import busy_children, kill_pool_child
 from harness.chaos.scenario import Fault
+from harness.errors import StackError
+from harness.history import History
 from harness.stack.config import StackConfig
+from harness.stack.protocol import ComponentHandle
 
 HEAL_ATTEMPTS = 5
 READY_TIMEOUT_S = 30.0
 
 
-def _ready_line(name: str) -> Callable[[str], bool] | None:
-    """How a worker says it is ready again (its readiness probe may match a line from before)."""
-    if name.startswith("celery-worker-"):
-        return lambda line: f"{name}@" in line and "ready." in line
-    if name.startswith("legacy-worker-"):
-        return lambda line: f"{name} ready" in line
-    return None
+def start_again(handle: ComponentHandle, grace_s: float = 3.0) -> float:
+    """Start a stopped (or killed) component again; returns the seconds until it was healthy.
 
-
-def start_again(handle: Any, grace_s: float = 3.0, timeout_s: float = READY_TIMEOUT_S) -> float:
-    """Start a stopped (or killed) component again and wait until it is healthy; returns seconds."""
+    The handle's ``restart`` returns only when this start is ready (``harness.stack.protocol``);
+    a component that exits right after is a FaultError.
+    """
     started = time.monotonic()
-    ready = _ready_line(handle.name)
-    before = len(handle.logs()) if ready else 0
-    handle.restart(grace_s=grace_s)
-    if ready is not None:
-        while not any(ready(line) for line in handle.logs()[before:]):
-            if time.monotonic() - started > timeout_s:
-                raise FaultError(f"{handle.name} did not log that it is ready within {timeout_s:g}s after a "
-                                 f"restart; last lines: {handle.logs(5)}")
-            if not handle.alive():
-                raise FaultError(f"{handle.name} exited after a restart; last lines: {handle.logs(10)}")
-            time.sleep(0.05)
+    try:
+        handle.restart(grace_s=grace_s)
+    except StackError as exc:
+        raise FaultError(f"{handle.name} did not come back after a restart: {exc}") from exc
+    if not handle.alive():
+        raise FaultError(f"{handle.name} exited after a restart; last lines: {handle.logs(10)}")
     return time.monotonic() - started
 
 

@@ -1,6 +1,7 @@
 """What one chaos scenario's run came to: ``ScenarioResult`` (the checker's result, the violations,
-errors, notes, timings, what was left in the queues, and the findings rows), whether it passed or
-failed only as its ``[known_failure]`` declares, and the commands that replay it with the same seed.
+errors, notes, timings, what was left in the queues, and the findings rows), its **outcome** on each
+path and overall (``harness.vocabulary.Outcome``: the one place that judgement is made), and the
+commands that replay it with the same seed.
 """
 
 from __future__ import annotations
@@ -12,16 +13,17 @@ from typing import Any
 
 import pandas as pd
 
-from harness.chaos.checker import Allowances, CheckResult, Violation
+from harness.chaos.allowances import Allowances
+from harness.chaos.checker import CheckResult, Violation
 from harness.chaos.scenario import Scenario
 from harness.chaos.workload import WorkloadStats
 from harness.run import PROJECT_ROOT
 from harness.stack.config import StackConfig
+from harness.vocabulary import CHECKER_CLASSES, INVARIANTS, Outcome, combine_outcomes
 
-FINDING_COLUMNS = ("scenario", "path", "config", "stack", "seed", "submitted", "acked", "failed", "info", "ok",
-                   "recovered", "lost", "duplicated", "unexpected", "stuck", "wrong", "error", "unknown",
-                   "max_executions", "dead_lettered", "still_queued", "recovery_s", "verdict", "violations",
-                   "notes", "elapsed_s")
+FINDING_COLUMNS = ("scenario", "path", "config", "stack", "seed", "submitted", "acked", "failed", "info",
+                   *CHECKER_CLASSES, "max_executions", "dead_lettered", "still_queued", "recovery_s", "outcome",
+                   "known_failure", "violations", "notes", "errors", "elapsed_s")
 
 
 def _relative(path: str) -> str:
@@ -53,6 +55,10 @@ class ScenarioResult:
     errors: list[str] = field(default_factory=list)  # the run could not be carried out as planned
     notes: list[str] = field(default_factory=list)  # scenario-level notes
     path_notes: dict[str, list[str]] = field(default_factory=dict)
+    liveness: dict[str, str] = field(default_factory=dict)  # path -> why it took no work after the heal
+    effective: dict[str, dict[str, Any]] = field(default_factory=dict)  # worker -> settings it runs with
+    events: list[dict[str, Any]] = field(default_factory=list)  # the event bus, as heard during the run
+    event_gaps: list[tuple[float, float]] = field(default_factory=list)  # (lost, back) epoch seconds
     timings: dict[str, float] = field(default_factory=dict)
     recovery_s: dict[str, float | None] = field(default_factory=dict)
     workload: WorkloadStats | None = None
@@ -66,16 +72,42 @@ class ScenarioResult:
         """The violations that fail the scenario: the Celery path's."""
         return [v for v in self.violations if v.path == "celery"]
 
+    def outcome_on(self, path: str) -> Outcome:
+        """The scenario's outcome on ``path`` (see ``harness.vocabulary``): ``error`` if the run could not
+        be carried out; on Celery ``failed`` / ``known-failure`` for broken bounds; ``finding`` for a
+        legacy violation or a ``"report"`` bound that measured something; else ``held``."""
+        if self.errors or self.check is None:
+            return "error"
+        mine = [v for v in self.violations if v.path == path]
+        if mine and path == "celery":
+            known = self.scenario.known_failure
+            declared = known is not None and all(v.invariant in known.invariants for v in mine)
+            return "known-failure" if declared else "failed"
+        if mine:
+            return "finding"  # the control's weaknesses are findings about the platform, never failures
+        counts = self.check.counts.get(path)
+        expectation = self.scenario.expect.get(path)
+        if counts is not None and expectation is not None and any(
+                getattr(expectation, n) == "report" and getattr(counts, n) for n in INVARIANTS):
+            return "finding"
+        return "held"
+
+    @property
+    def outcome(self) -> Outcome:
+        """The scenario's outcome: the worst of its paths' (``error`` when it has none)."""
+        if self.errors:
+            return "error"
+        return combine_outcomes(self.outcome_on(p) for p in self.scenario.expect)
+
     @property
     def passed(self) -> bool:
-        return not self.errors and not self.gate_violations
+        """Every Celery bound held (findings allowed) and the run was carried out."""
+        return self.outcome in ("held", "finding")
 
     @property
     def known(self) -> bool:
         """It failed only in ways the scenario's ``[known_failure]`` declares (a known defect)."""
-        known = self.scenario.known_failure
-        return (not self.passed and not self.errors and known is not None
-                and all(v.invariant in known.invariants for v in self.gate_violations))
+        return self.outcome == "known-failure"
 
     @property
     def replay(self) -> list[str]:
@@ -83,7 +115,9 @@ class ScenarioResult:
 
     def explain(self) -> str:
         """A failure, on one screen: what broke, the evidence, and how to replay it."""
-        lines = [f"chaos scenario {self.scenario.name}: {self.scenario.title}"]
+        lines = [f"chaos scenario {self.scenario.name}: {self.scenario.title}",
+                 f"  outcome: {self.outcome} (" + ", ".join(f"{p} {self.outcome_on(p)}" for p in self.scenario.expect)
+                 + ")"]
         if self.known and self.scenario.known_failure is not None:
             lines.append(f"  KNOWN FAILURE ({', '.join(self.scenario.known_failure.invariants)}): "
                          f"{self.scenario.known_failure.reason}")

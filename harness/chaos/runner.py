@@ -33,56 +33,58 @@ import contextlib
 import hashlib
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import redis as redis_lib
-import requests
 
-from harness.chaos.checker import SUPERVISOR
+from harness.chaos.allowances import SUPERVISOR
+from harness.chaos.effective import differences, read_effective
+from harness.chaos.errors import ChaosError
 from harness.chaos.findings import evaluate, write
-from harness.chaos.history import ChaosError, History
 from harness.chaos.nemesis import Nemesis, start_again
-from harness.chaos.observe import inspect_queues, quiesce, read_ledgers, read_records
+from harness.chaos.observe import EventRecorder, inspect_queues, quiesce, read_ledgers, read_records
 from harness.chaos.result import ScenarioResult
 from harness.chaos.scenario import Scenario
 from harness.chaos.workload import WorkloadRunner, plan, threads_for
-from harness.errors import StackError
+from harness.client import ClientError, EvalRequest, GatewayClient, recorded
+from harness.history import History
 from harness.run import RunFolder
 from harness.stack.config import StackConfig
+from harness.stack.opening import check_kind, open_stack
+from harness.stack.protocol import Stack
 from harness.vocabulary import Record
 
-Launcher = Callable[[StackConfig, RunFolder], Any]
 Log = Callable[[str], None]
+# Opens a stack for one scenario run: a context manager yielding it healthy (tests give fakes).
+Opener = Callable[[StackConfig, RunFolder, Log], AbstractContextManager[Any]]
 
 
 def base_config(seed: int) -> StackConfig:
     """The configuration every scenario starts from: the platform's defaults with short test timeouts."""
-    return StackConfig(seed=seed, executor_timeout_s=5.0, retry_backoff_s=0.5)
+    return StackConfig.for_tests(seed=seed)
 
 
-def launcher_for(kind: str) -> Launcher:
-    """The stack launcher for ``--stack``: ``processes`` (default) or ``containers``."""
-    if kind == "processes":
-        from harness.stack.processes import ProcessesStack
-        return lambda config, run: ProcessesStack(config, run)
-    if kind == "containers":
-        from harness.stack.containers import ContainersStack
-        return lambda config, run: ContainersStack(config, run)
-    raise ChaosError(f"chaos needs a stack whose processes it controls: --stack processes or containers, "
-                     f"not {kind!r} (faults kill, pause and restart components)")
+def opener_for(kind: str) -> Opener:
+    """How chaos opens its stacks for ``--stack``: ``processes`` (default) or ``containers``; raises
+    StackError for ``external`` (faults kill, pause and restart components) or an unknown kind."""
+    chosen = check_kind(kind, controllable=True)
+    return lambda config, run, say: open_stack(chosen, config, run, controllable=True, say=say)
 
 
 # -- the run ----------------------------------------------------------------------------------------------
 
 
-def run_scenario(scenario: Scenario, *, launcher: Launcher, run_folder: RunFolder, seed: int,
-                 stack_kind: str = "processes", base: StackConfig | None = None, log: Log | None = None) -> ScenarioResult:
+def run_scenario(scenario: Scenario, *, run_folder: RunFolder, seed: int, stack_kind: str = "processes",
+                 opener: Opener | None = None, base: StackConfig | None = None, log: Log | None = None
+                 ) -> ScenarioResult:
     """Run ``scenario`` on a fresh stack and return its result (also written to its folder).
 
     Leaves nothing running: the nemesis heals before the stack stops, and the stack stops on any
     error and on Ctrl-C (KeyboardInterrupt is re-raised after both).
     """
     say = log or (lambda _msg: None)
+    opener = opener or opener_for(stack_kind)
     started = time.monotonic()
     base = base or base_config(seed)
     config = scenario.stack_config(base)
@@ -105,8 +107,7 @@ def run_scenario(scenario: Scenario, *, launcher: Launcher, run_folder: RunFolde
     say(f"chaos {scenario.name}: {scenario.title} (seed {seed}, {stack_kind})")
     try:
         t = time.monotonic()
-        stack = start_stack(launcher, config, run, say)
-        try:
+        with opener(config, run, say) as stack, EventRecorder(stack.endpoints.main_redis) as recorder:
             result.timings["stack_start_s"] = time.monotonic() - t
             endpoints = stack.endpoints
             main = redis_lib.Redis.from_url(endpoints.main_redis, socket_timeout=5, socket_connect_timeout=3)
@@ -118,6 +119,7 @@ def run_scenario(scenario: Scenario, *, launcher: Launcher, run_folder: RunFolde
                 if problem:
                     raise ChaosError(f"steady state does not hold before the faults: {problem}")
             result.timings["steady_state_s"] = time.monotonic() - t
+            _check_effective(result, stack.endpoints.celery_redis, config, say)
             say(f"  steady state holds on {', '.join(scenario.steady_state.paths)} "
                 f"(stack healthy in {result.timings['stack_start_s']:.1f}s)")
 
@@ -155,14 +157,10 @@ def run_scenario(scenario: Scenario, *, launcher: Launcher, run_folder: RunFolde
                 problem = _probe(endpoints.gateway, history, path, f"after-{token}", scenario.steady_state.timeout_s,
                                  probes)
                 if problem:
-                    result.notes.append(f"liveness after the heal: {problem}")
-                    result.path_notes.setdefault(path, []).append(f"LIVENESS: {problem}")
-                    if path == "celery":
-                        result.errors.append(f"the Celery path does not take work after the heal: {problem}")
+                    result.liveness[path] = problem
             main.close()
             broker.close()
-        finally:
-            stack.__exit__(None, None, None)
+            result.events, result.event_gaps = list(recorder.events), list(recorder.gaps)
 
     except KeyboardInterrupt:
         result.errors.append("interrupted (Ctrl-C); every fault was healed and the stack stopped")
@@ -174,28 +172,33 @@ def run_scenario(scenario: Scenario, *, launcher: Launcher, run_folder: RunFolde
     result.timings["elapsed_s"] = time.monotonic() - started
     evaluate(result, history, ledger, records, probes, submissions, token, base, wall0, heal_times)
     write(result, history, ledger, records, probes, submissions)
-    verdict = "PASS" if result.passed else "FAIL (known failure)" if result.known else "FAIL"
-    say(f"  {verdict} in {result.timings['elapsed_s']:.1f}s -> {run.path}")
+    say(f"  {result.outcome} in {result.timings['elapsed_s']:.1f}s -> {run.path}")
     return result
 
 
 # -- steps -----------------------------------------------------------------------------------------------
 
 
-def start_stack(launcher: Launcher, config: StackConfig, run: RunFolder, say: Log, attempts: int = 3) -> Any:
-    """Start a stack and return it entered; a start lost to a port race (another stack on this
-    machine took a port between its choice and its bind) is retried with fresh ports."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return launcher(config, run).__enter__()
-        except StackError as exc:
-            if attempt == attempts or "already in use" not in str(exc):
-                raise
-            say(f"  the stack lost a port race ({str(exc).splitlines()[0][:120]}); starting it again")
-    raise AssertionError("unreachable")
+def _check_effective(result: ScenarioResult, broker_url: str, config: StackConfig, say: Log) -> None:
+    """Read the configuration the Celery workers run with; a setting that differs from the scenario's
+    ends the run as an error naming it (what it would measure is not about the configuration it names)."""
+    if config.celery_workers == 0:
+        return
+    try:
+        result.effective = read_effective(broker_url)
+    except Exception as exc:  # the remote control is an observed signal; its absence is a note
+        result.notes.append(f"effective configuration unknown: {type(exc).__name__}: {exc}")
+        return
+    if not result.effective:
+        result.notes.append("effective configuration unknown: no Celery worker answered `inspect conf`")
+        return
+    found = differences(config, result.effective)
+    if found:
+        raise ChaosError("the Celery workers do not run the scenario's configuration: " + "; ".join(found))
+    say(f"  effective configuration of {len(result.effective)} Celery worker(s) matches the scenario's")
 
 
-def supervise(stack: Any, history: History, say: Log) -> list[str]:
+def supervise(stack: Stack, history: History, say: Log) -> list[str]:
     """After every fault is healed, start again any component that died on its own, as a supervisor
     (systemd, Kubernetes) would; each restart is recorded as a nemesis op of kind ``supervisor-restart``
     and returned as a note with the component's last log line, because dying is itself a finding."""
@@ -225,34 +228,24 @@ def supervise(stack: Any, history: History, say: Log) -> list[str]:
 def _probe(gateway: str, history: History, path: str, tag: str, timeout_s: float, probes: set[str]) -> str | None:
     """Submit one probe on ``path`` and wait for it; None when it completed right, else the problem."""
     text = f"probe-{tag}-{path}"
-    code = f"print({text!r})\n"
-    invoke = history.invoke(f"probe-{path}", "probe", path=path, value={"route": path, "probe": tag})
     deadline = time.monotonic() + timeout_s
-    try:
-        resp = requests.post(f"{gateway}/api/eval", json={"code": code, "language": "python", "route": path},
-                             timeout=min(10.0, timeout_s))
-    except requests.RequestException as exc:
-        history.complete(invoke, "info", error=str(exc)[:300])
-        return f"{path} probe: the gateway did not answer: {exc}"
-    if resp.status_code != 201:
-        history.complete(invoke, "fail", error=f"{resp.status_code} {resp.text[:300]}")
-        return f"{path} probe: the gateway answered {resp.status_code}: {resp.text[:200]}"
-    eval_id = resp.json()["eval_id"]
-    probes.add(eval_id)
-    history.complete(invoke, "ok", eval_id=eval_id, value=resp.json())
-    record: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        try:
-            got = requests.get(f"{gateway}/api/eval/{eval_id}",
-                               params={"wait": max(0.1, min(5.0, deadline - time.monotonic()))}, timeout=10)
-            record = got.json() if got.status_code == 200 else record
-        except requests.RequestException:
-            time.sleep(0.2)
-            continue
-        if record.get("done"):
-            break
-    result = (record.get("results") or {}).get(path) or {}
+    with GatewayClient(gateway, request_timeout_s=min(10.0, timeout_s)) as client:
+        _, answer = recorded(history, f"probe-{path}", "probe",
+                             lambda: client.submit(EvalRequest(f"print({text!r})\n", "python", path)),  # type: ignore[arg-type]
+                             path=path, value={"route": path, "probe": tag})
+        if answer.type != "ok" or answer.eval_id is None:
+            return f"{path} probe: the gateway did not accept it: {answer.error}"
+        probes.add(answer.eval_id)
+        record = None
+        while time.monotonic() < deadline:
+            try:
+                record = client.await_record(answer.eval_id, timeout_s=max(0.1, deadline - time.monotonic()),
+                                             poll_s=5.0)
+                break
+            except ClientError:
+                time.sleep(0.2)
+    result = (record["results"].get(path) if record else None) or {}
     if result.get("status") != "completed" or result.get("output") != text + "\n":
-        return (f"{path} probe {eval_id} did not complete within {timeout_s:g}s "
+        return (f"{path} probe {answer.eval_id} did not complete within {timeout_s:g}s "
                 f"(status {result.get('status')!r}, output {result.get('output')!r})")
     return None

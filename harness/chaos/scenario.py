@@ -45,10 +45,11 @@ The schema (keys not listed are errors; defaults in brackets)::
     hot = false                       #   memory-pressure only [false]: touch the junk keys continuously, so an
                                       #   LRU policy sees them as hot as the platform's own keys (worst case)
     [known_failure]                   # [none] a known defect of the Celery path, tracked elsewhere: when
-    invariants = ["unexpected"]       #   the run breaks only these invariants (names as in [expect]
-    reason = "..."                    #   or "executions"), pytest reports the test as xfail with this
-                                      #   reason instead of failing it; the findings table still says
-                                      #   FAIL (known) and `harness chaos` still exits 1
+    invariants = ["unexpected"]       #   the run breaks only these invariants (names as in [expect],
+    reason = "..."                    #   "executions" or "liveness"), its outcome is known-failure:
+                                      #   pytest reports an xfail with this reason, junit.xml a skipped
+                                      #   case of type pytest.xfail, `harness chaos` exits 1, and a gate
+                                      #   blocks unless its thresholds accept it by name
     [quiesce]                         # [timeout_s = 30]
     timeout_s = 30                    #   0 < t <= 300; with Celery traffic and faults it must cover
                                       #   visibility timeout + restore sweep + longest retry countdown
@@ -83,13 +84,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.chaos.checker import Allowances, FaultEvent, allowances_for
-from harness.chaos.history import ChaosError
+from harness.chaos.allowances import Allowances, FaultEvent, allowances_for
+from harness.chaos.errors import ChaosError
 from harness.errors import StackError
 from harness.faultproxy.schema import ATTRIBUTES
 from harness.stack.config import StackConfig
 from harness.stack.protocol import LINKS
-from harness.vocabulary import INVARIANTS, PATHS
+from harness.vocabulary import INVARIANTS, PATHS, PROMISES
 
 Bound = int | Literal["allowance", "report"]
 KINDS: tuple[str, ...] = ("kill", "terminate", "pause", "restart", "kill-pool-child", "toxic", "disable",
@@ -181,6 +182,13 @@ class Expectation:
     unexpected: Bound = 0
     error: Bound = "allowance"
     misrouted: Bound = 0
+    # the platform's promises (harness/chaos/promises.py): an integer bound or "report"; default 0
+    promises: Mapping[str, int | Literal["report"]] = field(default_factory=dict, hash=False)
+    priority_overtake: float | None = None  # share of the most urgent that must overtake the backlog
+
+    def promise_bounds(self) -> dict[str, int | None]:
+        """Per promise: its bound (0 unless the scenario says otherwise), None when only reported."""
+        return {p: (None if (b := self.promises.get(p, 0)) == "report" else int(b)) for p in PROMISES}
 
     def resolve(self, derived: Allowances) -> Allowances:
         """Concrete bounds: an integer stays, "allowance" takes ``derived``'s, "report" is None."""
@@ -497,17 +505,31 @@ def _read_expect(r: _Reader, data: Any, paths: tuple[str, ...]) -> dict[str, Exp
             continue
         if path not in paths:
             r.problem(f"expect.{path}", f"the workload never routes to {path}; remove this table or add the route")
-        t = r.table(e[path], f"expect.{path}", INVARIANTS)
-        bounds = dict(DEFAULT_BOUNDS)
+        t = r.table(e[path], f"expect.{path}", (*INVARIANTS, *PROMISES, "priority-overtake"))
+        bounds: dict[str, Any] = dict(DEFAULT_BOUNDS)
+        promises: dict[str, Any] = {}
+        overtake = None
         for name, value in t.items():
-            if name not in INVARIANTS:
-                continue
-            if value in ("allowance", "report") or (isinstance(value, int) and not isinstance(value, bool)
-                                                    and value >= 0):
-                bounds[name] = value
+            where = f"expect.{path}.{name}"
+            natural = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+            if name in INVARIANTS:
+                if value in ("allowance", "report") or natural:
+                    bounds[name] = value
+                else:
+                    r.problem(where, f'expected an integer >= 0, "allowance" or "report", got {_kind(value)}')
+            elif path != "celery":
+                r.problem(where, "the platform's promises are the Celery path's; remove it from this table")
+            elif name in PROMISES:
+                if value == "report" or natural:
+                    promises[name] = value
+                else:
+                    r.problem(where, f'expected an integer >= 0 or "report", got {_kind(value)}')
+            elif isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 1:
+                overtake = float(value)
             else:
-                r.problem(f"expect.{path}.{name}", f'expected an integer >= 0, "allowance" or "report", got {_kind(value)}')
-        out[path] = Expectation(**bounds)  # type: ignore[arg-type]
+                r.problem(where, f"expected the share (0 < share <= 1) of the most urgent evaluations that start "
+                                 f"before a less urgent one submitted earlier, got {_kind(value)}")
+        out[path] = Expectation(**bounds, promises=promises, priority_overtake=overtake)
     return out
 
 
@@ -549,7 +571,7 @@ def parse_scenario(data: dict[str, Any], file: str) -> Scenario:
     known = None
     if "known_failure" in top:
         k = r.table(top["known_failure"], "known_failure", ("invariants", "reason"), ("invariants", "reason"))
-        allowed = (*INVARIANTS, "executions")
+        allowed = (*INVARIANTS, *PROMISES, "executions", "liveness")
         known = KnownFailure(r.choices(k, "invariants", "known_failure", allowed) if "invariants" in k else (),
                              r.text(k, "reason", "known_failure").strip())
     if r.problems:

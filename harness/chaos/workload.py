@@ -15,10 +15,9 @@ of another) and has an oracle (``harness.generate.programs.expect``):
   exits 3), chosen from the seed.
 
 ``WorkloadRunner`` submits the plan from a fixed number of threads (never more requests in flight
-than threads, never a submission before its slot) and records each in the history as ``invoke``
-then ``ok`` (201), ``fail`` (a 4xx, a 503 whose body says nothing was queued, or a connection that
-was refused, so the request never arrived) or ``info`` (a timeout, a reset, any other answer: the
-outcome is unknown). After an ``info`` the thread continues as a new process, as in Jepsen.
+than threads, never a submission before its slot) through the gateway client (``harness.client``)
+and records each in the history as ``invoke`` then the client's answer: ``ok``, ``fail`` or
+``info`` (unknown). After an ``info`` the thread continues as a new process, as in Jepsen.
 """
 
 from __future__ import annotations
@@ -27,19 +26,16 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
-
-from harness.chaos.history import History, Op
 from harness.chaos.scenario import Workload
+from harness.client import EvalRequest, GatewayClient, recorded
 from harness.generate.programs import Exit, Expected, ProgramSpec, Write, expect, render
+from harness.history import History
 
 ROUTE_FOR = {"legacy": "legacy", "celery": "celery", "dual": "both"}
 PATH_FOR = {"legacy": "legacy", "celery": "celery", "both": None}
-NOTHING_QUEUED = "nothing was queued"
 MAX_THREADS = 16
 
 
@@ -62,12 +58,9 @@ class Submission:
     def path(self) -> str | None:
         return PATH_FOR[self.route]
 
-    def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"code": self.code, "language": "python", "route": self.route,
-                                "priority": self.priority, "batch": self.batch}
-        if self.timeout_s is not None:
-            body["timeout_s"] = self.timeout_s
-        return body
+    def request(self) -> EvalRequest:
+        return EvalRequest(self.code, "python", self.route, self.priority, self.batch,  # type: ignore[arg-type]
+                           self.timeout_s)
 
     def invoke_value(self) -> dict[str, Any]:
         return {"route": self.route, "program": self.program, "priority": self.priority, "batch": self.batch,
@@ -113,60 +106,6 @@ def plan(workload: Workload, *, seed: int, token: str, output_cap: int,
     return out
 
 
-# -- the client -------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Outcome:
-    type: str  # ok | fail | info
-    eval_id: str | None = None
-    value: dict[str, Any] | None = None
-    error: str | None = None
-
-
-def classify_response(status: int, body: Any, text: str) -> Outcome:
-    """ok / fail / info for a gateway answer (see the module docstring)."""
-    if status == 201 and isinstance(body, dict) and body.get("eval_id"):
-        return Outcome("ok", str(body["eval_id"]), {"eval_id": body["eval_id"], "routes": body.get("routes", [])})
-    short = f"{status} {text[:300]}"
-    if 400 <= status < 500:
-        return Outcome("fail", error=short)
-    if status == 503 and NOTHING_QUEUED in text:
-        return Outcome("fail", error=short)
-    return Outcome("info", error=short)
-
-
-def submit(session: requests.Session, gateway: str, body: dict[str, Any], *, timeout_s: float) -> Outcome:
-    """POST one submission and classify the outcome; never raises for network trouble."""
-    try:
-        resp = session.post(f"{gateway}/api/eval", json=body, timeout=(min(2.0, timeout_s), timeout_s))
-    except requests.ConnectTimeout as exc:
-        return Outcome("fail", error=f"connect timeout: {exc}")
-    except requests.ConnectionError as exc:
-        text = str(exc)
-        if "Connection refused" in text or "NewConnectionError" in text:
-            return Outcome("fail", error=f"connection refused: {text[:300]}")
-        return Outcome("info", error=f"{type(exc).__name__}: {text[:300]}")
-    except requests.RequestException as exc:  # read timeout and the rest: it may have happened
-        return Outcome("info", error=f"{type(exc).__name__}: {str(exc)[:300]}")
-    try:
-        body_json = resp.json()
-    except ValueError:
-        body_json = None
-    return classify_response(resp.status_code, body_json, resp.text)
-
-
-def record(history: History, process: str | int, sub: Submission, outcome_of: Callable[[], Outcome]) -> Op:
-    """Record one submission as invoke then its completion; returns the completion."""
-    invoke = history.invoke(process, "submit", path=sub.path, value=sub.invoke_value())
-    try:
-        out = outcome_of()
-    except BaseException as exc:  # an interrupted submit is indeterminate, and the history stays paired
-        history.complete(invoke, "info", error=f"interrupted: {type(exc).__name__}")
-        raise
-    return history.complete(invoke, out.type, eval_id=out.eval_id, value=out.value, error=out.error)  # type: ignore[arg-type]
-
-
 @dataclass
 class WorkloadStats:
     planned: int = 0
@@ -185,7 +124,7 @@ class WorkloadRunner:
 
     def __init__(self, gateway: str, history: History, submissions: list[Submission], *, threads: int,
                  duration_s: float, request_timeout_s: float = 10.0, late_s: float = 2.0) -> None:
-        self.gateway = gateway.rstrip("/")
+        self.client = GatewayClient(gateway, request_timeout_s=request_timeout_s)
         self.history = history
         self.submissions = submissions
         self.threads = max(1, min(threads, MAX_THREADS))
@@ -207,7 +146,6 @@ class WorkloadRunner:
 
     def _worker(self, number: int, t0: float, stop: threading.Event) -> None:
         process = number
-        session = requests.Session()
         try:
             while not stop.is_set():
                 sub = self._take()
@@ -225,8 +163,8 @@ class WorkloadRunner:
                     self.stats.max_in_flight = max(self.stats.max_in_flight, self._in_flight)
                     self.stats.submitted += 1
                 try:
-                    done = record(self.history, process, sub, lambda s=sub: submit(  # type: ignore[misc]
-                        session, self.gateway, s.body(), timeout_s=self.request_timeout_s))
+                    done, _ = recorded(self.history, process, "submit", lambda s=sub: self.client.submit(  # type: ignore[misc]
+                        s.request()), path=sub.path, value=sub.invoke_value())
                 finally:
                     with self._lock:
                         self._in_flight -= 1
@@ -237,7 +175,7 @@ class WorkloadRunner:
                 if done.type == "info":
                     process += self.threads  # Jepsen: the old process may still be in flight
         finally:
-            session.close()
+            self.client.close()
 
     def run(self, t0: float | None = None, stop: threading.Event | None = None) -> WorkloadStats:
         start = time.monotonic() if t0 is None else t0

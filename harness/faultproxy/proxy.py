@@ -14,8 +14,16 @@ import asyncio
 import random
 from typing import Any, Final
 
-from .addresses import DEFAULT_LISTEN, ListenAddress, bind_listener, bound_address, resolve_listen
+from .addresses import (
+    DEFAULT_LISTEN,
+    LISTEN_PREFIX,
+    ListenAddress,
+    bind_listener,
+    bound_address,
+    resolve_listen,
+)
 from .connection import Connection, Side
+from .errors import ApiError
 from .schema import Direction, ProxyFields, ToxicSpec, toxic_json
 
 #: Longest time a disable/delete waits for its connections to finish closing.
@@ -41,7 +49,10 @@ class Proxy:
         """Bind the listen address and accept connections. Raises ApiError 500 if it cannot."""
         if self.enabled:
             return
-        address = await resolve_listen(self.listen)
+        try:
+            address = await resolve_listen(self.listen)
+        except ApiError as exc:  # Toxiproxy binds with net.Listen, which says so first
+            raise ApiError(exc.status, LISTEN_PREFIX + exc.message) from None
         sock = bind_listener(address)
         loop = asyncio.get_running_loop()
         try:
@@ -81,9 +92,13 @@ class Proxy:
         return len(self._conns)
 
     async def differs(self, listen: str, upstream: str) -> bool:
-        """Whether new settings need a restart (the listen is compared resolved; port 0 always differs)."""
+        """Whether new settings need a restart: Toxiproxy's ``Differs``, Go's resolved text against ours.
+
+        A started proxy's listen holds its real port, so ``:0`` always differs from it; a
+        wildcard is compared as spelled, so ``0.0.0.0:P`` differs from a bound ``[::]:P``.
+        """
         resolved: ListenAddress = await resolve_listen(listen)
-        return resolved.port == 0 or resolved.text != self.listen or upstream != self.upstream
+        return resolved.resolved != self.listen or upstream != self.upstream
 
     async def update(self, fields: ProxyFields) -> None:
         """Apply a PATCH/POST body: new listen/upstream restart the proxy; ``enabled`` toggles it."""

@@ -46,6 +46,7 @@ from harness.gate.decide import (
 from harness.gate.evidence import collect
 from harness.run import PROJECT_ROOT, RunFolder
 from harness.stack.config import StackConfig
+from harness.stack.opening import open_stack
 
 # Short scenarios that exercise the invariants the migration relies on (redelivery after a worker
 # death with acks_late, retries through an executor outage, a slow broker link).
@@ -93,29 +94,23 @@ def gather_load(gateway: str, run: RunFolder, evaluations: int, say: Callable[[s
 def gather_chaos(run: RunFolder, names: Sequence[str], seed: int, say: Callable[[str], None]) -> None:
     from harness.chaos.runner import run_scenario
     from harness.chaos.scenario import load_scenario
-    from harness.stack.processes import ProcessesStack
 
     for name in names:
         path = SCENARIOS_DIR / f"{name}.toml" if not name.endswith(".toml") else Path(name)
         scenario = load_scenario(path)
         say(f"chaos: {scenario.name} ...")
-        result = run_scenario(scenario, launcher=ProcessesStack, run_folder=run, seed=seed)
-        rows = [f"{r.path}: {r.verdict} (ok {r.ok}, lost {r.lost}, duplicated {r.duplicated}, stuck {r.stuck}, "
+        result = run_scenario(scenario, run_folder=run, seed=seed)
+        rows = [f"{r.path}: {r.outcome} (ok {r.ok}, lost {r.lost}, duplicated {r.duplicated}, stuck {r.stuck}, "
                 f"wrong {r.wrong})" for r in result.findings.itertuples(index=False)]
         say(f"chaos: {scenario.name}: " + "; ".join(rows))
 
 
 def gather(args: argparse.Namespace, run: RunFolder, thresholds: Thresholds, say: Callable[[str], None]) -> None:
-    from harness.stack.external import ExternalStack
-    from harness.stack.processes import ProcessesStack
-
     needed = decide(Evidence(), args.current, args.target, thresholds).samples_needed
     programs = math.ceil(needed["parity_pairs"] * args.budget)
     per_path = needed["error_rate_per_path"]
-    config = StackConfig(celery_percentage=args.current, seed=args.seed, executor_timeout_s=5.0, retry_backoff_s=0.5)
-    opened: Any = (ExternalStack.from_url(args.stack_url, config=config, run=run) if args.stack_url
-                   else ProcessesStack(config, run))
-    with opened as stack:
+    config = StackConfig.for_tests(celery_percentage=args.current, seed=args.seed)
+    with open_stack("external" if args.stack_url else "processes", config, run, url=args.stack_url) as stack:
         gateway = stack.endpoints.gateway
         if args.stack_url:
             apply_split(gateway, args.admin_token, args.current)

@@ -15,8 +15,8 @@ makes its criteria INCONCLUSIVE:
   (ignored ones are in n, not in k). ``mismatches_by_field`` counts, per compared field, the
   evaluations that differ on it (an evaluation may count on several fields). ``wrong`` counts oracle
   disagreements per path (``None``: no oracle was checked).
-- ``chaos``: one ``ChaosOutcome`` per scenario run: did Celery's invariants hold, and which were
-  violated.
+- ``chaos``: one ``ChaosOutcome`` per scenario run: the Celery path's outcome
+  (``harness.vocabulary.Outcome``: held, finding, known-failure, failed, error), what broke and why.
 - ``latency``: end-to-end latency samples (ms) per path and platform error counts per path.
 - ``split``: the configured percentage, evaluations routed, and how many went to Celery.
 
@@ -30,8 +30,10 @@ Criteria, in order (``Thresholds`` supplies confidence c, ε(target) and the tol
 2. critical fields: any mismatch on a field of ``thresholds.critical_fields`` → FAIL.
 3. oracle: any wrong result on any path → FAIL. A wrong legacy result also fails: it means the
    oracle or the platform is broken and no parity claim can be trusted until it is fixed.
-4. chaos invariants: any scenario whose Celery invariants did not hold (or that lists violations) →
-   FAIL; no scenario run → INCONCLUSIVE.
+4. chaos invariants: any scenario ``failed`` → FAIL; any ``known-failure`` the thresholds do not accept
+   by name (``[chaos.accepted_known_failures]``) → FAIL (a known defect is never "held"); else any
+   ``error`` (the scenario could not be carried out) → INCONCLUSIVE; no scenario run → INCONCLUSIVE;
+   else PASS, and an accepted known failure is named in the verdict's headline with its reason.
 5. latency: fewer than ``latency_min_samples`` per path → INCONCLUSIVE. Otherwise the
    Hodges–Lehmann interval of (celery − legacy) at c: upper end <= tolerance → PASS, lower end >
    tolerance → FAIL, else INCONCLUSIVE; tolerance = max(tolerance_ms, tolerance_fraction × legacy
@@ -62,7 +64,7 @@ from typing import Any, NamedTuple
 
 from harness.errors import HarnessError
 from harness.gate import stats
-from harness.vocabulary import PATHS, VERDICT_EXIT_CODES
+from harness.vocabulary import PATHS, VERDICT_EXIT_CODES, Outcome, VocabularyError, outcome_of
 from harness.vocabulary import Verdict as Status
 
 EXIT_CODES: Mapping[Status, int] = VERDICT_EXIT_CODES
@@ -100,6 +102,8 @@ class Thresholds:
     error_rate_max_increase: float
     split_p_value_floor: float
     split_min_samples: int
+    # scenario name -> the reviewed reason a step may move past its known failure
+    accepted_known_failures: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def epsilon(self, target: float) -> float:
         for budget in self.budgets:
@@ -153,7 +157,7 @@ class _Reader:
         return value
 
     def thresholds(self, doc: Mapping[str, Any]) -> Thresholds:
-        self.only(doc, {"confidence", "parity", "latency", "error_rate", "split"}, "")
+        self.only(doc, {"confidence", "parity", "latency", "error_rate", "split", "chaos"}, "")
         confidence = self.number(doc, "confidence", "", 0, 1, lo_open=True, hi_open=True)
         parity = self.table(doc, "parity", {"critical_fields", "budget"})
         fields = parity.get("critical_fields")
@@ -178,7 +182,22 @@ class _Reader:
             split_p_value_floor=float(self.number(split, "p_value_floor", "split.", 0, 1, lo_open=True,
                                                   hi_open=True)),
             split_min_samples=int(self.number(split, "min_samples", "split.", 1, math.inf, integer=True)),
+            accepted_known_failures=self.accepted(doc.get("chaos", {})),
         )
+
+    def accepted(self, chaos: Any) -> dict[str, str]:
+        """``[chaos.accepted_known_failures]``: scenario name = "the reviewed reason" (optional)."""
+        if not isinstance(chaos, dict):
+            raise self.fail("chaos", "must be a table")
+        self.only(chaos, {"accepted_known_failures"}, "chaos.")
+        table = chaos.get("accepted_known_failures", {})
+        if not isinstance(table, dict):
+            raise self.fail("chaos.accepted_known_failures", "must be a table of scenario = \"reason\"")
+        for scenario, reason in table.items():
+            if not isinstance(reason, str) or len(reason.split()) < 3:
+                raise self.fail(f"chaos.accepted_known_failures.{scenario}",
+                                f"needs the reviewed reason as a sentence, got {reason!r}")
+        return {str(k): " ".join(v.split()) for k, v in table.items()}
 
     def budgets(self, entries: Any) -> tuple[Budget, ...]:
         if not isinstance(entries, list) or not entries:
@@ -242,13 +261,22 @@ class ParityEvidence:
 
 @dataclass(frozen=True)
 class ChaosOutcome:
-    scenario: str
-    celery_invariants_held: bool
-    violations: tuple[str, ...] = ()
+    """One scenario run as the gate sees it: the Celery path's outcome, what it broke, and why (the
+    known failure's reason, or why the run could not be carried out)."""
 
-    @property
-    def failed(self) -> bool:
-        return not self.celery_invariants_held or bool(self.violations)
+    scenario: str
+    outcome: Outcome
+    violations: tuple[str, ...] = ()
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        try:
+            outcome_of(self.outcome)
+        except VocabularyError as exc:
+            raise GateError(f"evidence: chaos scenario {self.scenario!r}: {exc}") from exc
+        if self.violations and self.outcome in ("held", "finding"):
+            raise GateError(f"evidence: chaos scenario {self.scenario!r} is {self.outcome!r} but lists violations "
+                            f"{list(self.violations)}: the findings contradict themselves")
 
 
 class ErrorCount(NamedTuple):
@@ -449,20 +477,43 @@ def _oracle(parity: ParityEvidence | None) -> Criterion:
                            ok=f"no wrong result in {parity.n}")
 
 
-def _chaos(chaos: Sequence[ChaosOutcome] | None) -> Criterion:
+def _chaos(chaos: Sequence[ChaosOutcome] | None, th: Thresholds) -> Criterion:
     name = "chaos invariants"
-    threshold = "Celery invariants hold in every scenario"
+    threshold = "Celery invariants hold in every scenario (known failures only if accepted)"
     if not chaos:
         return _missing(name, threshold, "chaos")
-    failed = [o for o in chaos if o.failed]
-    observed = f"{len(chaos) - len(failed)}/{len(chaos)} scenarios held"
-    values: dict[str, float | int | str | None] = {"scenarios": len(chaos), "failed": len(failed)}
-    if failed:
-        detail = "; ".join(f"invariant violated in {o.scenario}: {', '.join(o.violations) or 'unnamed'}"
-                           for o in failed)
-        return Criterion(name, "FAIL", observed, threshold, len(chaos), "zero tolerance", detail, values)
-    return Criterion(name, "PASS", observed, threshold, len(chaos), "zero tolerance",
-                     f"all Celery invariants held in {_plural(len(chaos), 'scenario')}", values)
+    by: dict[str, list[ChaosOutcome]] = {}
+    for o in chaos:
+        by.setdefault(o.outcome, []).append(o)
+    known = by.get("known-failure", [])
+    accepted = [o for o in known if o.scenario in th.accepted_known_failures]
+    blocking = [o for o in known if o.scenario not in th.accepted_known_failures]
+    held = len(by.get("held", [])) + len(by.get("finding", []))
+    observed = f"{held}/{len(chaos)} scenarios held" + "".join(
+        f", {len(by[o])} {o}" for o in ("failed", "known-failure", "error") if by.get(o))
+    values: dict[str, float | int | str | None] = {
+        "scenarios": len(chaos), **{o: len(by.get(o, [])) for o in ("held", "finding", "known-failure", "failed",
+                                                                     "error")},
+        "accepted_known_failures": ", ".join(o.scenario for o in accepted) or None}
+    fails = [f"invariant violated in {o.scenario}: {', '.join(o.violations) or 'unnamed'}"
+             for o in by.get("failed", [])]
+    fails += [f"known failure in {o.scenario} ({', '.join(o.violations) or o.reason}), not accepted in the "
+              "thresholds' [chaos.accepted_known_failures]" for o in blocking]
+    if fails:
+        return Criterion(name, "FAIL", observed, threshold, len(chaos), "zero tolerance", "; ".join(fails), values)
+    if by.get("error"):
+        detail = "; ".join(f"{o.scenario} could not be carried out ({o.reason or 'no reason stored'})"
+                           for o in by["error"])
+        return Criterion(name, "INCONCLUSIVE", observed, threshold, len(chaos), "zero tolerance", detail, values)
+    detail = f"all Celery invariants held in {_plural(held, 'scenario')}"
+    if accepted:
+        detail += "; " + "; ".join(_accepted(o, th) for o in accepted)
+    return Criterion(name, "PASS", observed, threshold, len(chaos), "zero tolerance", detail, values)
+
+
+def _accepted(outcome: ChaosOutcome, th: Thresholds) -> str:
+    return (f"accepting the known failure of {outcome.scenario} "
+            f"({th.accepted_known_failures[outcome.scenario]})")
 
 
 def _latency(latency: LatencyEvidence | None, th: Thresholds) -> Criterion:
@@ -640,7 +691,7 @@ def decide(evidence: Evidence, current: float, target: float, thresholds: Thresh
         _parity_rate(evidence.parity, eps, th, target),
         _critical(evidence.parity, th),
         _oracle(evidence.parity),
-        _chaos(evidence.chaos),
+        _chaos(evidence.chaos, th),
         _latency(evidence.latency, th),
         _error_rate(evidence.latency, th, needed["error_rate_per_path"]),
         _split(evidence.split, th, current),
@@ -657,6 +708,10 @@ def decide(evidence: Evidence, current: float, target: float, thresholds: Thresh
     else:
         verdict = "PASS"
         headline = f"PASS: may move the split {step}: all {len(criteria)} criteria hold"
+    accepted = [_accepted(o, th) for o in evidence.chaos or ()
+                if o.outcome == "known-failure" and o.scenario in th.accepted_known_failures]
+    if accepted:
+        headline += ", " + "; ".join(accepted)
     return Verdict(verdict, EXIT_CODES[verdict], headline, criteria, needed, current, target, eps, th.confidence)
 
 

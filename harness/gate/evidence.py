@@ -14,8 +14,7 @@
   failure (status ``error``, or never finished), never a user program's own failure. The split is the share of evaluations the
   gateway routed to Celery during the load run.
 - **chaos** from each scenario's ``chaos/<scenario>/findings.parquet`` (see ``harness.chaos.findings``;
-  else a combined ``findings.parquet``): a scenario held unless the Celery path's verdict is ``FAIL``
-  (an invariant broken) or ``ERROR`` (it could not be carried out).
+  else a combined ``findings.parquet``): the Celery path's stored ``outcome`` (``harness.vocabulary``).
 
 Several run folders may be combined (``--evidence RUN_DIR...``): their rows are pooled.
 """
@@ -39,7 +38,7 @@ from harness.gate.decide import (
     ParityEvidence,
     SplitEvidence,
 )
-from harness.vocabulary import PATHS, TERMINAL
+from harness.vocabulary import PATHS, TERMINAL, VocabularyError, combine_outcomes, outcome_of
 
 _ERROR_CLASS = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning))\b")
 
@@ -106,19 +105,26 @@ def load_evidence(requests: pd.DataFrame, configured_percentage: float | None
 
 
 def chaos_evidence(findings: pd.DataFrame) -> list[ChaosOutcome] | None:
-    """One outcome per scenario from the findings rows of the Celery path: it held unless its verdict
-    is ``FAIL`` (an invariant broken) or ``ERROR`` (the scenario could not be carried out)."""
+    """One outcome per scenario from the findings rows of the Celery path: the stored ``outcome`` word
+    (read with ``outcome_of``: an unknown word is an error, never "held"); several rows of one
+    scenario (runs with different seeds) combine to the worst."""
     if findings.empty or "scenario" not in findings:
         return None
+    if "outcome" not in findings:
+        raise VocabularyError("the chaos findings carry no 'outcome' column (written by an older harness); "
+                              "run the scenarios again")
     outcomes = []
     for scenario, rows in findings.groupby("scenario", sort=True):
         celery = rows[rows["path"] == "celery"]
-        violations: list[str] = []
-        for row in celery.itertuples(index=False):
-            verdict = str(getattr(row, "verdict", "")).upper()
-            if verdict in ("FAIL", "ERROR"):
-                violations += _as_list(getattr(row, "violations", None)) or [f"verdict {verdict}"]
-        outcomes.append(ChaosOutcome(str(scenario), not violations, tuple(violations)))
+        if celery.empty:
+            continue
+        words = [outcome_of(w) for w in celery["outcome"]]
+        violations = [v for cell in celery.get("violations", pd.Series(dtype=object)) for v in _as_list(cell)]
+        reasons = [str(r) for r in celery.get("known_failure", pd.Series(dtype=object)) if isinstance(r, str) and r]
+        reasons += [n for cell in celery.get("notes", pd.Series(dtype=object)) for n in _as_list(cell)
+                    if combine_outcomes(words) == "error"][:1]
+        outcomes.append(ChaosOutcome(str(scenario), combine_outcomes(words), tuple(violations),
+                                     "; ".join(dict.fromkeys(reasons))))
     return outcomes
 
 

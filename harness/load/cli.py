@@ -45,7 +45,7 @@ from harness.load.runner import (
     write_load_json,
 )
 from harness.run import RunFolder
-from harness.stack.config import StackConfig
+from harness.stack.opening import open_stack
 
 DEFAULT_WEB_PORT = 8089
 DEFAULT_MASTER_PORT = 5557
@@ -138,7 +138,8 @@ def cmd_load(args: argparse.Namespace) -> int:
     run = RunFolder.create()
     where = f"the deployment at {args.stack_url}" if args.stack_url else "the embedded stack (processes launcher)"
     print(f"run {run.run_id}: starting {where} ...", flush=True)
-    with _open_stack(args, config, run) as stack, _sigterm_as_interrupt():
+    with open_stack("external" if args.stack_url else "processes", config, run, url=args.stack_url) as stack, \
+            _sigterm_as_interrupt():
         gateway = stack.endpoints.gateway
         if args.headless:
             return _headless(args, options, run, gateway)
@@ -170,16 +171,6 @@ def _options(args: argparse.Namespace) -> LoadOptions:
         shape=args.shape, steps=args.steps, route=args.route, mode=args.mode, think_time_s=args.think_time,
         e2e_timeout_s=args.e2e_timeout, batch_size=args.batch_size, stop_timeout_s=args.stop_timeout,
         processes=args.processes)
-
-
-def _open_stack(args: argparse.Namespace, config: StackConfig, run: RunFolder) -> Any:
-    if args.stack_url:
-        from harness.stack.external import ExternalStack
-
-        return ExternalStack.from_url(args.stack_url, config=config, run=run)
-    from harness.stack.processes import ProcessesStack
-
-    return ProcessesStack(config, run)
 
 
 def _master(args: argparse.Namespace) -> dict[str, Any] | None:

@@ -6,8 +6,9 @@ Per scenario (``chaos/<scenario>/``: ``history.parquet``, ``executions.parquet``
 (``chaos_operations``), the ledger's executions on the history's clock (``chaos_executions``), the
 nemesis' fault windows (``fault_windows``) and the evaluations the checker flagged
 (``chaos_flagged``). Over the run (the scenario folders and the run's combined ``findings.parquet``):
-one row per scenario and path (``chaos_findings``) and one verdict per scenario
-(``chaos_scenarios``). Pure functions.
+one row per scenario and path (``chaos_findings``) and one outcome per scenario
+(``chaos_scenarios``), read from the stored ``outcome`` words (``harness.vocabulary``), never
+re-derived. Pure functions.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pandas as pd
 from harness.chaos.checker import PRECEDENCE, Counts
 from harness.report._common import _has, _seconds, _strings, sort_paths
 from harness.report.run_data import RunData
+from harness.vocabulary import VocabularyError, combine_outcomes, outcome_of
 
 CHAOS_CLASSES = tuple(Counts().as_dict())  # the checker's classes, in its table's order
 CHAOS_BAD: tuple[str, ...] = tuple(c for c in PRECEDENCE if c not in ("ok", "recovered"))  # worst first
@@ -39,8 +41,10 @@ def _value(raw: Any) -> dict[str, Any]:
 
 
 def _text(value: Any) -> str | None:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
+    if value is None or (not isinstance(value, str) and not hasattr(value, "__len__") and pd.isna(value)):
         return None
+    if not isinstance(value, str) and hasattr(value, "__iter__"):  # a list column: its items, joined
+        return "; ".join(str(v) for v in value) or None
     return str(value)
 
 
@@ -152,7 +156,7 @@ def _worst_class(evaluations: pd.DataFrame) -> dict[str, str]:
     return out
 
 
-_FINDING_TEXT = ("config", "verdict", "violations", "notes")
+_FINDING_TEXT = ("config", "outcome", "known_failure", "violations", "notes", "errors")
 _FINDING_NUMBERS = ("submitted", "acked", "failed", "info", *CHAOS_CLASSES, "max_executions", "dead_lettered",
                     "still_queued", "recovery_s")
 FINDING_COLUMNS = ("scenario", "path", *_FINDING_NUMBERS, *_FINDING_TEXT)
@@ -179,8 +183,9 @@ def _finding_rows(scenario: str, findings: pd.DataFrame | None, evaluations: pd.
 
 def chaos_findings(data: RunData) -> pd.DataFrame:
     """One row per scenario and path (``FINDING_COLUMNS``): the submissions, the checker's classes, the
-    path's ``verdict`` (the runner's ``pass`` / ``FAIL`` / ``finding`` / ``ERROR``; empty when unknown),
-    ``violations`` and ``notes``. Scenario folders first, then the combined table's other scenarios."""
+    path's ``outcome`` (a word of ``harness.vocabulary.Outcome``; empty when none was stored),
+    ``violations``, ``notes`` and ``errors`` joined as text. Scenario folders first, then the combined
+    table's other scenarios."""
     rows: list[dict[str, Any]] = []
     for s in data.scenarios:
         rows += _finding_rows(s.name, s.findings, s.evaluations)
@@ -202,36 +207,40 @@ def chaos_findings(data: RunData) -> pd.DataFrame:
 
 
 def chaos_scenarios(findings: pd.DataFrame, data: RunData | None = None) -> pd.DataFrame:
-    """One verdict per scenario: ``ERROR`` (it could not be carried out), ``FAIL`` (a path's verdict is
-    FAIL), ``PASS`` (every path passed or has only findings), else ``unknown``; ``detail`` says why.
-
-    ``result.json`` (``passed``, ``errors``) decides where the findings carry no verdict.
-    """
-    columns = ["scenario", "verdict", "detail"]
+    """One outcome per scenario: the worst of its paths' stored outcomes (``combine_outcomes``), with
+    ``detail`` saying why: the errors, the Celery violations, the known failure's reason, or the
+    findings. ``outcome`` is ``None`` when the stored findings carry no outcome word (an older run):
+    unknown, which every reader shows as not passed."""
+    columns = ["scenario", "outcome", "detail"]
     results = {s.name: s.result or {} for s in (data.scenarios if data else ())}
     names = list(dict.fromkeys([*findings["scenario"], *results]))
     rows = []
     for name in names:
-        part = findings[findings["scenario"] == name]
-        verdicts = [str(v) for v in part["verdict"] if v]
+        part = findings[findings["scenario"] == name].to_dict("records")
         result = results.get(name, {})
-        errors = [str(e) for e in result.get("errors") or []]
-        failed = [f"{p}: {v or 'violated'}" for p, v, verdict in
-                  zip(part["path"], part["violations"], part["verdict"], strict=True) if verdict.upper() == "FAIL"]
-        if errors or "ERROR" in verdicts:
-            verdict, detail = "ERROR", "; ".join(errors) or "the scenario could not be carried out"
-        elif failed:
-            verdict, detail = "FAIL", "; ".join(failed)
-        elif verdicts and len(verdicts) == len(part) and all(v.lower() in ("pass", "finding") for v in verdicts):
-            verdict, detail = "PASS", "; ".join(f"{p} finding: {v or n}" for p, v, n, verdict in
-                                                zip(part["path"], part["violations"], part["notes"], part["verdict"],
-                                                    strict=True) if verdict == "finding")
-        elif "passed" in result:
-            verdict = "PASS" if result["passed"] else "FAIL"
-            detail = "; ".join(str(v) for v in result.get("violations") or [])
+        try:
+            words = [outcome_of(r["outcome"]) for r in part]
+            if not words and "outcome" in result:
+                words = [outcome_of(result["outcome"])]
+        except VocabularyError:
+            words = []
+        if not words:
+            rows.append({"scenario": name, "outcome": None, "detail": "the stored findings carry no outcome"})
+            continue
+        outcome = combine_outcomes(words)
+        if outcome == "error":
+            detail = "; ".join(dict.fromkeys([*(str(e) for e in result.get("errors") or []),
+                                             *(r["errors"] for r in part if r.get("errors"))])) \
+                or "the scenario could not be carried out"
+        elif outcome == "failed":
+            detail = "; ".join(f"{r['path']}: {r['violations'] or 'violated'}" for r in part if r["outcome"] == "failed")
+        elif outcome == "known-failure":
+            detail = "; ".join(f"{r['path']}: {r['violations']} (known failure: {r['known_failure']})"
+                               for r in part if r["outcome"] == "known-failure")
         else:
-            verdict, detail = "unknown", "the stored findings carry no verdict"
-        rows.append({"scenario": name, "verdict": verdict, "detail": detail})
+            detail = "; ".join(f"{r['path']} finding: {r['violations'] or r['notes']}" for r in part
+                               if r["outcome"] == "finding")
+        rows.append({"scenario": name, "outcome": outcome, "detail": detail})
     return pd.DataFrame(rows, columns=columns)
 
 

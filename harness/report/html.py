@@ -308,8 +308,10 @@ def _throughput(f: Frames) -> str:
 
 # -- chaos -------------------------------------------------------------------------------------------------
 
-_VERDICT_CSS = {"pass": "PASS", "PASS": "PASS", "FAIL": "FAIL", "ERROR": "FAIL", "finding": "finding",
-                "unknown": "INCONCLUSIVE", "": "INCONCLUSIVE"}
+# Outcome words (harness.vocabulary) to the verdict colours: held green, failed red, a known failure,
+# an error (nothing known) and a missing outcome amber; a finding has its own.
+_OUTCOME_CSS = {"held": "PASS", "finding": "finding", "known-failure": "INCONCLUSIVE", "failed": "FAIL",
+                "error": "INCONCLUSIVE", "unknown": "INCONCLUSIVE"}
 
 
 def _chaos_table(f: Frames) -> str:
@@ -319,16 +321,16 @@ def _chaos_table(f: Frames) -> str:
     classes = [c for c in CHAOS_CLASSES if findings[c].fillna(0).sum() > 0 or c == "ok"]
     extra = [c for c in ("max_executions", "dead_lettered", "still_queued", "recovery_s") if findings[c].notna().any()
              and (c == "max_executions" or findings[c].fillna(0).sum() > 0)]
-    header = ("scenario", "path", "acked", *classes, *(c.replace("_", " ") for c in extra), "verdict",
+    header = ("scenario", "path", "acked", *classes, *(c.replace("_", " ") for c in extra), "outcome",
               "violations and notes")
     rows, bad = [], []
     for r in findings.to_dict("records"):
-        verdict = str(r["verdict"] or "unknown")
-        text = "; ".join(x for x in (r["violations"], r["notes"]) if x)
+        outcome = str(r["outcome"] or "unknown")
+        text = "; ".join(x for x in (r["errors"], r["violations"], r["known_failure"], r["notes"]) if x)
         rows.append((_e(r["scenario"]), _dot(str(r["path"])), _num(r["acked"]), *(_num(r[c]) for c in classes),
-                     *(_num(r[c]) for c in extra), _pill(verdict, _VERDICT_CSS.get(verdict, "INCONCLUSIVE")),
+                     *(_num(r[c]) for c in extra), _pill(outcome, _OUTCOME_CSS.get(outcome, "INCONCLUSIVE")),
                      _e(text)))
-        bad.append(verdict in ("FAIL", "ERROR"))
+        bad.append(outcome in ("failed", "known-failure", "error", "unknown"))
     return _table(header, rows, numeric=range(2, 3 + len(classes) + len(extra)), bad=bad)
 
 
@@ -349,8 +351,8 @@ def _scenario(s: ScenarioFrames, verdict: Mapping[str, Any] | None) -> str:
                    + (f" ({len(s.flagged)} shown)" if total > len(s.flagged) else "") + ".</p>" + _table(shown, cells))
     head = f'<h3 id="scenario-{_e(s.name)}">{_e(s.name)}'
     if verdict:
-        status = str(verdict["verdict"])
-        head += f" {_pill(status, _VERDICT_CSS.get(status, 'INCONCLUSIVE'))}"
+        status = str(verdict["outcome"] or "unknown")
+        head += f" {_pill(status, _OUTCOME_CSS.get(status, 'INCONCLUSIVE'))}"
     head += "</h3>" + (f"<p class=note>{_e(verdict['detail'])}</p>" if verdict and verdict["detail"] else "")
     return head + _figure(chart) + windows + flagged
 
@@ -359,15 +361,16 @@ def _chaos(f: Frames) -> str:
     if not f.has_chaos:
         return ""
     verdicts = {r["scenario"]: r for r in f.chaos_scenarios.to_dict("records")}
-    counts = f.chaos_scenarios["verdict"].value_counts()
+    counts = f.chaos_scenarios["outcome"].fillna("unknown").value_counts()
     summary = ", ".join(f"{n} {v}" for v, n in counts.items())
     parts = [_scenario(s, verdicts.get(s.name)) for s in f.scenarios]
     return ('<section id="chaos"><h2>Chaos</h2>'
             + f"<p><b>{len(f.chaos_scenarios)} scenario(s)</b>: {_e(summary)}.</p>" + _chaos_table(f)
             + "<p class=note>Classes per evaluation and path (the checker's): ok; recovered (an unknown submission "
-              "that ran); lost, duplicated, stuck, wrong, unexpected, error and unknown are bounded by each "
-              "scenario's [expect]. A scenario fails only when the Celery path breaks a bound; legacy's weaknesses "
-              "are findings.</p>"
+              "that ran); lost, duplicated, stuck, wrong, unexpected, misrouted, error and unknown are bounded by "
+              "each scenario's [expect]. Outcomes: held; finding (legacy's weaknesses, or a bound the scenario "
+              "reports); known-failure (a known Celery defect: never held); failed; error (the run could not be "
+              "carried out: nothing is known).</p>"
             + "".join(parts) + "</section>")
 
 

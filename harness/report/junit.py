@@ -3,8 +3,11 @@
 One ``testsuite`` per part the run folder holds: ``gate`` (one ``testcase`` per criterion), ``parity``
 (one summary ``testcase``) and ``chaos`` (one ``testcase`` per scenario). A FAIL criterion, a
 parity run with failing programs and a scenario whose Celery invariants were violated are
-``failure``s; a scenario that could not be carried out is an ``error``; what could not be decided
-(INCONCLUSIVE, a scenario without a verdict) is ``skipped``, because unknown never passes.
+``failure``s; a scenario that could not be carried out is an ``error``; a known failure is ``skipped``
+as pytest writes an xfail (``type="pytest.xfail"``, with its reason), so CI shows it as neither a
+pass nor a failure; what could not be decided (INCONCLUSIVE, a scenario without an outcome) is
+``skipped``, because unknown never passes. Chaos cases read the stored outcome words
+(``harness.vocabulary``).
 """
 
 from __future__ import annotations
@@ -27,12 +30,14 @@ def _suite(root: ET.Element, name: str, properties: Mapping[str, Any] | None = N
 
 
 def _case(suite: ET.Element, classname: str, name: str, *, failure: str | None = None, error: str | None = None,
-          skipped: str | None = None, text: str = "") -> None:
-    case = ET.SubElement(suite, "testcase", classname=classname, name=name, time="0")
+          skipped: str | None = None, xfail: str | None = None, text: str = "", seconds: float = 0.0) -> None:
+    case = ET.SubElement(suite, "testcase", classname=classname, name=name, time=f"{seconds:.3f}")
     if failure is not None:
         ET.SubElement(case, "failure", message=failure, type="FAIL").text = text or failure
     elif error is not None:
         ET.SubElement(case, "error", message=error, type="ERROR").text = text or error
+    elif xfail is not None:
+        ET.SubElement(case, "skipped", message=xfail, type="pytest.xfail")
     elif skipped is not None:
         ET.SubElement(case, "skipped", message=skipped)
     if text and failure is None and error is None:
@@ -80,11 +85,12 @@ def render_junit(f: Frames) -> str:
     if f.has_chaos:
         suite = _suite(root, "chaos")
         for r in f.chaos_scenarios.to_dict("records"):
-            verdict, detail = str(r["verdict"]), str(r["detail"] or "")
+            outcome, detail = r["outcome"], str(r["detail"] or "")
             _case(suite, "chaos", str(r["scenario"]), text=detail,
-                  failure=f"Celery invariants violated: {detail}" if verdict == "FAIL" else None,
-                  error=f"the scenario could not be carried out: {detail}" if verdict == "ERROR" else None,
-                  skipped="the stored findings carry no verdict" if verdict not in ("PASS", "FAIL", "ERROR") else None)
+                  failure=f"Celery invariants violated: {detail}" if outcome == "failed" else None,
+                  error=f"the scenario could not be carried out: {detail}" if outcome == "error" else None,
+                  xfail=f"known failure: {detail}" if outcome == "known-failure" else None,
+                  skipped=detail if outcome is None else None)
     for element in (*root.findall("testsuite"), root):
         _count(element)
     ET.indent(root)

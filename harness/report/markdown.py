@@ -75,12 +75,13 @@ def render_markdown(f: Frames) -> str:
                          for (kind, path), r in totals.iterrows()))
     if f.has_chaos:
         lines += ["## Chaos", ""]
-        lines += _table(("scenario", "verdict", "detail"), f.chaos_scenarios.itertuples(index=False))
+        lines += _table(("scenario", "outcome", "detail"),
+                        ((r.scenario, r.outcome or "unknown", r.detail) for r in f.chaos_scenarios.itertuples()))
         findings = f.chaos_findings
         if not findings.empty:
             classes = [c for c in CHAOS_CLASSES if c == "ok" or findings[c].fillna(0).sum() > 0]
-            lines += _table(("scenario", "path", "acked", *classes, "verdict", "violations"),
-                            ((r["scenario"], r["path"], r["acked"], *(r[c] for c in classes), r["verdict"] or "-",
+            lines += _table(("scenario", "path", "acked", *classes, "outcome", "violations"),
+                            ((r["scenario"], r["path"], r["acked"], *(r[c] for c in classes), r["outcome"] or "unknown",
                               r["violations"]) for r in findings.to_dict("records")))
     lines += ["Charts, mismatch diffs and chaos timelines: report.html; CI results: junit.xml.", ""]
     return "\n".join(lines)

@@ -27,7 +27,7 @@ class Scenario:
 
     name: str
     folder: Path
-    history: pd.DataFrame | None = None  # harness.chaos.history.to_frame
+    history: pd.DataFrame | None = None  # harness.history.to_frame
     executions: pd.DataFrame | None = None  # the executors' ledger rows
     evaluations: pd.DataFrame | None = None  # the checker's table: eval_id, path, cls, ..., detail
     findings: pd.DataFrame | None = None  # one row per path: counts, verdict, violations, notes

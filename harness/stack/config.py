@@ -49,6 +49,9 @@ class StackConfig:
     executor_output_bytes: int = 65536
     executor_concurrency: int = 4
     executor_max_procs: int = 64
+    # the executor the Celery workers call: executor-3 as deployed; another one is a misconfiguration
+    # the routing invariant must catch (misrouted)
+    celery_executor: str = "executor-3"
     # counts
     legacy_workers: int = 2
     celery_workers: int = 1
@@ -74,6 +77,8 @@ class StackConfig:
         for name in ("gateway_port", "flower_port"):
             if not 0 <= getattr(self, name) <= 65535:
                 problems.append(f"{name} must be within 0..65535 (0 = any free port), got {getattr(self, name)}")
+        if self.celery_executor not in ("executor-1", "executor-2", "executor-3"):
+            problems.append(f"celery_executor must be executor-1, executor-2 or executor-3, got {self.celery_executor!r}")
         if self.visibility_timeout_s <= 0:
             problems.append(f"visibility_timeout_s must be > 0, got {self.visibility_timeout_s}")
         if problems:
@@ -87,6 +92,13 @@ class StackConfig:
         if unknown:
             raise StackError(f"unknown stack option(s) {unknown}; known options: {sorted(known)}")
         return cls(**options)
+
+    @classmethod
+    def for_tests(cls, **options: Any) -> StackConfig:
+        """The platform's defaults with short test timeouts: an executor limit of 5 s and a first
+        retry after 0.5 s, so a timeout or a retried outage costs seconds, not minutes (what parity,
+        chaos, the gate and the pytest fixture start from)."""
+        return cls.from_options(**{"executor_timeout_s": 5.0, "retry_backoff_s": 0.5, **options})
 
     def replace(self, **changes: Any) -> StackConfig:
         return dataclasses.replace(self.from_options(**{**self.as_dict(), **changes}))

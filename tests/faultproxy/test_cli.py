@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import Upstream, is_up
+from .peers import Upstream, is_up
 
 ROOT = Path(__file__).resolve().parents[2]
 BANNER = "fault proxy API on "
@@ -87,7 +87,7 @@ def test_a_config_file_creates_its_proxies_before_the_url_is_printed(tmp_path: P
         ('{"name": "x"}', "expected a JSON array"),
         ('[{"name": "x"}]', "[0].upstream: is required"),
         ('[{"name": "a/b", "upstream": "h:1"}]', "[0]: invalid proxy name"),
-        ('[{"name": "x", "upstream": "h:1", "listen": "nope"}]', "proxy 'x': address nope: missing port"),
+        ('[{"name": "x", "upstream": "h:1", "listen": "nope"}]', "proxy 'x': listen tcp: address nope: missing port"),
     ],
 )
 def test_a_bad_config_file_exits_2_naming_the_file_and_the_entry(tmp_path: Path, content: str, fragment: str) -> None:

@@ -29,9 +29,9 @@ from urllib.parse import urlparse
 import pytest
 import requests
 
+from harness.client import wait_terminal
 from harness.parity.compare import Observation, ParityConfig, compare
 from harness.run import PROJECT_ROOT
-from harness.stack.processes import wait_terminal
 
 pytestmark = pytest.mark.security
 

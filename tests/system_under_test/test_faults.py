@@ -10,9 +10,10 @@ import pytest
 import requests
 from redis import Redis
 
+from harness.client import wait_terminal
 from harness.run import RunFolder
 from harness.stack.config import StackConfig
-from harness.stack.processes import ProcessesStack, wait_terminal
+from harness.stack.processes import ProcessesStack
 from system_under_test.tasks import DLQ_KEY
 
 BACKOFF_S = 0.5

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import requests
 
-from harness.stack.processes import ProcessesStack, wait_terminal
+from harness.client import wait_terminal
+from harness.stack.processes import ProcessesStack
 
 PROGRAM = "import sys\nprint('héllo')\nprint('oops', file=sys.stderr)\nsys.exit(7)"
 RESULT_FIELDS = {"status", "output", "error", "exit_code", "timed_out", "truncated", "duration_ms",

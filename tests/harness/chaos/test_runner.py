@@ -21,14 +21,22 @@ import pytest
 import redis as redis_lib
 from kombu import Connection, Exchange, Producer, Queue
 
-from harness.chaos.findings import config_summary, evaluate, findings_markdown, findings_table, write_combined
-from harness.chaos.history import History
-from harness.chaos.observe import _task_id, inspect_queues, quiesce
+from harness.chaos.findings import (
+    config_summary,
+    evaluate,
+    findings_markdown,
+    findings_table,
+    write,
+    write_combined,
+)
+from harness.chaos.observe import inspect_queues, quiesce
+from harness.chaos.platform import task_id
 from harness.chaos.result import ScenarioResult, replay_commands
-from harness.chaos.runner import base_config, run_scenario, start_stack
+from harness.chaos.runner import base_config, run_scenario
 from harness.chaos.scenario import load_scenario
 from harness.chaos.workload import plan
 from harness.errors import StackError
+from harness.history import History
 from harness.run import RunFolder
 from system_under_test.store import LEGACY_QUEUE, EvaluationStore
 
@@ -109,9 +117,9 @@ def test_inspect_queues_reads_every_priority_list_unacked_and_the_dead_letters(
 
 def test_task_ids_come_from_the_message_headers() -> None:
     msg = {"body": "e30=", "headers": {"id": "abc"}, "properties": {"correlation_id": "abc"}}
-    assert _task_id(json.dumps(msg)) == "abc"
-    assert _task_id(json.dumps([msg, "", "evaluation"])) == "abc"
-    assert _task_id("not json") is None
+    assert task_id(json.dumps(msg)) == "abc"
+    assert task_id(json.dumps([msg, "", "evaluation"])) == "abc"
+    assert task_id("not json") is None
 
 
 def _record(main: redis_lib.Redis, eval_id: str, code: str, status: str) -> None:
@@ -171,8 +179,8 @@ def _literal_result(tmp_path: Path, scenario_file: Path, *, celery_lost: int, le
         history.complete(invoke, "ok", eval_id=eval_id, value={"eval_id": eval_id, "routes": [sub.path]})
         out = {"status": "completed", "output": sub.marker + "\n", "error": "", "exit_code": 0,
                "timed_out": False, "truncated": False, "started_at": 1.0, "queued_at": 0.5,
-               "finished_at": time.time()}
-        row = {"eval_id": eval_id, "path": sub.path, "attempt": 1, "executor_id": "executor-3",
+               "finished_at": 1.5}
+        row = {"eval_id": eval_id, "path": sub.path, "attempt": 1, "executor_id": "executor-3" if sub.path == "celery" else "executor-1",
                "started_at": 1.0, "exit_code": 0}
         if sub.path == "celery" and lost < celery_lost:
             lost += 1
@@ -197,8 +205,8 @@ def test_a_celery_loss_within_the_allowance_passes_and_a_legacy_loss_is_a_findin
                                                                                   scenario_file: Path) -> None:
     result = _literal_result(tmp_path, scenario_file, celery_lost=1, legacy_stuck=1)
     assert result.passed and not result.gate_violations
-    verdicts = dict(zip(result.findings["path"], result.findings["verdict"], strict=True))
-    assert verdicts == {"celery": "pass", "legacy": "finding"}
+    outcomes = dict(zip(result.findings["path"], result.findings["outcome"], strict=True))
+    assert outcomes == {"celery": "held", "legacy": "finding"} and result.outcome == "finding"
     row = result.findings.set_index("path").loc["celery"]
     assert (row["lost"], row["acked"], row["submitted"], row["ok"]) == (1, 2, 2, 1)
     notes = " ".join(result.path_notes["legacy"])
@@ -214,11 +222,30 @@ def test_a_celery_loss_beyond_its_bound_fails_with_the_replay_commands(tmp_path:
     result = _literal_result(tmp_path, scenario_file, celery_lost=2, legacy_stuck=0)
     assert not result.passed
     assert [(v.path, v.invariant, v.count, v.bound) for v in result.gate_violations] == [("celery", "lost", 2, 1)]
-    assert result.findings.set_index("path").loc["celery", "verdict"] == "FAIL"
+    assert result.findings.set_index("path").loc["celery", "outcome"] == "failed" and result.outcome == "failed"
     text = result.explain()
     assert "VIOLATION celery: lost 2 > 1" in text
     assert f"harness chaos {scenario_file} --seed 3" in text
     assert "test_scenario[kill-worker]' -m chaos --seed 3" in text
+
+
+def test_a_celery_loss_the_scenario_declares_known_is_a_known_failure_everywhere_it_is_stored(
+        tmp_path: Path, scenario_file: Path) -> None:
+    scenario_file.write_text(SCENARIO.replace('[expect.celery]\nlost = "allowance"', "[expect.celery]\nlost = 1")
+                             + '\n[known_failure]\ninvariants = ["lost"]\nreason = "kombu drops a message in flight"\n')
+    result = _literal_result(tmp_path, scenario_file, celery_lost=2, legacy_stuck=0)
+    assert result.outcome == "known-failure" and result.known and not result.passed
+    row = result.findings.set_index("path").loc["celery"]
+    assert (row["outcome"], row["known_failure"], list(row["violations"])) == (
+        "known-failure", "kombu drops a message in flight", ["lost 2 > 1"])
+    write(result, History(), [], {}, set(), [])
+    stored = json.loads((tmp_path / "result.json").read_text())
+    assert (stored["outcome"], stored["outcomes"]["celery"]) == ("known-failure", "known-failure")
+    assert stored["known_failure"] == "kombu drops a message in flight"
+    scenario_file.write_text(SCENARIO.replace('[expect.celery]\nlost = "allowance"', "[expect.celery]\nlost = 1")
+                             + '\n[known_failure]\ninvariants = ["duplicated"]\nreason = "another defect"\n')
+    other = _literal_result(tmp_path, scenario_file, celery_lost=2, legacy_stuck=0)
+    assert other.outcome == "failed"  # a violation the known failure does not declare is a failure
 
 
 def test_the_findings_table_and_markdown_show_counts_verdicts_and_notes(tmp_path: Path,
@@ -260,29 +287,11 @@ class FailingStack:
         pass
 
 
-def test_a_start_lost_to_a_port_race_is_retried_and_other_start_errors_are_not() -> None:
-    calls: list[int] = []
-
-    class Ok:
-        def __enter__(self) -> str:
-            return "started"
-
-    def racy(config: Any, run: Any) -> Any:
-        calls.append(1)
-        return FailingStack("fault-proxy: bind: address already in use") if len(calls) < 3 else Ok()
-
-    assert start_stack(racy, base_config(0), None, lambda m: None) == "started"  # type: ignore[arg-type]
-    assert len(calls) == 3
-    with pytest.raises(StackError, match="did not become healthy"):
-        start_stack(lambda c, r: FailingStack("gateway did not become healthy"), base_config(0), None,  # type: ignore[arg-type]
-                    lambda m: None)
-
-
 def test_a_stack_that_cannot_start_is_an_error_with_its_files_written(tmp_path: Path, scenario_file: Path) -> None:
-    result = run_scenario(load_scenario(scenario_file), launcher=lambda c, r: FailingStack("no redis-server"),
+    result = run_scenario(load_scenario(scenario_file), opener=lambda c, r, s: FailingStack("no redis-server"),
                           run_folder=RunFolder.create(tmp_path), seed=0)
     assert not result.passed and "no redis-server" in result.errors[0]
-    assert set(result.findings["verdict"]) == {"ERROR"}
+    assert set(result.findings["outcome"]) == {"error"} and result.outcome == "error"
     for name in ("history.parquet", "executions.parquet", "findings.parquet", "findings.md", "result.json"):
         assert (result.folder / name).exists(), name
     assert "replay:" in result.explain()
@@ -380,10 +389,10 @@ def test_ctrl_c_mid_run_heals_every_fault_stops_the_stack_and_keeps_the_history(
     path = tmp_path / "pause.toml"
     path.write_text(text)
     stack = FakeStack(fake_gateway.url, redis_server(), redis_server())
-    threading.Timer(2.0, _thread.interrupt_main).start()
+    threading.Timer(3.5, _thread.interrupt_main).start()
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
-        run_scenario(load_scenario(path), launcher=lambda c, r: stack, run_folder=RunFolder.create(tmp_path), seed=0)
+        run_scenario(load_scenario(path), opener=lambda c, r, s: stack, run_folder=RunFolder.create(tmp_path), seed=0)
     assert time.monotonic() - started < 15
     assert stack.worker.calls == ["pause", "resume"] and stack.stopped
     history = pd.read_parquet(next(tmp_path.glob("*/chaos/pause/history.parquet")))

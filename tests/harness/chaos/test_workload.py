@@ -13,16 +13,15 @@ from typing import Any
 
 import pytest
 
-from harness.chaos.history import History, pairs
 from harness.chaos.scenario import PrioritySchedule, Workload
 from harness.chaos.workload import (
     WorkloadRunner,
-    classify_response,
     marker,
     plan,
     program,
     threads_for,
 )
+from harness.history import History, pairs
 
 
 def workload(**changes: Any) -> Workload:
@@ -52,14 +51,14 @@ def test_routes_go_round_robin_and_dual_sends_both() -> None:
     subs = plan(workload(routes=("legacy", "celery", "dual")), seed=0, token="abcd0123", output_cap=65536)
     assert [s.route for s in subs[:6]] == ["legacy", "celery", "both"] * 2
     assert [s.path for s in subs[:3]] == ["legacy", "celery", None]
-    assert subs[2].body()["route"] == "both"
+    assert subs[2].request().body()["route"] == "both"
 
 
 def test_priority_schedule_and_batch_are_honoured() -> None:
     w = workload(routes=("celery",), rate=2.0, duration_s=4.0, priority=PrioritySchedule(1, 9, 2.0), batch=True)
     subs = plan(w, seed=0, token="abcd0123", output_cap=65536)
     assert [s.priority for s in subs] == [1, 1, 1, 1, 9, 9, 9, 9]
-    assert all(s.body()["batch"] is True for s in subs)
+    assert all(s.request().body()["batch"] is True for s in subs)
 
 
 def test_markers_are_unique_and_none_is_a_substring_of_another() -> None:
@@ -83,23 +82,10 @@ def test_each_program_matches_its_oracle_when_run(kind: str) -> None:
 def test_a_program_that_sleeps_near_the_executor_limit_asks_for_more_time() -> None:
     subs = plan(workload(program="sleep", sleep_s=4.0), seed=0, token="abcd0123", output_cap=65536,
                 executor_timeout_s=5.0)
-    assert subs[0].timeout_s == 9.0 and subs[0].body()["timeout_s"] == 9.0
+    assert subs[0].timeout_s == 9.0 and subs[0].request().body()["timeout_s"] == 9.0
     quick = plan(workload(program="sleep", sleep_s=0.5), seed=0, token="abcd0123", output_cap=65536,
                  executor_timeout_s=5.0)
-    assert quick[0].timeout_s is None and "timeout_s" not in quick[0].body()
-
-
-@pytest.mark.parametrize(("status", "body", "expected"), [
-    (201, {"eval_id": "e1", "routes": ["celery"]}, "ok"),
-    (422, {"error": "invalid request"}, "fail"),
-    (503, {"error": "celery broker unreachable", "hint": "nothing was queued; retry when the backend is back"},
-     "fail"),
-    (503, {"error": "overloaded"}, "info"),
-    (500, None, "info"),
-    (502, None, "info"),
-])
-def test_answers_are_ok_fail_or_info(status: int, body: Any, expected: str) -> None:
-    assert classify_response(status, body, json.dumps(body)).type == expected
+    assert quick[0].timeout_s is None and "timeout_s" not in quick[0].request().body()
 
 
 def test_threads_grow_with_the_rate_within_bounds() -> None:

@@ -23,12 +23,12 @@ from typing import Any
 import pytest
 import requests
 
+from harness.client import wait_terminal
 from harness.errors import ComponentExited, StackError
 from harness.run import PROJECT_ROOT, RunFolder
 from harness.stack.config import StackConfig
 from harness.stack.containers import LABEL_OWNER, LABEL_RUN, ContainersStack, reap
 from harness.stack.images import DockerUnavailable, ImageBuildError, docker_client, ensure_images, plan_build
-from harness.stack.processes import wait_terminal
 from harness.stack.protocol import LINKS, ComponentHandle, Stack
 
 pytestmark = pytest.mark.containers

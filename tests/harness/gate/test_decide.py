@@ -42,7 +42,7 @@ def latency(shift_ms: float = 0.0, n: int = 500, legacy_ms: float = 200.0, error
 def good() -> Evidence:
     return Evidence(
         parity=ParityEvidence(n=700, mismatches=0, mismatches_by_field={}, wrong={"legacy": 0, "celery": 0}, noise=2),
-        chaos=(ChaosOutcome("worker-kill", True), ChaosOutcome("broker-restart", True)),
+        chaos=(ChaosOutcome("worker-kill", "held"), ChaosOutcome("broker-restart", "finding")),
         latency=latency(),
         split=SplitEvidence(50, 1000, 507),
     )
@@ -152,12 +152,47 @@ def test_no_oracle_checks_is_inconclusive() -> None:
 
 
 def test_chaos_violation_fails() -> None:
-    chaos = (ChaosOutcome("worker-kill", True), ChaosOutcome("redis-restart", False, ("2 lost", "1 duplicated")))
+    chaos = (ChaosOutcome("worker-kill", "held"), ChaosOutcome("redis-restart", "failed", ("2 lost", "1 duplicated")))
     verdict = decide(replace(good(), chaos=chaos), 50, 75, TH)
     assert verdict.verdict == "FAIL"
     assert "invariant violated in redis-restart: 2 lost, 1 duplicated" in verdict.headline
-    listed = (ChaosOutcome("partition", True, ("1 stuck",)),)  # a listed violation counts even if "held"
-    assert decide(replace(good(), chaos=listed), 50, 75, TH).verdict == "FAIL"
+
+
+def test_chaos_evidence_that_contradicts_itself_is_refused() -> None:
+    with pytest.raises(GateError, match="is 'held' but lists violations"):
+        ChaosOutcome("partition", "held", ("1 stuck",))
+    with pytest.raises(GateError, match="not a chaos outcome: 'pass'"):
+        ChaosOutcome("partition", "pass")  # type: ignore[arg-type]
+
+
+def test_a_known_failure_is_never_held_and_blocks_the_step() -> None:
+    chaos = (ChaosOutcome("worker-kill", "held"),
+             ChaosOutcome("gateway-broker-resets", "known-failure", ("unexpected 1 > 0",), "lost reply, task runs"))
+    verdict = decide(replace(good(), chaos=chaos), 50, 75, TH)
+    c = criterion(verdict, "chaos invariants")
+    assert (verdict.verdict, c.status) == ("FAIL", "FAIL")
+    assert c.observed == "1/2 scenarios held, 1 known-failure"
+    assert "known failure in gateway-broker-resets (unexpected 1 > 0), not accepted" in c.detail
+
+
+def test_a_known_failure_accepted_by_name_in_the_thresholds_passes_and_the_headline_says_so() -> None:
+    accepted = replace(TH, accepted_known_failures={"gateway-broker-resets": "duplicates are idempotent here"})
+    chaos = (ChaosOutcome("gateway-broker-resets", "known-failure", ("unexpected 1 > 0",)),)
+    verdict = decide(replace(good(), chaos=chaos), 50, 75, accepted)
+    assert criterion(verdict, "chaos invariants").status == "PASS"
+    assert verdict.verdict == "PASS"
+    assert verdict.headline.endswith("accepting the known failure of gateway-broker-resets "
+                                     "(duplicates are idempotent here)")
+    other = (ChaosOutcome("celery-redis-memory-noeviction", "known-failure", ("duplicated 1 > 0",)),)
+    assert decide(replace(good(), chaos=other), 50, 75, accepted).verdict == "FAIL"  # acceptance is by name
+
+
+def test_a_scenario_that_could_not_be_carried_out_is_inconclusive_never_held() -> None:
+    chaos = (ChaosOutcome("worker-kill", "held"), ChaosOutcome("partition", "error", (), "steady state failed"))
+    verdict = decide(replace(good(), chaos=chaos), 50, 75, TH)
+    c = criterion(verdict, "chaos invariants")
+    assert (verdict.verdict, c.status) == ("INCONCLUSIVE", "INCONCLUSIVE")
+    assert c.detail == "partition could not be carried out (steady state failed)"
 
 
 def test_no_chaos_evidence_is_inconclusive() -> None:

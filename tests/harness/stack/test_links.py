@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from harness.client import wait_terminal
 from harness.run import RunFolder
 from harness.stack.config import StackConfig
-from harness.stack.processes import ProcessesStack, wait_terminal
+from harness.stack.processes import ProcessesStack
 from harness.stack.protocol import LINKS
 
 

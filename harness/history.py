@@ -1,4 +1,7 @@
-"""The history of a chaos run: every operation, in Jepsen's format, in the order it happened.
+"""The history of a run: every operation, in Jepsen's format, in the order it happened.
+
+Chaos records its workload, probes and faults here; parity records its submissions here too, so
+every part's operations read the same way (``harness.client.recorded`` records one call).
 
 An ``Op`` is one entry. Client operations are recorded twice: an ``invoke`` when the client starts
 one, then one completion from the same process: ``ok`` (it happened), ``fail`` (it certainly did
@@ -48,11 +51,7 @@ NEMESIS = "nemesis"
 COLUMNS: tuple[str, ...] = ("index", "time", "process", "type", "f", "eval_id", "path", "value", "error")
 
 
-class ChaosError(HarnessError):
-    """Root of the chaos part's errors (history, checker, scenarios)."""
-
-
-class HistoryError(ChaosError):
+class HistoryError(HarnessError):
     """An op or a history is malformed."""
 
 
