@@ -28,10 +28,11 @@ Modes (``isolation`` in the request):
   process of the uid until none is left.
 - ``user`` (not root): the service's own user; subreaper and children as in ``uid``, no uid sweep.
 
-Resource use comes from ``getrusage(RUSAGE_CHILDREN)`` of the supervisor, which reaped everything: user + system CPU of all the submission's
-processes, and the largest peak resident set size among them (KiB). These processes are forked
-from the small fork server, never from the executor, so the numbers are the submission's: a child's
-peak RSS starts at its parent's resident size when it forks.
+Resource use comes from ``getrusage(RUSAGE_CHILDREN)`` of the supervisor once it has reaped
+everything: user + system CPU of all the submission's processes, and the largest peak resident set
+size among them (KiB). They are forked from the small fork server, never from the executor, so the
+numbers are the submission's; a child's peak RSS starts at its parent's resident size when it
+forks, so it is about 10 MiB at least.
 """
 
 from __future__ import annotations
