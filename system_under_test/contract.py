@@ -20,7 +20,7 @@ them through ``harness.vocabulary``.
 from __future__ import annotations
 
 import signal
-from typing import Literal, TypedDict, get_args
+from typing import Literal, NotRequired, TypedDict, get_args
 
 Path = Literal["legacy", "celery"]
 PATHS: tuple[Path, ...] = get_args(Path)
@@ -83,6 +83,10 @@ class Result(TypedDict, total=False):
     queued_at: float
     started_at: float | None
     finished_at: float | None
+    # What the execution used (never compared by parity, like duration_ms): user + system CPU time
+    # of all the submission's processes, and the largest peak resident set size among them (KiB).
+    cpu_ms: float | None
+    peak_rss_kb: int | None
 
 
 class Record(TypedDict):
@@ -124,3 +128,5 @@ class LedgerRow(TypedDict):
     timed_out: bool
     truncated: bool
     duration_ms: float
+    cpu_ms: NotRequired[float]  # as in Result; absent from rows written before they were measured
+    peak_rss_kb: NotRequired[int]
