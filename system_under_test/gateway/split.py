@@ -13,10 +13,10 @@ import random
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from system_under_test.store import Path
+from system_under_test.contract import Path, Route
 
 Routing = Literal["random", "sticky"]
-Override = Literal["legacy", "celery", "both"]
+Override = Route  # the per-request route override: a path, or both
 
 
 @dataclass(frozen=True)
