@@ -56,6 +56,8 @@ DEFECTS: dict[str, Callable[[Body], Body]] = {
 BEHAVIOUR: dict[str, str] = {
     "retry_fixed_countdown": "every retry waits the first countdown (no exponential backoff)",
     "no_dead_letter": "a task that exhausts its retries is not pushed to celery:dlq",
+    "rabbitmq_priority": "the gateway sends the API priority as it is (RabbitMQ: higher is more urgent), where "
+                         "Redis takes 0 as the most urgent",
     "swallow_soft_time_limit": "the pool's soft-timeout signal is ignored during the executor call, so the soft "
                                "time limit never stops a task",
 }

@@ -132,6 +132,7 @@ class StackConfig:
             "ADMIN_TOKEN": self.admin_token,
             "GATEWAY_SEED": str(self.seed),
             "MAX_TIMEOUT_S": str(max(60.0, self.executor_timeout_s)),
+            "CELERY_CANDIDATE_DEFECTS": ",".join(self.candidate_defects),
         }
 
     def executor_env(self) -> dict[str, str]:

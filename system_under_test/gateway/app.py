@@ -72,10 +72,14 @@ __all__ = ["GatewaySettings", "celery_queue_and_priority", "create_app"]
 D = httperrors.documented
 
 
-def celery_queue_and_priority(priority: int, batch: bool) -> tuple[str, int]:
-    """Celery queue for a submission, and its Redis priority (on Redis 0 is the most urgent)."""
+def celery_queue_and_priority(priority: int, batch: bool, *, rabbitmq_priority: bool = False) -> tuple[str, int]:
+    """Celery queue for a submission, and its Redis priority (on Redis 0 is the most urgent).
+
+    ``rabbitmq_priority`` is a candidate defect: the API priority sent as it is, as on RabbitMQ, where a
+    higher number is more urgent; on Redis that puts urgent work last.
+    """
     queue = "batch" if batch else "high_priority" if priority >= 8 else "evaluation"
-    return queue, 9 - priority
+    return queue, priority if rabbitmq_priority else 9 - priority
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -171,7 +175,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         except RedisError as exc:
             return unavailable("main redis", cfg.redis_url, exc)
         if "celery" in routes:
-            queue, redis_priority = celery_queue_and_priority(req.priority, req.batch)
+            queue, redis_priority = celery_queue_and_priority(
+                req.priority, req.batch, rabbitmq_priority="rabbitmq_priority" in cfg.candidate_defects)
             try:
                 celery_app.send_task(
                     "tasks.evaluate_code", args=[eval_id, req.code, req.language],

@@ -108,6 +108,8 @@ class PathResult(_Answer):
     queued_at: float
     started_at: float | None
     finished_at: float | None
+    cpu_ms: float | None = Field(default=None, description="user + system CPU time of the submission's processes")
+    peak_rss_kb: int | None = Field(default=None, description="largest peak resident set size among them, KiB")
 
 
 class Record(_Answer):

@@ -11,8 +11,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from system_under_test import defects
 from system_under_test.gateway.split import SplitPolicy
-from system_under_test.settings import ConfigError, env_bool, env_float, env_int, env_str
+from system_under_test.settings import ConfigError, env_bool, env_float, env_int, env_list, env_str
 
 # Room in a body for everything but the code: the other fields, their names, some whitespace.
 ENVELOPE_BYTES = 4096
@@ -40,6 +41,7 @@ class GatewaySettings:
     max_body_bytes: int
     max_wait_s: float
     seed: int | None
+    candidate_defects: tuple[str, ...] = ()  # the power check's switchable defects (defects.py)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -75,4 +77,5 @@ class GatewaySettings:
             max_body_bytes=env_int("MAX_BODY_BYTES", default_max_body_bytes(max_code_bytes), minimum=1, env=env),
             max_wait_s=max_wait_s,
             seed=int(seed) if seed else None,
+            candidate_defects=tuple(defects.parse(env_list("CELERY_CANDIDATE_DEFECTS", [], env=env))),
         )

@@ -29,6 +29,8 @@ CASES: list[tuple[str, str, dict[str, Any], str]] = [
     ("no_dead_letter", "executor-3-outage-dead-letter", {"candidate_defects": ("no_dead_letter",)}, "dead-letter"),
     ("swallow_soft_time_limit", "celery-task-time-limit", {"candidate_defects": ("swallow_soft_time_limit",)},
      "time-limit"),
+    ("rabbitmq_priority", "celery-priority-ordering", {"candidate_defects": ("rabbitmq_priority",)},
+     "priority-order"),
     ("celery_executor=executor-1", "celery-priority-ordering", {"celery_executor": "executor-1"}, "misrouted"),
 ]
 
