@@ -1,8 +1,11 @@
 """pytest integration: markers, stack options and the session-scoped ``stack`` fixture.
 
+Installed with the harness, pytest loads it by itself (the ``pytest11`` entry point ``harness``;
+``-p no:harness`` turns it off). ``pytest --fixtures`` lists its fixtures with what each gives.
 Options: ``--stack=processes|containers|external`` (default processes), ``--stack-url`` for an
-external deployment, ``--seed`` for every random choice. The run folder of the test session is
-printed at the end.
+external deployment (with ``--stack=external`` and no URL: the one stack ``harness up`` runs in this
+workspace), ``--seed`` for every random choice. The session's run folder is created under the
+workspace's ``reports/`` (``harness.run.workspace``) and printed at the end.
 
 Parity fixtures: ``parity_profile`` (Hypothesis's own ``--hypothesis-profile``, else the
 ``HYPOTHESIS_PROFILE`` environment variable, else ``ci`` under CI and ``dev`` elsewhere),
@@ -20,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from harness.errors import StackError
+from harness.errors import HarnessError, StackError
 from harness.parity.dispatch import Dispatcher
 from harness.parity.suite import ParitySession, check_profile, register_profiles, write_outputs
 from harness.run import RunFolder
@@ -48,7 +51,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     choices=("processes", "containers", "external"),
                     help="where the system under test runs (default: processes)")
     group.addoption("--stack-url", default=os.environ.get("HARNESS_STACK_URL"),
-                    help="gateway URL of an already-running deployment (with --stack=external)")
+                    help="gateway URL of an already-running deployment (with --stack=external; default: the "
+                         "gateway of the one stack `harness up` runs in this workspace)")
     group.addoption("--seed", type=int, default=int(os.environ.get("HARNESS_SEED", "0")),
                     help="seed for every random choice of the harness")
 
@@ -79,11 +83,14 @@ def launch_stack() -> Callable[..., AbstractContextManager[Stack]]:
 
 @pytest.fixture(scope="session")
 def harness_seed(request: pytest.FixtureRequest) -> int:
+    """The seed of every random choice in the session (``--seed``, or ``HARNESS_SEED``; default 0)."""
     return int(request.config.getoption("--seed"))
 
 
 @pytest.fixture(scope="session")
 def run_folder(request: pytest.FixtureRequest) -> RunFolder:
+    """The session's run folder, ``reports/<run-id>/`` of the workspace (or ``HARNESS_REPORTS``): the
+    stack's logs and ledgers, and what the suites store (observations, findings); printed at the end."""
     run = RunFolder.create()
     request.config._harness_run = run  # type: ignore[attr-defined]
     return run
@@ -101,7 +108,10 @@ def stack(request: pytest.FixtureRequest, stack_config: StackConfig, run_folder:
     started once, healthy when yielded, stopped at the end. A stack that cannot start fails the
     tests that need it with the launcher's message (what went wrong and what to do)."""
     kind = request.config.getoption("--stack")
-    opened = open_stack(kind, stack_config, run_folder, url=request.config.getoption("--stack-url"))
+    url = request.config.getoption("--stack-url")
+    if kind == "external" and not url:
+        url = _detached_gateway()
+    opened = open_stack(kind, stack_config, run_folder, url=url)
     try:
         running = opened.__enter__()
     except StackError as exc:  # no engine, a failed build, an unhealthy component, no URL
@@ -112,11 +122,27 @@ def stack(request: pytest.FixtureRequest, stack_config: StackConfig, run_folder:
         opened.__exit__(None, None, None)
 
 
+def _detached_gateway() -> str | None:
+    """The gateway of the one stack ``harness up`` runs in this workspace; fails the session if there are several."""
+    from harness.stack import state
+
+    try:
+        running = state.running()
+    except HarnessError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    if len(running) > 1:
+        pytest.fail(f"--stack=external: {len(running)} stacks run here ({', '.join(running)}); choose one with "
+                    "--stack-url (`harness status` shows each gateway)", pytrace=False)
+    return next((str(s["endpoints"]["gateway"]) for s in running.values()), None)
+
+
 register_profiles()  # before Hypothesis's own plugin loads --hypothesis-profile
 
 
 @pytest.fixture(scope="session")
 def parity_profile(request: pytest.FixtureRequest) -> str:
+    """The Hypothesis profile of the parity search: ``--hypothesis-profile``, else ``HYPOTHESIS_PROFILE``,
+    else ``ci`` under CI and ``dev`` elsewhere (dev: quick, a few small batches; ci; thorough)."""
     chosen = (request.config.getoption("hypothesis_profile", default=None)
               or os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
     try:
@@ -127,12 +153,16 @@ def parity_profile(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def parity_dispatcher(stack: Any) -> Iterator[Dispatcher]:
+    """Sends batches of programs through the session stack's gateway (dual-write or forced routes) and
+    waits for every path's result (``harness.parity.dispatch.Dispatcher``). Requesting it starts the stack."""
     with Dispatcher(stack.endpoints.gateway) as dispatcher:
         yield dispatcher
 
 
 @pytest.fixture(scope="session")
 def parity_recorder(run_folder: RunFolder) -> Iterator[list[ParitySession]]:
+    """A list to append each ``ParitySession`` of a test to; at the end of the session their checks are
+    written to ``observations.parquet`` and ``parity.md`` in the run folder."""
     sessions: list[ParitySession] = []
     yield sessions
     merged = None
