@@ -65,7 +65,7 @@ def number(minimum: float | None = None, maximum: float | None = None, *,
             raise argparse.ArgumentTypeError(f"expected {_expected('a number', rule)}, got {text!r}") from None
         if (not math.isfinite(value) or (minimum is not None and value < minimum)
                 or (maximum is not None and value > maximum) or (above is not None and value <= above)):
-            raise argparse.ArgumentTypeError(f"expected {_expected('a finite number', rule)}, got {text}")
+            raise argparse.ArgumentTypeError(f"expected {_expected('a number', rule)}, got {text}")
         return value
     parse.__name__ = "number"
     return parse

@@ -128,7 +128,7 @@ def test_unknown_or_invalid_options_are_refused_before_anything_starts() -> None
         StackConfig(gateway_port=70000)
     cli = subprocess.run([sys.executable, "-m", "harness", "up", "--celery-precentage", "75"],
                          capture_output=True, text=True, timeout=60)
-    assert cli.returncode == 2 and "unrecognized arguments: --celery-precentage" in cli.stderr
+    assert cli.returncode == 3 and "unrecognized arguments: --celery-precentage" in cli.stderr
 
 
 @pytest.mark.stack  # the launcher under test starts it
