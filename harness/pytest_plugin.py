@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -108,10 +109,10 @@ def stack(request: pytest.FixtureRequest, stack_config: StackConfig, run_folder:
     started once, healthy when yielded, stopped at the end. A stack that cannot start fails the
     tests that need it with the launcher's message (what went wrong and what to do)."""
     kind = request.config.getoption("--stack")
-    url = request.config.getoption("--stack-url")
+    url, endpoints_file = request.config.getoption("--stack-url"), None
     if kind == "external" and not url:
-        url = _detached_gateway()
-    opened = open_stack(kind, stack_config, run_folder, url=url)
+        url, endpoints_file = _detached_stack()
+    opened = open_stack(kind, stack_config, run_folder, url=url, endpoints_file=endpoints_file)
     try:
         running = opened.__enter__()
     except StackError as exc:  # no engine, a failed build, an unhealthy component, no URL
@@ -122,8 +123,9 @@ def stack(request: pytest.FixtureRequest, stack_config: StackConfig, run_folder:
         opened.__exit__(None, None, None)
 
 
-def _detached_gateway() -> str | None:
-    """The gateway of the one stack ``harness up`` runs in this workspace; fails the session if there are several."""
+def _detached_stack() -> tuple[str | None, Path | None]:
+    """The gateway and state file of the one stack ``harness up`` runs in this workspace (None, None when
+    there is none); fails the session if there are several."""
     from harness.stack import state
 
     try:
@@ -133,7 +135,9 @@ def _detached_gateway() -> str | None:
     if len(running) > 1:
         pytest.fail(f"--stack=external: {len(running)} stacks run here ({', '.join(running)}); choose one with "
                     "--stack-url (`harness status` shows each gateway)", pytrace=False)
-    return next((str(s["endpoints"]["gateway"]) for s in running.values()), None)
+    for name, found in running.items():
+        return str(found["endpoints"]["gateway"]), state.state_file(name)
+    return None, None
 
 
 register_profiles()  # before Hypothesis's own plugin loads --hypothesis-profile
