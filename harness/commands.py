@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn, get_args
@@ -91,6 +92,8 @@ STACK_OPTION_TYPES: Mapping[str, Callable[[str], Any]] = {
     "ready_timeout_s": a.number(above=0),
 }
 _NOT_OPTIONS = ("extra_env", "candidate_defects", "celery_queues")
+# The gateway's admin token, given without putting it on a command line (which other processes can read).
+ADMIN_TOKEN_VAR = "HARNESS_ADMIN_TOKEN"
 
 
 def add_stack_options(parser: argparse.ArgumentParser, title: str = "stack options (StackConfig)") -> None:
@@ -103,6 +106,11 @@ def add_stack_options(parser: argparse.ArgumentParser, title: str = "stack optio
         if isinstance(default, bool):
             group.add_argument(flag, dest=f.name, default=None, action=argparse.BooleanOptionalAction,
                                help=f"(default {str(default).lower()})")
+        elif f.name == "admin_token":
+            group.add_argument(flag, dest=f.name, default=os.environ.get(ADMIN_TOKEN_VAR) or None,
+                               type=STACK_OPTION_TYPES[f.name], metavar="TOKEN",
+                               help=f"the gateway's admin token (default: {ADMIN_TOKEN_VAR}, else {default}); "
+                                    "prefer the variable: a command line is visible to other processes")
         else:
             group.add_argument(flag, dest=f.name, default=None, type=STACK_OPTION_TYPES[f.name],
                                metavar=f.name.upper(), help=f"(default {default})")

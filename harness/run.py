@@ -128,6 +128,17 @@ def redact_argv(argv: Sequence[str]) -> list[str]:
     return out
 
 
+def without_secret_options(argv: Sequence[str]) -> list[str]:
+    """A command line without the secret options and their values (to pass them another way)."""
+    redacted = redact_argv(argv)
+    out: list[str] = []
+    for arg in redacted:
+        if arg == SET or arg.split("=", 1)[0] in SECRET_OPTIONS:
+            continue
+        out.append(arg)
+    return out
+
+
 def owner_only_dir(path: Path) -> Path:
     """Create ``path`` (and its parents) and make it readable by its owner only (0700)."""
     path.mkdir(parents=True, exist_ok=True)

@@ -23,8 +23,9 @@ from typing import Any
 import requests
 
 from harness import arguments
-from harness.commands import add_stack_options, stack_config
+from harness.commands import ADMIN_TOKEN_VAR, add_stack_options, stack_config
 from harness.errors import HarnessError
+from harness.run import without_secret_options
 from harness.stack import state as stacks
 from harness.stack.processes import ProcessesStack
 from harness.vocabulary import EXIT_USAGE
@@ -87,13 +88,15 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def _detach(args: argparse.Namespace) -> int:
-    argv = [a for a in args.argv if a != "--detach"] + ["--detached-child"]
+    # A secret goes to the child in its environment (readable by its owner only), not on its command line.
+    argv = [a for a in without_secret_options(args.argv) if a != "--detach"] + ["--detached-child"]
+    env = {**os.environ, **({ADMIN_TOKEN_VAR: args.admin_token} if args.admin_token else {})}
     stacks.prepare()
     log = stacks.log_file(args.name)
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
         child = subprocess.Popen([sys.executable, "-m", "harness", *argv], stdout=out, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, start_new_session=True)
+                                 stdin=subprocess.DEVNULL, start_new_session=True, env=env)
     deadline = time.monotonic() + DETACH_TIMEOUT_S
     while time.monotonic() < deadline:
         if child.poll() is not None:

@@ -35,6 +35,7 @@ from typing import Any
 import requests
 
 from harness import arguments
+from harness.commands import ADMIN_TOKEN_VAR
 from harness.errors import HarnessError
 from harness.gate.decide import (
     Evidence,
@@ -54,7 +55,6 @@ from harness.stack.opening import open_stack
 # death with acks_late, retries through an executor outage, a slow broker link).
 GATE_SCENARIOS = ("celery-worker-kill-acks-late", "executor-3-outage-recovers", "celery-broker-latency")
 EVIDENCE_KINDS = ("parity", "load", "chaos")
-ADMIN_TOKEN_VAR = "HARNESS_ADMIN_TOKEN"
 
 
 def apply_split(gateway: str, token: str, percentage: float) -> dict[str, Any]:

@@ -67,11 +67,13 @@ def test_run_json_keeps_only_that_a_secret_was_set_and_the_folder_is_owner_only(
     assert mode(written) == 0o600
 
 
-def test_an_empty_token_is_stored_as_not_set() -> None:
-    from harness.run import redact_config
+def test_an_empty_token_is_stored_as_not_set_and_secret_options_can_be_left_out() -> None:
+    from harness.run import redact_config, without_secret_options
 
     assert redact_config({"admin_token": ""}) == {"admin_token": None}
     assert redact_argv(["x", "--admin-token"]) == ["x", "--admin-token"]
+    assert without_secret_options(["up", "--admin-token", "t", "--name", "a", "--admin-token=u", "--detach"]) == [
+        "up", "--name", "a", "--detach"]
 
 
 def test_the_process_registry_is_owner_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
