@@ -114,7 +114,10 @@ def add_stack_options(parser: argparse.ArgumentParser, title: str = "stack optio
         else:
             group.add_argument(flag, dest=f.name, default=None, type=STACK_OPTION_TYPES[f.name],
                                metavar=f.name.upper(), help=f"(default {default})")
-    group.add_argument("--candidate-defects", dest="candidate_defects", default=None,
+    from system_under_test.defects import BEHAVIOUR, DEFECTS
+
+    group.add_argument("--candidate-defects", dest="candidate_defects", default=None, metavar="DEFECT,...",
+                       type=a.csv_of(sorted([*DEFECTS, *BEHAVIOUR])),
                        help="comma-separated Celery-path defects for the power check")
 
 
@@ -122,8 +125,9 @@ def stack_config(args: argparse.Namespace) -> StackConfig:
     """The StackConfig the options give; raises StackError (exit 3) for values that contradict each other."""
     names = {f.name for f in dataclasses.fields(StackConfig)}
     options: dict[str, Any] = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    if isinstance(options.get("candidate_defects"), str):
-        options["candidate_defects"] = tuple(x for x in options["candidate_defects"].split(",") if x)
+    if isinstance(options.get("candidate_defects"), str | list):
+        given = options["candidate_defects"]
+        options["candidate_defects"] = tuple(x for x in (given.split(",") if isinstance(given, str) else given) if x)
     return StackConfig.from_options(**options)
 
 

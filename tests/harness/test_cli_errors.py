@@ -85,6 +85,7 @@ def test_up_refuses_abbreviations_and_values_out_of_range(refuse: Any) -> None:
         (["up", "--seed", "-1"], "--seed: expected an integer >= 0", True),
         (["up", "--name", "My Stack"], "--name: expected a stack name", True),
         (["up", "--detach", "--admin-token", ""], "--admin-token: expected a non-empty value", True),
+        (["up", "--candidate-defects", "merge_stderr,nope"], "unknown 'nope'", True),
     ])
 
 
