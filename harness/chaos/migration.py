@@ -11,11 +11,12 @@ applied and measured, or ``fail`` with why (the admin endpoint refused, a safe d
 - ``phase2``: ``celery_percentage`` and ``fallback`` (naive | safe).
 - ``decommission``: ``accept_legacy = false`` and ``celery_percentage = 100``, then the drain:
   *naive* waits until the legacy list is empty (the plan's ``while legacy_queue.size() > 0``);
-  *safe* also waits until no legacy worker holds a job (``legacy:inhand``) and every evaluation
-  accepted for legacy is terminal, twice in a row. Then the legacy workers are stopped (SIGTERM:
-  the legacy worker has no handler, so a job in hand dies with it) and the result is verified: how
-  many legacy evaluations are still not terminal. A safe drain that times out does not stop anything
-  and fails the transition.
+  *safe* also waits until no live legacy worker holds a job (``legacy:inhand``; an entry of a worker
+  that died is reported, not waited for: its job died with it), three polls in a row (a pop and its
+  in-hand entry are two commands). Then the legacy workers are stopped (SIGTERM: the legacy worker
+  has no handler, so a job in hand dies with it) and the result is verified: which legacy
+  evaluations are still not terminal (``unaccounted``). A safe drain that times out does not stop
+  anything and fails the transition.
 - ``rollback``: ``celery_percentage`` (0 by default), ``fallback = none``, ``accept_legacy = true``,
   and the legacy workers a decommission stopped are started again; with ``stop_workers`` the Celery
   workers are stopped afterwards (their backlog strands).
@@ -121,10 +122,9 @@ class Operator:
         quiet = 0
         while True:
             state = self._legacy_state()
-            idle = state["queued"] == 0 if t.drain == "naive" else \
-                state["queued"] == 0 and state["in_hand"] == 0 and not state["unfinished"]
+            idle = state["queued"] == 0 if t.drain == "naive" else state["queued"] == 0 and state["in_hand"] == 0
             quiet = quiet + 1 if idle else 0
-            if quiet >= (1 if t.drain == "naive" else 2):
+            if quiet >= (1 if t.drain == "naive" else 3):
                 break
             if time.monotonic() - started > t.timeout_s:
                 if t.drain == "safe":
@@ -139,16 +139,26 @@ class Operator:
         stopped = self._stop_workers("legacy-worker-") if t.stop_workers else []
         after = self._legacy_state()
         return {"split": split, "drain": t.drain, "drained_s": drained_s, "in_hand_at_stop": in_hand_at_stop,
-                "stopped": stopped, "unaccounted": after["unfinished"][:50], "unaccounted_count": len(after["unfinished"])}
+                "in_hand_of_dead_workers": state["dead"], "stopped": stopped,
+                "unaccounted": after["unfinished"][:50], "unaccounted_count": len(after["unfinished"])}
 
     # -- helpers -----------------------------------------------------------------------------------------
 
     def _legacy_state(self) -> dict[str, Any]:
         queued = int(self.main.llen(LEGACY_QUEUE))
-        in_hand = int(self.main.hlen(INHAND_KEY))
+        holders = [h.decode() if isinstance(h, bytes) else str(h) for h in self.main.hkeys(INHAND_KEY)]
+        dead = sorted(h for h in holders if not self._alive(h))
+        in_hand = len(holders) - len(dead)
         unfinished = sorted(i for i, rec in read_records(self.main).items() if "legacy" in rec["routes"]
                             and (rec["results"].get("legacy") or {}).get("status") not in TERMINAL)
-        return {"queued": queued, "in_hand": in_hand, "unfinished": unfinished}
+        return {"queued": queued, "in_hand": in_hand, "dead": dead, "unfinished": unfinished}
+
+    def _alive(self, worker: str) -> bool:
+        """Whether the legacy worker that holds a job still runs (unknown workers count as alive)."""
+        try:
+            return bool(self.stack.component(worker).alive())
+        except Exception:
+            return True
 
     def _stop_workers(self, prefix: str) -> list[str]:
         names = [row["component"] for row in self.stack.describe() if str(row["component"]).startswith(prefix)]

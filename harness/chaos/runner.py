@@ -54,6 +54,7 @@ from harness.chaos.observe import (
 )
 from harness.chaos.result import ScenarioResult
 from harness.chaos.scenario import Scenario
+from harness.chaos.transitions import phase_of, start_phase
 from harness.chaos.workload import WorkloadRunner, plan, threads_for
 from harness.client import ClientError, EvalRequest, GatewayClient, recorded
 from harness.history import History
@@ -169,7 +170,7 @@ def run_scenario(scenario: Scenario, *, run_folder: RunFolder, seed: int, stack_
             result.queues = inspect_queues(main, broker, config.celery_queues)  # the state at the deadline
             records = read_records(main)
             result.admin_history = read_admin_history(main)
-            for path in scenario.workload.paths:
+            for path in live_paths(scenario, config):
                 problem = _probe(endpoints.gateway, history, path, f"after-{token}", scenario.steady_state.timeout_s,
                                  probes)
                 if problem:
@@ -193,6 +194,14 @@ def run_scenario(scenario: Scenario, *, run_folder: RunFolder, seed: int, stack_
 
 
 # -- steps -----------------------------------------------------------------------------------------------
+
+
+def live_paths(scenario: Scenario, config: StackConfig) -> tuple[str, ...]:
+    """The paths that must still take work after the run: legacy not once it was decommissioned."""
+    start = start_phase(getattr(config, "fallback", "none"), getattr(config, "accept_legacy", True))
+    moves = phase_of(scenario.transitions, start)
+    final = moves[-1][0] if moves else start
+    return tuple(p for p in scenario.workload.paths if not (p == "legacy" and final == 3))
 
 
 def _check_effective(result: ScenarioResult, broker_url: str, config: StackConfig, say: Log) -> None:

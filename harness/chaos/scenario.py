@@ -28,7 +28,8 @@ The schema (keys not listed are errors; defaults in brackets)::
     sleep_s = 0.5                     #   [0.5] 0 <= sleep_s <= 30; only for "sleep" and "mixed"
     priority = 5                      #   [5] 0..9, or a table: { backlog = 1, high = 9, switch_at_s = 4 }
                                       #   (priority `backlog` before switch_at_s, `high` from then on)
-    batch = false                     #   [false] submit with batch = true (Celery's batch queue)
+    batch = false                     #   [false] submit with batch = true (Celery's batch queue), or a
+                                      #   share 0 < s < 1: that share of submissions, drawn from the seed
     [[faults]]                        # [none]; names unique
     name = "kill worker"
     at_s = 3.0                        #   0 <= at_s <= workload.duration_s
@@ -141,7 +142,7 @@ class Workload:
     program: str
     sleep_s: float
     priority: int | PrioritySchedule
-    batch: bool = False
+    batch: bool | float = False  # every submission, none, or this share of them (drawn from the seed)
 
     @property
     def paths(self) -> tuple[str, ...]:
@@ -418,8 +419,8 @@ def _read_workload(r: _Reader, data: Any) -> Workload:
     else:
         priority = r.number(w, "priority", "workload", lo=0, hi=9, integer=True, default=5)
     batch = w.get("batch", False)
-    if not isinstance(batch, bool):
-        r.problem("workload.batch", f"expected a boolean (true or false), got {_kind(batch)}")
+    if not isinstance(batch, bool) and not (isinstance(batch, float) and 0 < batch < 1):
+        r.problem("workload.batch", f"expected true, false or a share between 0 and 1, got {_kind(batch)}")
         batch = False
     return Workload(r.choices(w, "routes", "workload", ROUTES) if "routes" in w else (),
                     r.number(w, "rate", "workload", lo=0, hi=200, lo_open=True, default=1.0), duration,

@@ -102,8 +102,8 @@ def plan(workload: Workload, *, seed: int, token: str, output_cap: int,
         code, expected = program(kind, mark, sleep_s=sleep_s, output_cap=output_cap)
         # A program that sleeps close to the executor's limit asks for more time, so it never times out.
         timeout = None if sleep_s + 2 <= executor_timeout_s else round(sleep_s + 5, 3)
-        out.append(Submission(k, at, mark, route, workload.priority_at(at), workload.batch, kind, code, timeout,
-                              expected))
+        batch = rng.random() < workload.batch if isinstance(workload.batch, float) else workload.batch
+        out.append(Submission(k, at, mark, route, workload.priority_at(at), batch, kind, code, timeout, expected))
     return out
 
 
