@@ -20,7 +20,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from harness.chaos.errors import ChaosError
 from harness.chaos.findings import combine, findings_table, write_combined
+from harness.chaos.repeat import rates
 from harness.chaos.runner import opener_for, run_scenario
 from harness.chaos.scenario import Scenario, load_all, load_files
 from harness.commands import run_command
@@ -38,6 +40,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("scenarios", nargs="*", metavar="SCENARIO",
                         help="scenario files or names in scenarios/chaos/ (default: all of them)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the workload and the faults (default 0)")
+    parser.add_argument("--runs", type=int, default=1, metavar="K",
+                        help="run each scenario K times, seeds N, N+1, ...; counts become rates with an interval")
     parser.add_argument("--stack", choices=("processes", "containers"), default="processes",
                         help="where the system under test runs (default processes)")
     parser.add_argument("--reports", type=Path, default=None, help="root of the run folder (default reports/)")
@@ -68,17 +72,23 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     run = RunFolder.create(args.reports)
     print(f"{len(scenarios)} chaos scenario(s), seed {args.seed}, {args.stack} stack; run folder {run.path}",
           flush=True)
+    if args.runs < 1:
+        raise ChaosError(f"--runs must be at least 1, got {args.runs}")
     results = []
     started = time.monotonic()
     try:
         for scenario in scenarios:
-            results.append(run_scenario(scenario, opener=opener, run_folder=run, seed=args.seed,
-                                        stack_kind=args.stack, log=lambda m: print(m, flush=True)))
+            for seed in range(args.seed, args.seed + args.runs):
+                results.append(run_scenario(
+                    scenario, opener=opener, run_folder=run, seed=seed, stack_kind=args.stack,
+                    log=lambda m: print(m, flush=True), folder=None if args.runs == 1 else f"{scenario.name}-seed{seed}"))
     finally:
         if results:
             written = write_combined(results, run.path)
             print()
             print(findings_table(combine(results)))
+            if args.runs > 1:
+                print("\nover the runs:\n" + "\n".join(f"  {r.scenario}: {r}" for r in rates(results)))
             print(f"\nfindings: {written}")
     failed = [r for r in results if not r.passed]
     by_outcome = Counter(r.outcome for r in results)

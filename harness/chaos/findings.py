@@ -24,6 +24,7 @@ from harness.chaos.allowances import allowances_for
 from harness.chaos.checker import MEANING, Violation, check
 from harness.chaos.errors import ChaosError
 from harness.chaos.promises import Promised, check_promises
+from harness.chaos.repeat import rates
 from harness.chaos.result import FINDING_COLUMNS, ScenarioResult
 from harness.chaos.transitions import check_decommission
 from harness.chaos.workload import Submission
@@ -372,6 +373,11 @@ def findings_markdown(results: Sequence[ScenarioResult], *, title: str = "Chaos 
              "under pytest, blocks a gate unless accepted), `failed` (the Celery path broke a bound of its "
              "[expect.celery]), `error` (the run could not be carried out: nothing is known).", "",
              findings_table(frame), ""]
+    repeated = [rate for rate in rates(results) if rate.runs > 1]
+    if repeated:
+        lines += ["## Over the runs", "", "Each class: in how many runs of a scenario its count was above 0 "
+                  "(two-sided 95 % Clopper–Pearson interval on that share).", ""]
+        lines += [f"- {rate.scenario}: {rate}" for rate in repeated] + [""]
     for r in results:
         lines += [f"## {r.scenario.name}: {r.scenario.title}", ""]
         for e in r.errors:

@@ -85,8 +85,8 @@ def opener_for(kind: str) -> Opener:
 
 
 def run_scenario(scenario: Scenario, *, run_folder: RunFolder, seed: int, stack_kind: str = "processes",
-                 opener: Opener | None = None, base: StackConfig | None = None, log: Log | None = None
-                 ) -> ScenarioResult:
+                 opener: Opener | None = None, base: StackConfig | None = None, log: Log | None = None,
+                 folder: str | None = None) -> ScenarioResult:
     """Run ``scenario`` on a fresh stack and return its result (also written to its folder).
 
     Leaves nothing running: the nemesis heals before the stack stops, and the stack stops on any
@@ -99,7 +99,8 @@ def run_scenario(scenario: Scenario, *, run_folder: RunFolder, seed: int, stack_
     config = scenario.stack_config(base)
     # The scenario's folder is <run>/chaos/<scenario>; its run id also names the parent run, so two
     # runs of one scenario at once (containers are named after the run id) never collide.
-    run = RunFolder(run_folder.path / "chaos" / scenario.name, f"{run_folder.run_id}-{scenario.name}")
+    name = folder or scenario.name  # <run>/chaos/<name>: one folder per run of a scenario
+    run = RunFolder(run_folder.path / "chaos" / name, f"{run_folder.run_id}-{name}")
     (run.path / "logs").mkdir(parents=True, exist_ok=True)
     run.ledger.mkdir(exist_ok=True)
     result = ScenarioResult(scenario, seed, stack_kind, run.path, config)

@@ -400,3 +400,18 @@ def test_ctrl_c_mid_run_heals_every_fault_stops_the_stack_and_keeps_the_history(
     assert list(nemesis["f"]) == ["start", "stop"]
     result = json.loads(next(tmp_path.glob("*/chaos/pause/result.json")).read_text())
     assert "interrupted" in result["errors"][0]
+
+
+def test_repeated_runs_turn_each_count_into_a_rate_with_an_interval(tmp_path: Path, scenario_file: Path) -> None:
+    from harness.chaos.repeat import outcome_over, rates
+
+    runs = [_literal_result(tmp_path / str(i), scenario_file, celery_lost=lost, legacy_stuck=0)
+            for i, lost in enumerate((1, 0, 2, 0))]
+    found = {(r.path, r.name): r for r in rates(runs)}
+    lost = found[("celery", "lost")]
+    assert (lost.hits, lost.runs, lost.most) == (2, 4, 2)
+    assert str(lost).startswith("celery: lost > 0 in 2 of 4 runs (95% CI 7%–93%")
+    assert found[("legacy", "lost")].hits == 0  # a zero is the assurance the runs give: always stated
+    assert outcome_over(runs) == "held"
+    text = findings_markdown(runs)
+    assert "## Over the runs" in text and "lost > 0 in 2 of 4 runs" in text
