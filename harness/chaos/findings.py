@@ -161,7 +161,7 @@ def _fault_notes(history: History) -> list[str]:
 
 
 def evaluate(result: ScenarioResult, history: History, ledger: list[dict[str, Any]],
-             records: dict[str, Record], probes: set[str], submissions: list[Submission], token: str,
+             records: dict[str, Record], probes: set[str], submissions: list[Submission],
              base: StackConfig, wall0: float, heal_times: list[float]) -> None:
     scenario = result.scenario
     missed, unknown = missed_faults(history)
@@ -293,8 +293,7 @@ def _findings(result: ScenarioResult) -> pd.DataFrame:
 # -- writing -----------------------------------------------------------------------------------------------
 
 
-def write(result: ScenarioResult, history: History, ledger: list[dict[str, Any]],
-          records: dict[str, Record], probes: set[str], submissions: list[Submission]) -> None:
+def write(result: ScenarioResult, history: History, ledger: list[dict[str, Any]], probes: set[str]) -> None:
     folder = result.folder
     folder.mkdir(parents=True, exist_ok=True)
     history.to_frame().to_parquet(folder / "history.parquet", index=False)

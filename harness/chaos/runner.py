@@ -137,7 +137,7 @@ def run_scenario(scenario: Scenario, *, run_folder: RunFolder, seed: int, stack_
                                     duration_s=scenario.workload.duration_s)
             longest = max((f.at_s + (f.duration_s or 0) + (f.grace_s or 10) for f in scenario.faults), default=0)
             operator = Operator(stack, history, scenario.transitions, admin_token=config.admin_token, log=say)
-            with Nemesis(stack, history, scenario.faults, seed=seed, config=config, log=say) as nemesis:
+            with Nemesis(stack, history, scenario.faults, seed=seed, log=say) as nemesis:
                 t0 = time.monotonic()
                 result.timings["workload_start_history_s"] = t0 - h0
                 nemesis.start(t0)
@@ -182,14 +182,14 @@ def run_scenario(scenario: Scenario, *, run_folder: RunFolder, seed: int, stack_
 
     except KeyboardInterrupt:
         result.errors.append("interrupted (Ctrl-C); every fault was healed and the stack stopped")
-        write(result, history, ledger, records, probes, submissions)
+        write(result, history, ledger, probes)
         raise
     except Exception as exc:
         result.errors.append(f"{type(exc).__name__}: {exc}")
     ledger = read_ledgers(run.ledger)
     result.timings["elapsed_s"] = time.monotonic() - started
-    evaluate(result, history, ledger, records, probes, submissions, token, base, wall0, heal_times)
-    write(result, history, ledger, records, probes, submissions)
+    evaluate(result, history, ledger, records, probes, submissions, base, wall0, heal_times)
+    write(result, history, ledger, probes)
     say(f"  {result.outcome} in {result.timings['elapsed_s']:.1f}s -> {run.path}")
     return result
 

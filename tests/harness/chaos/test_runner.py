@@ -197,7 +197,7 @@ def _literal_result(tmp_path: Path, scenario_file: Path, *, celery_lost: int, le
     history.nemesis_stop("kill worker", "kill", "celery-worker-1")
     result.queues = {"celery_queued": {}, "celery_unacked": [], "dead_letters": [], "legacy_queued": []}
     result.timings["elapsed_s"] = 12.5
-    evaluate(result, history, ledger, records, set(), subs, "abcd0123", base, time.time() - 5, [0.1])
+    evaluate(result, history, ledger, records, set(), subs, base, time.time() - 5, [0.1])
     return result
 
 
@@ -238,7 +238,7 @@ def test_a_celery_loss_the_scenario_declares_known_is_a_known_failure_everywhere
     row = result.findings.set_index("path").loc["celery"]
     assert (row["outcome"], row["known_failure"], list(row["violations"])) == (
         "known-failure", "kombu drops a message in flight", ["lost 2 > 1"])
-    write(result, History(), [], {}, set(), [])
+    write(result, History(), [], set())
     stored = json.loads((tmp_path / "result.json").read_text())
     assert (stored["outcome"], stored["outcomes"]["celery"]) == ("known-failure", "known-failure")
     assert stored["known_failure"] == "kombu drops a message in flight"
