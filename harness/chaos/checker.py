@@ -34,7 +34,10 @@ Classes, by precedence (the first that applies wins):
 7. ``error``: terminal with status ``error`` (dead-lettered after the retries, executor rejected
    it, ...): an explicit failure, counted on its own so a scenario can bound it separately from a
    silently wrong result (by default it is bounded by 0, like ``wrong``).
-8. ``duplicated``: executed more than once on this path.
+8. ``duplicated``: executed more than once on this path, or, for an evaluation that fell back (phase 2:
+   the record's ``fallback``), executed on the path it no longer belongs to: a fallback must run
+   exactly once overall (the record's routes say where it belongs; the other path has no row unless
+   it ran it).
 9. ``recovered``: a recognised ``info`` submission that completed.
 10. ``ok``.
 
@@ -52,7 +55,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 import pandas as pd
 
@@ -75,6 +78,7 @@ MEANING = {
     "misrouted": "executed on an executor that does not serve its path",
     "executions": "one evaluation executed more often than the configuration allows",
     "liveness": "the path took no new work after every fault was healed",
+    "legacy-after-decommission": "legacy accepted or ran work after it was decommissioned",
     # the platform's promises (promises.py)
     "retry-count": "a dead-lettered task did not run exactly 1 + max_retries attempts",
     "retry-spacing": "a retry started sooner than its exponential backoff allows",
@@ -117,6 +121,7 @@ class Facts:
     queued: bool = False
     differences: tuple[str, ...] = ()
     executors: frozenset[str] | None = None  # the executors this path may use; None: any
+    fallback_other: bool = False  # it fell back, and this is the path it does not belong to any more
 
 
 def _ran(executions: Sequence[Execution]) -> str:
@@ -136,6 +141,9 @@ def classify(facts: Facts) -> tuple[Cls, str]:
     if strays:
         return "misrouted", (f"{_ran(facts.executions)}: {', '.join(strays)} does not serve the {facts.path} path "
                              f"(its executors: {', '.join(sorted(facts.executors or ()))})")
+    if facts.fallback_other:
+        return "duplicated", (f"{facts.submission}, yet the {facts.path} path ran it too: {_ran(facts.executions)}; "
+                              "an evaluation that fell back must run exactly once overall")
     if status not in TERMINAL:
         state = "its record is gone" if not facts.record else (
             "no result for this path" if status is None else f"the record says {status!r}")
@@ -318,7 +326,17 @@ def check(history: Iterable[Op], ledger_rows: Iterable[Mapping[str, Any]],
         record = records.get(eval_id)
         result = (record.get("results") or {}).get(path) if record else None
         accepted: Literal["ok", "info"] | None = None
-        if eval_id in acked and path in acked[eval_id][0]:
+        fell_back = cast(dict[str, Any] | None, dict(record).get("fallback") if record else None)
+        other = bool(fell_back) and record is not None and path not in record["routes"]
+        if other and not executions.get((eval_id, path)):
+            continue  # the path it fell back from (or to) never ran it: as it should be
+        if fell_back and (eval_id in acked or eval_id in recovered):
+            # The platform moved it (a fallback, or a claim won by the other path): the record's routes say
+            # where it belongs now; it must run exactly once overall.
+            accepted = "ok" if eval_id in acked else "info"
+            submission = (f"fell back from {fell_back.get('from')} ({fell_back.get('mode')}: "
+                          f"{str(fell_back.get('reason'))[:80]})")
+        elif eval_id in acked and path in acked[eval_id][0]:
             accepted, submission = "ok", f"acknowledged (op {acked[eval_id][1].index})"
         elif eval_id in acked:
             submission = f"it was routed to {'+'.join(acked[eval_id][0])} only"
@@ -340,7 +358,8 @@ def check(history: Iterable[Op], ledger_rows: Iterable[Mapping[str, Any]],
         differences = tuple(oracle.differences(dict(result))) if oracle is not None and result else ()
         facts = Facts(eval_id, path, accepted, submission, executions.get((eval_id, path), ()),
                       record is not None, result, (eval_id, path) in still_queued, differences,
-                      frozenset(routing[path]) if routing and path in routing else None)  # type: ignore[index]
+                      frozenset(routing[path]) if routing and path in routing else None,  # type: ignore[index]
+                      other)
         cls, detail = classify(facts)
         submit = accepted or ("fail" if eval_id in failed_ids else "none")
         rows.append({"eval_id": eval_id, "path": path, "cls": cls, "submit": submit,

@@ -22,6 +22,7 @@ from typing import Any
 
 from harness import arguments
 from harness.chaos.findings import combine, findings_table, write_combined
+from harness.chaos.repeat import rates
 from harness.chaos.runner import opener_for, run_scenario
 from harness.chaos.scenario import Scenario, ScenarioError, load_all, load_files
 from harness.commands import HarnessParser, parse, run_command
@@ -44,6 +45,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("scenarios", nargs="*", metavar="SCENARIO",
                         help="scenario files or names in scenarios/chaos/ (default: all of them)")
     parser.add_argument("--seed", type=arguments.seed, default=0, help="seed of the workload and the faults (default 0)")
+    parser.add_argument("--runs", type=arguments.integer(1), default=1, metavar="K",
+                        help="run each scenario K times, seeds N, N+1, ...; counts become rates with an interval")
     parser.add_argument("--stack", choices=("processes", "containers"), default="processes",
                         help="where the system under test runs (default processes)")
     parser.add_argument("--reports", type=arguments.output_folder, default=None,
@@ -89,13 +92,17 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         for scenario in scenarios:
-            results.append(run_scenario(scenario, opener=opener, run_folder=run, seed=args.seed,
-                                        stack_kind=args.stack, log=lambda m: print(m, flush=True)))
+            for seed in range(args.seed, args.seed + args.runs):
+                results.append(run_scenario(
+                    scenario, opener=opener, run_folder=run, seed=seed, stack_kind=args.stack,
+                    log=lambda m: print(m, flush=True), folder=None if args.runs == 1 else f"{scenario.name}-seed{seed}"))
     finally:
         if results:
             written = write_combined(results, run.path)
             print()
             print(findings_table(combine(results)))
+            if args.runs > 1:
+                print("\nover the runs:\n" + "\n".join(f"  {r.scenario}: {r}" for r in rates(results)))
             print(f"\nfindings: {written}")
     failed = [r for r in results if not r.passed]
     by_outcome = Counter(r.outcome for r in results)

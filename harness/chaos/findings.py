@@ -24,7 +24,9 @@ from harness.chaos.allowances import allowances_for
 from harness.chaos.checker import MEANING, Violation, check
 from harness.chaos.errors import ChaosError
 from harness.chaos.promises import Promised, check_promises
+from harness.chaos.repeat import rates
 from harness.chaos.result import FINDING_COLUMNS, ScenarioResult
+from harness.chaos.transitions import check_decommission
 from harness.chaos.workload import Submission
 from harness.history import History, HistoryError, pairs
 from harness.stack.config import StackConfig
@@ -159,7 +161,7 @@ def _fault_notes(history: History) -> list[str]:
 
 
 def evaluate(result: ScenarioResult, history: History, ledger: list[dict[str, Any]],
-             records: dict[str, Record], probes: set[str], submissions: list[Submission], token: str,
+             records: dict[str, Record], probes: set[str], submissions: list[Submission],
              base: StackConfig, wall0: float, heal_times: list[float]) -> None:
     scenario = result.scenario
     missed, unknown = missed_faults(history)
@@ -187,6 +189,8 @@ def evaluate(result: ScenarioResult, history: History, ledger: list[dict[str, An
     result.allowances = scenario.allowances(base)
     result.violations = result.check.violations(result.allowances)
     result.violations += [Violation(path, "liveness", 1, 0, (), (problem,)) for path, problem in result.liveness.items()]
+    if scenario.transitions:
+        result.violations += check_decommission(history.ops, rows, wall0)
     if "celery" in scenario.expect:
         expectation = scenario.expect["celery"]
         checked = check_promises(mine, result.events, result.queues.get("dead_letters") or [],
@@ -289,8 +293,7 @@ def _findings(result: ScenarioResult) -> pd.DataFrame:
 # -- writing -----------------------------------------------------------------------------------------------
 
 
-def write(result: ScenarioResult, history: History, ledger: list[dict[str, Any]],
-          records: dict[str, Record], probes: set[str], submissions: list[Submission]) -> None:
+def write(result: ScenarioResult, history: History, ledger: list[dict[str, Any]], probes: set[str]) -> None:
     folder = result.folder
     folder.mkdir(parents=True, exist_ok=True)
     history.to_frame().to_parquet(folder / "history.parquet", index=False)
@@ -314,7 +317,7 @@ def write(result: ScenarioResult, history: History, ledger: list[dict[str, Any]]
         "errors": result.errors,
         "violations": [str(v) for v in result.violations], "notes": result.notes, "timings": result.timings,
         "recovery_s": result.recovery_s, "queues": result.queues, "replay": result.replay,
-        "effective_config": result.effective, "event_gaps": result.event_gaps,
+        "effective_config": result.effective, "event_gaps": result.event_gaps, "admin_history": result.admin_history,
         "workload": None if result.workload is None else {
             k: v for k, v in vars(result.workload).items() if k != "eval_ids"},
     }
@@ -369,6 +372,11 @@ def findings_markdown(results: Sequence[ScenarioResult], *, title: str = "Chaos 
              "under pytest, blocks a gate unless accepted), `failed` (the Celery path broke a bound of its "
              "[expect.celery]), `error` (the run could not be carried out: nothing is known).", "",
              findings_table(frame), ""]
+    repeated = [rate for rate in rates(results) if rate.runs > 1]
+    if repeated:
+        lines += ["## Over the runs", "", "Each class: in how many runs of a scenario its count was above 0 "
+                  "(two-sided 95 % Clopper–Pearson interval on that share).", ""]
+        lines += [f"- {rate.scenario}: {rate}" for rate in repeated] + [""]
     for r in results:
         lines += [f"## {r.scenario.name}: {r.scenario.title}", ""]
         for e in r.errors:
@@ -377,7 +385,7 @@ def findings_markdown(results: Sequence[ScenarioResult], *, title: str = "Chaos 
             lines.append(f"- **known-failure** ({', '.join(r.scenario.known_failure.invariants)}): "
                          f"{' '.join(r.scenario.known_failure.reason.split())}")
         for v in r.violations:
-            gate = "**violation**" if v.path == "celery" else "finding (legacy, not gated)"
+            gate = "**violation**" if v.path in r.scenario.gate else f"finding ({v.path}, not gated)"
             lines.append(f"- {gate}: {v.path} {v.invariant} {v.count} > {v.bound}: {MEANING[v.invariant]}; "
                          f"e.g. {', '.join(v.eval_ids[:3])}")
         for n in r.notes:

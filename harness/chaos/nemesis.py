@@ -45,7 +45,6 @@ from harness.chaos.pool_children import busy_children, kill_pool_child
 from harness.chaos.scenario import Fault
 from harness.errors import StackError
 from harness.history import History
-from harness.stack.config import StackConfig
 from harness.stack.protocol import ComponentHandle
 
 HEAL_ATTEMPTS = 5
@@ -258,12 +257,10 @@ class Nemesis:
     """
 
     def __init__(self, stack: Any, history: History, faults: Iterable[Fault], *, seed: int,
-                 config: StackConfig | None = None, log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None) -> None:
         self.stack = stack
         self.history = history
-        self.config = config
         self.seed = seed
-        self.rng = random.Random(f"{seed}/nemesis")
         self.faults = list(faults)
         self.actions = [action_for(f, i, stack, random.Random(f"{seed}/nemesis/{i}"), seed + i)
                         for i, f in enumerate(self.faults)]

@@ -192,3 +192,20 @@ class EventRecorder:
                     client.close()
         if lost_at is not None:
             self.gaps.append((lost_at, time.time()))
+
+
+ADMIN_CHANGES = "admin:changes"  # the gateway's list of settings changes, each {"at": epoch, "changes": {...}}
+
+
+def read_admin_history(main: redis_lib.Redis) -> list[dict[str, Any]]:
+    """The gateway's settings changes of this run, oldest first ([] when it keeps none)."""
+    out = []
+    try:
+        for raw in main.lrange(ADMIN_CHANGES, 0, -1):
+            with contextlib.suppress(ValueError):
+                entry = json.loads(raw)
+                if isinstance(entry, dict):
+                    out.append(entry)
+    except redis_lib.RedisError:
+        return []
+    return out

@@ -59,6 +59,7 @@ class ScenarioResult:
     effective: dict[str, dict[str, Any]] = field(default_factory=dict)  # worker -> settings it runs with
     events: list[dict[str, Any]] = field(default_factory=list)  # the event bus, as heard during the run
     event_gaps: list[tuple[float, float]] = field(default_factory=list)  # (lost, back) epoch seconds
+    admin_history: list[dict[str, Any]] = field(default_factory=list)  # the gateway's settings changes, timed
     timings: dict[str, float] = field(default_factory=dict)
     recovery_s: dict[str, float | None] = field(default_factory=dict)
     workload: WorkloadStats | None = None
@@ -69,8 +70,8 @@ class ScenarioResult:
 
     @property
     def gate_violations(self) -> list[Violation]:
-        """The violations that fail the scenario: the Celery path's."""
-        return [v for v in self.violations if v.path == "celery"]
+        """The violations that fail the scenario: those of its gated paths (``gate``; Celery by default)."""
+        return [v for v in self.violations if v.path in self.scenario.gate]
 
     def outcome_on(self, path: str) -> Outcome:
         """The scenario's outcome on ``path`` (see ``harness.vocabulary``): ``error`` if the run could not
@@ -79,12 +80,12 @@ class ScenarioResult:
         if self.errors or self.check is None:
             return "error"
         mine = [v for v in self.violations if v.path == path]
-        if mine and path == "celery":
+        if mine and path in self.scenario.gate:
             known = self.scenario.known_failure
             declared = known is not None and all(v.invariant in known.invariants for v in mine)
             return "known-failure" if declared else "failed"
         if mine:
-            return "finding"  # the control's weaknesses are findings about the platform, never failures
+            return "finding"  # an ungated path's (the control's) weaknesses are findings about the platform
         counts = self.check.counts.get(path)
         expectation = self.scenario.expect.get(path)
         if counts is not None and expectation is not None and any(
@@ -123,7 +124,7 @@ class ScenarioResult:
                          f"{self.scenario.known_failure.reason}")
         lines += [f"  ERROR: {e}" for e in self.errors]
         lines += [f"  VIOLATION {v}" for v in self.gate_violations]
-        others = [v for v in self.violations if v.path != "celery"]
+        others = [v for v in self.violations if v.path not in self.scenario.gate]
         lines += [f"  finding (legacy, not a failure) {v}" for v in others]
         lines += [f"  note: {n}" for n in self.notes]
         lines += [f"  findings: {self.folder / 'findings.md'}", "  replay:"]

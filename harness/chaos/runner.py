@@ -42,10 +42,19 @@ from harness.chaos.allowances import SUPERVISOR
 from harness.chaos.effective import differences, read_effective
 from harness.chaos.errors import ChaosError
 from harness.chaos.findings import evaluate, write
+from harness.chaos.migration import Operator
 from harness.chaos.nemesis import Nemesis, start_again
-from harness.chaos.observe import EventRecorder, inspect_queues, quiesce, read_ledgers, read_records
+from harness.chaos.observe import (
+    EventRecorder,
+    inspect_queues,
+    quiesce,
+    read_admin_history,
+    read_ledgers,
+    read_records,
+)
 from harness.chaos.result import ScenarioResult
 from harness.chaos.scenario import Scenario
+from harness.chaos.transitions import phase_of, start_phase
 from harness.chaos.workload import WorkloadRunner, plan, threads_for
 from harness.client import ClientError, EvalRequest, GatewayClient, recorded
 from harness.history import History
@@ -76,8 +85,8 @@ def opener_for(kind: str) -> Opener:
 
 
 def run_scenario(scenario: Scenario, *, run_folder: RunFolder, seed: int, stack_kind: str = "processes",
-                 opener: Opener | None = None, base: StackConfig | None = None, log: Log | None = None
-                 ) -> ScenarioResult:
+                 opener: Opener | None = None, base: StackConfig | None = None, log: Log | None = None,
+                 folder: str | None = None) -> ScenarioResult:
     """Run ``scenario`` on a fresh stack and return its result (also written to its folder).
 
     Leaves nothing running: the nemesis heals before the stack stops, and the stack stops on any
@@ -90,7 +99,8 @@ def run_scenario(scenario: Scenario, *, run_folder: RunFolder, seed: int, stack_
     config = scenario.stack_config(base)
     # The scenario's folder is <run>/chaos/<scenario>; its run id also names the parent run, so two
     # runs of one scenario at once (containers are named after the run id) never collide.
-    run = RunFolder(run_folder.path / "chaos" / scenario.name, f"{run_folder.run_id}-{scenario.name}")
+    name = folder or scenario.name  # <run>/chaos/<name>: one folder per run of a scenario
+    run = RunFolder(run_folder.path / "chaos" / name, f"{run_folder.run_id}-{name}")
     (run.path / "logs").mkdir(parents=True, exist_ok=True)
     run.ledger.mkdir(exist_ok=True)
     result = ScenarioResult(scenario, seed, stack_kind, run.path, config)
@@ -126,19 +136,26 @@ def run_scenario(scenario: Scenario, *, run_folder: RunFolder, seed: int, stack_
             runner = WorkloadRunner(endpoints.gateway, history, submissions, threads=threads_for(scenario.workload),
                                     duration_s=scenario.workload.duration_s)
             longest = max((f.at_s + (f.duration_s or 0) + (f.grace_s or 10) for f in scenario.faults), default=0)
-            with Nemesis(stack, history, scenario.faults, seed=seed, config=config, log=say) as nemesis:
+            operator = Operator(stack, history, scenario.transitions, admin_token=config.admin_token, log=say)
+            with Nemesis(stack, history, scenario.faults, seed=seed, log=say) as nemesis:
                 t0 = time.monotonic()
                 result.timings["workload_start_history_s"] = t0 - h0
                 nemesis.start(t0)
-                result.workload = runner.run(t0)
-                say(f"  workload: {result.workload.submitted} submitted in {result.workload.elapsed_s:.1f}s "
-                    f"(ok {result.workload.ok}, fail {result.workload.fail}, info {result.workload.info})")
+                operator.start(t0)
+                try:
+                    result.workload = runner.run(t0)
+                    say(f"  workload: {result.workload.submitted} submitted in {result.workload.elapsed_s:.1f}s "
+                        f"(ok {result.workload.ok}, fail {result.workload.fail}, info {result.workload.info})")
+                    if not operator.wait(timeout_s=max((t.timeout_s for t in scenario.transitions), default=0) + 60):
+                        result.errors.append("the operator did not finish its transitions in time")
+                finally:
+                    operator.stop()
                 if not nemesis.wait(timeout_s=longest + 90):
                     result.errors.append("the nemesis did not finish its schedule in time; healing everything now")
-            result.errors += nemesis.errors
+            result.errors += nemesis.errors + [f"transition {e}" for e in operator.errors]
             heal_times = list(nemesis.heal_times)
             result.timings["faults_done_s"] = time.monotonic() - t0
-            restarted = supervise(stack, history, say)
+            restarted = supervise(stack, history, say, skip=operator.stopped)
             result.notes += restarted
             if restarted:
                 heal_times.append(history.ops[-1].time)
@@ -153,7 +170,8 @@ def run_scenario(scenario: Scenario, *, run_folder: RunFolder, seed: int, stack_
 
             result.queues = inspect_queues(main, broker, config.celery_queues)  # the state at the deadline
             records = read_records(main)
-            for path in scenario.workload.paths:
+            result.admin_history = read_admin_history(main)
+            for path in live_paths(scenario, config):
                 problem = _probe(endpoints.gateway, history, path, f"after-{token}", scenario.steady_state.timeout_s,
                                  probes)
                 if problem:
@@ -164,19 +182,27 @@ def run_scenario(scenario: Scenario, *, run_folder: RunFolder, seed: int, stack_
 
     except KeyboardInterrupt:
         result.errors.append("interrupted (Ctrl-C); every fault was healed and the stack stopped")
-        write(result, history, ledger, records, probes, submissions)
+        write(result, history, ledger, probes)
         raise
     except Exception as exc:
         result.errors.append(f"{type(exc).__name__}: {exc}")
     ledger = read_ledgers(run.ledger)
     result.timings["elapsed_s"] = time.monotonic() - started
-    evaluate(result, history, ledger, records, probes, submissions, token, base, wall0, heal_times)
-    write(result, history, ledger, records, probes, submissions)
+    evaluate(result, history, ledger, records, probes, submissions, base, wall0, heal_times)
+    write(result, history, ledger, probes)
     say(f"  {result.outcome} in {result.timings['elapsed_s']:.1f}s -> {run.path}")
     return result
 
 
 # -- steps -----------------------------------------------------------------------------------------------
+
+
+def live_paths(scenario: Scenario, config: StackConfig) -> tuple[str, ...]:
+    """The paths that must still take work after the run: legacy not once it was decommissioned."""
+    start = start_phase(getattr(config, "fallback", "none"), getattr(config, "accept_legacy", True))
+    moves = phase_of(scenario.transitions, start)
+    final = moves[-1][0] if moves else start
+    return tuple(p for p in scenario.workload.paths if not (p == "legacy" and final == 3))
 
 
 def _check_effective(result: ScenarioResult, broker_url: str, config: StackConfig, say: Log) -> None:
@@ -198,12 +224,14 @@ def _check_effective(result: ScenarioResult, broker_url: str, config: StackConfi
     say(f"  effective configuration of {len(result.effective)} Celery worker(s) matches the scenario's")
 
 
-def supervise(stack: Stack, history: History, say: Log) -> list[str]:
+def supervise(stack: Stack, history: History, say: Log, skip: set[str] | frozenset[str] = frozenset()) -> list[str]:
     """After every fault is healed, start again any component that died on its own, as a supervisor
     (systemd, Kubernetes) would; each restart is recorded as a nemesis op of kind ``supervisor-restart``
     and returned as a note with the component's last log line, because dying is itself a finding."""
     notes = []
     for row in stack.describe():
+        if row["component"] in skip:  # stopped on purpose (a decommission): not a crash
+            continue
         handle = stack.component(row["component"])
         with contextlib.suppress(Exception):
             if handle.alive():

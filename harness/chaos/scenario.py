@@ -20,14 +20,16 @@ The schema (keys not listed are errors; defaults in brackets)::
     paths = ["legacy", "celery"]      #   each must complete a probe within timeout_s (0 < t <= 120)
     timeout_s = 15
     [workload]                        # required
-    routes = ["legacy", "celery"]     #   forced routes, round robin; "dual" = both paths at once
+    routes = ["legacy", "celery"]     #   forced routes, round robin; "dual" = both paths at once;
+                                      #   "split" = no route: the gateway's split (and phase) decides
     rate = 8.0                        #   submissions per second, 0 < rate <= 200
     duration_s = 12                   #   0 < duration_s <= 60
     program = "sleep"                 #   "quick" | "sleep" | "mixed"
     sleep_s = 0.5                     #   [0.5] 0 <= sleep_s <= 30; only for "sleep" and "mixed"
     priority = 5                      #   [5] 0..9, or a table: { backlog = 1, high = 9, switch_at_s = 4 }
                                       #   (priority `backlog` before switch_at_s, `high` from then on)
-    batch = false                     #   [false] submit with batch = true (Celery's batch queue)
+    batch = false                     #   [false] submit with batch = true (Celery's batch queue), or a
+                                      #   share 0 < s < 1: that share of submissions, drawn from the seed
     [[faults]]                        # [none]; names unique
     name = "kill worker"
     at_s = 3.0                        #   0 <= at_s <= workload.duration_s
@@ -50,6 +52,10 @@ The schema (keys not listed are errors; defaults in brackets)::
                                       #   pytest reports an xfail with this reason, junit.xml a skipped
                                       #   case of type pytest.xfail, `harness chaos` exits 1, and a gate
                                       #   blocks unless its thresholds accept it by name
+    [[transitions]]                   # [none] migration moves while the workload runs (split, phase2,
+                                      #   decommission, rollback): harness/chaos/transitions.py
+    gate = ["celery"]                 # [["celery"]] the paths whose broken bounds fail the scenario; a
+                                      #   transition scenario gates legacy too (its losses are the move's)
     [quiesce]                         # [timeout_s = 30]
     timeout_s = 30                    #   0 < t <= 300; with Celery traffic and faults it must cover
                                       #   visibility timeout + restore sweep + longest retry countdown
@@ -86,6 +92,7 @@ from typing import Any, Literal
 
 from harness.chaos.allowances import Allowances, FaultEvent, allowances_for
 from harness.chaos.errors import ChaosError
+from harness.chaos.transitions import Transition, read_transitions, start_phase
 from harness.errors import StackError
 from harness.faultproxy.schema import ATTRIBUTES
 from harness.stack.config import StackConfig
@@ -100,7 +107,7 @@ DURATION_FORBIDDEN = ("restart", "kill-pool-child")
 GRACE_KINDS = ("terminate", "restart", "component-down")
 TOXIC_TYPES: tuple[str, ...] = ("latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer",
                                 "limit_data")
-ROUTES = ("legacy", "celery", "dual")
+ROUTES = ("legacy", "celery", "dual", "split")
 PROGRAMS = ("quick", "sleep", "mixed")
 DEFAULT_BOUNDS: dict[str, Bound] = {"lost": "allowance", "duplicated": "allowance", "stuck": "allowance",
                                     "wrong": 0, "unexpected": 0, "error": "allowance", "misrouted": 0}
@@ -135,11 +142,11 @@ class Workload:
     program: str
     sleep_s: float
     priority: int | PrioritySchedule
-    batch: bool = False
+    batch: bool | float = False  # every submission, none, or this share of them (drawn from the seed)
 
     @property
     def paths(self) -> tuple[str, ...]:
-        return tuple(p for p in PATHS if p in self.routes or "dual" in self.routes)
+        return tuple(p for p in PATHS if p in self.routes or "dual" in self.routes or "split" in self.routes)
 
     def priority_at(self, t: float) -> int:
         """The priority of a submission made ``t`` seconds into the workload."""
@@ -219,6 +226,8 @@ class Scenario:
     expect: Mapping[str, Expectation] = field(hash=False)
     finding: str = ""
     known_failure: KnownFailure | None = None
+    transitions: tuple[Transition, ...] = ()
+    gate: tuple[str, ...] = ("celery",)  # the paths whose broken bounds fail the scenario
 
     @property
     def name(self) -> str:
@@ -410,8 +419,8 @@ def _read_workload(r: _Reader, data: Any) -> Workload:
     else:
         priority = r.number(w, "priority", "workload", lo=0, hi=9, integer=True, default=5)
     batch = w.get("batch", False)
-    if not isinstance(batch, bool):
-        r.problem("workload.batch", f"expected a boolean (true or false), got {_kind(batch)}")
+    if not isinstance(batch, bool) and not (isinstance(batch, float) and 0 < batch < 1):
+        r.problem("workload.batch", f"expected true, false or a share between 0 and 1, got {_kind(batch)}")
         batch = False
     return Workload(r.choices(w, "routes", "workload", ROUTES) if "routes" in w else (),
                     r.number(w, "rate", "workload", lo=0, hi=200, lo_open=True, default=1.0), duration,
@@ -541,7 +550,8 @@ def parse_scenario(data: dict[str, Any], file: str) -> Scenario:
     """Validate already-parsed TOML data; raises ScenarioError listing every problem."""
     r = _Reader(file)
     top = r.table(data, "", ("title", "description", "stack", "steady_state", "workload", "faults", "quiesce",
-                             "expect", "finding", "known_failure"), ("title", "description", "workload", "expect"))
+                             "expect", "finding", "known_failure", "transitions", "gate"),
+                  ("title", "description", "workload", "expect"))
     overrides, cfg = _read_stack(r, top.get("stack"))
     workload = _read_workload(r, top.get("workload"))
     s = r.table(top.get("steady_state", {}), "steady_state", ("paths", "timeout_s"))
@@ -556,6 +566,9 @@ def parse_scenario(data: dict[str, Any], file: str) -> Scenario:
     for i, name in enumerate(names):
         if name and name in names[:i]:
             r.problem(f"faults[{i}].name", f"{name!r} is used twice; fault names must be unique (start/stop pair by name)")
+    transitions = read_transitions(r, top.get("transitions"), duration_s=workload.duration_s,
+                                   start=start_phase(getattr(cfg, "fallback", "none"), getattr(cfg, "accept_legacy", True)))
+    gate = r.choices(top, "gate", "", PATHS) if "gate" in top else ("celery",)
     q = r.table(top.get("quiesce", {}), "quiesce", ("timeout_s",))
     quiesce = r.number(q, "timeout_s", "quiesce", lo=0, hi=300, lo_open=True, default=30.0)
     countdown = _longest_countdown(cfg)
@@ -577,7 +590,7 @@ def parse_scenario(data: dict[str, Any], file: str) -> Scenario:
     if r.problems:
         raise ScenarioError(r.problems)
     return Scenario(file, title, description, types.MappingProxyType(overrides), steady, workload, faults, quiesce,
-                    types.MappingProxyType(expect), finding.strip(), known)
+                    types.MappingProxyType(expect), finding.strip(), known, transitions, tuple(gate))
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -32,6 +32,7 @@ import requests
 
 from harness import arguments
 from harness.commands import HarnessParser, add_stack_options, parse, run_command, stack_config
+from harness.gate.stats import percentiles
 from harness.load.config import (
     MAX_DURATION_S,
     MAX_PROCESSES,
@@ -42,7 +43,7 @@ from harness.load.config import (
     LoadError,
     LoadOptions,
 )
-from harness.load.frames import LoadSummary, percentiles
+from harness.load.frames import LoadSummary
 from harness.load.runner import (
     LocustProcess,
     collect,
@@ -354,7 +355,8 @@ def format_summary(summary: LoadSummary) -> str:
     span = summary.span_s or float("nan")
 
     def row(label: str, n: int, failures: int, samples: tuple[float, ...]) -> str:
-        p50, p95, p99 = percentiles(samples)
+        p = percentiles(samples) if samples else None
+        p50, p95, p99 = (p.p50, p.p95, p.p99) if p else (float("nan"),) * 3
         return (f"{label:<12} {n:>9} {failures:>9} {p50:>9.1f} {p95:>9.1f} {p99:>9.1f} "
                 f"{len(samples) / span:>7.1f}")
 

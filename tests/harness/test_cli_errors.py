@@ -122,6 +122,7 @@ def test_chaos_names_each_scenario_it_cannot_read(refuse: Any, files: Files) -> 
         (["chaos", str(files.latin1)], f"{files.latin1} is not UTF-8 text", False),
         (["chaos", "no-such-scenario"], "no-such-scenario: no such scenario file or name", False),
         (["chaos", "--seed", "-3"], "--seed: expected an integer >= 0", True),
+        (["chaos", "--runs", "0"], "--runs: expected an integer >= 1, got 0", True),
         (["chaos", "--reports", str(files.file)], f"{files.file} is a file; expected a folder", True),
         (["chaos", "--stack", "external"], "invalid choice: 'external'", True),
         (["chaos", "--sed", "1"], "did you mean --seed?", True),

@@ -442,3 +442,40 @@ def test_every_allowance_rule_is_reachable_and_its_reason_fully_filled_in() -> N
                 used.add(e.rule)
                 assert "{" not in e.reason and e.reason.startswith(fault.name), e.reason
     assert used == set(range(len(RULES)))
+
+
+# -- fallbacks (phase 2): exactly once overall ------------------------------------------------------------
+
+
+def fell_back(eval_id: str, mode: str = "naive", routes: tuple[str, ...] = ("legacy",),
+              **results: dict[str, Any]) -> dict[str, Any]:
+    rec = record(eval_id, **results)
+    rec["routes"] = list(routes)
+    rec["fallback"] = {"from": "celery", "mode": mode, "reason": "ConnectionError: reset", "at": 1.0}
+    return rec
+
+
+def test_a_fallback_that_ran_once_on_legacy_is_ok_and_the_celery_side_has_no_row() -> None:
+    history = ops(*acked(0, "a", "legacy"))
+    res = check(history, [ran("a", "legacy")], {"a": fell_back("a", legacy=result())})
+    assert classes(res) == {("a", "legacy"): "ok"}
+
+
+def test_a_naive_fallback_whose_celery_publish_had_landed_runs_twice_and_is_duplicated_across_paths() -> None:
+    history = ops(*acked(0, "a", "legacy"))
+    records = {"a": fell_back("a", legacy=result(), celery=result())}
+    res = check(history, [ran("a", "legacy"), ran("a", "celery")], records)
+    assert classes(res) == {("a", "legacy"): "ok", ("a", "celery"): "duplicated"}
+    assert "must run exactly once overall" in res.table.set_index("path").loc["celery", "detail"]
+
+
+def test_a_safe_fallback_claimed_by_celery_belongs_to_celery_and_legacy_has_no_row() -> None:
+    history = ops(*acked(0, "a", "legacy"))  # the gateway answered legacy; the claim moved it to Celery
+    res = check(history, [ran("a", "celery")], {"a": fell_back("a", "safe", ("celery",), celery=result())})
+    assert classes(res) == {("a", "celery"): "ok"}
+
+
+def test_a_fallback_that_never_ran_anywhere_is_lost_on_the_path_it_belongs_to() -> None:
+    history = ops(*acked(0, "a", "legacy"))
+    res = check(history, [], {"a": fell_back("a", legacy=result("queued", None))})
+    assert classes(res) == {("a", "legacy"): "lost"}

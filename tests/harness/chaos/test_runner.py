@@ -197,7 +197,7 @@ def _literal_result(tmp_path: Path, scenario_file: Path, *, celery_lost: int, le
     history.nemesis_stop("kill worker", "kill", "celery-worker-1")
     result.queues = {"celery_queued": {}, "celery_unacked": [], "dead_letters": [], "legacy_queued": []}
     result.timings["elapsed_s"] = 12.5
-    evaluate(result, history, ledger, records, set(), subs, "abcd0123", base, time.time() - 5, [0.1])
+    evaluate(result, history, ledger, records, set(), subs, base, time.time() - 5, [0.1])
     return result
 
 
@@ -238,7 +238,7 @@ def test_a_celery_loss_the_scenario_declares_known_is_a_known_failure_everywhere
     row = result.findings.set_index("path").loc["celery"]
     assert (row["outcome"], row["known_failure"], list(row["violations"])) == (
         "known-failure", "kombu drops a message in flight", ["lost 2 > 1"])
-    write(result, History(), [], {}, set(), [])
+    write(result, History(), [], set())
     stored = json.loads((tmp_path / "result.json").read_text())
     assert (stored["outcome"], stored["outcomes"]["celery"]) == ("known-failure", "known-failure")
     assert stored["known_failure"] == "kombu drops a message in flight"
@@ -400,3 +400,18 @@ def test_ctrl_c_mid_run_heals_every_fault_stops_the_stack_and_keeps_the_history(
     assert list(nemesis["f"]) == ["start", "stop"]
     result = json.loads(next(tmp_path.glob("*/chaos/pause/result.json")).read_text())
     assert "interrupted" in result["errors"][0]
+
+
+def test_repeated_runs_turn_each_count_into_a_rate_with_an_interval(tmp_path: Path, scenario_file: Path) -> None:
+    from harness.chaos.repeat import outcome_over, rates
+
+    runs = [_literal_result(tmp_path / str(i), scenario_file, celery_lost=lost, legacy_stuck=0)
+            for i, lost in enumerate((1, 0, 2, 0))]
+    found = {(r.path, r.name): r for r in rates(runs)}
+    lost = found[("celery", "lost")]
+    assert (lost.hits, lost.runs, lost.most) == (2, 4, 2)
+    assert str(lost).startswith("celery: lost > 0 in 2 of 4 runs (95% CI 7%–93%")
+    assert found[("legacy", "lost")].hits == 0  # a zero is the assurance the runs give: always stated
+    assert outcome_over(runs) == "held"
+    text = findings_markdown(runs)
+    assert "## Over the runs" in text and "lost > 0 in 2 of 4 runs" in text
