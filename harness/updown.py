@@ -139,14 +139,15 @@ def cmd_down(args: argparse.Namespace) -> int:
         known = f"; running: {', '.join(running)}" if running else ""
         print(f"no stack named {args.name!r} is running{known}.")
         return 0
-    if not chosen:
-        print("no detached stack is running.")
-        return 0
     for state in chosen:
         _stop(state)
     from harness.stack.process import reap_orphans
 
-    reap_orphans()  # what a stack's SIGKILLed owner left behind
+    reaped = reap_orphans()  # what a stack's SIGKILLed owner left behind
+    if not chosen:
+        print("no detached stack is running" + (f"; killed {len(reaped)} process(es) a killed harness left behind."
+                                                 if reaped else "."))
+        return 0
     for state in chosen:
         print(f"stopped the detached stack {state['name']!r} (run folder {state['run_dir']}).")
     return 0
