@@ -261,6 +261,7 @@ class Nemesis:
         self.stack = stack
         self.history = history
         self.seed = seed
+        self.heal_backoff_s = 0.5  # a failed heal is retried after 0.5 s, 1 s, 1.5 s, ... (tests shorten it)
         self.faults = list(faults)
         self.actions = [action_for(f, i, stack, random.Random(f"{seed}/nemesis/{i}"), seed + i)
                         for i, f in enumerate(self.faults)]
@@ -358,7 +359,7 @@ class Nemesis:
                     except Exception as exc:
                         problem = f"{type(exc).__name__}: {exc}"
                         if attempt < HEAL_ATTEMPTS:
-                            time.sleep(0.5 * attempt)
+                            time.sleep(self.heal_backoff_s * attempt)
             if problem:
                 self._error(f"{action.fault.name}: heal failed after {HEAL_ATTEMPTS} attempts: {problem}")
                 info = {**info, "heal_error": problem}

@@ -17,7 +17,7 @@ from harness.chaos.allowances import Allowances
 from harness.chaos.checker import CheckResult, Violation
 from harness.chaos.scenario import Scenario
 from harness.chaos.workload import WorkloadStats
-from harness.run import PROJECT_ROOT
+from harness.run import workspace
 from harness.stack.config import StackConfig
 from harness.vocabulary import CHECKER_CLASSES, INVARIANTS, Outcome, combine_outcomes
 
@@ -30,7 +30,7 @@ def _relative(path: str) -> str:
     with contextlib.suppress(ValueError):
         return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
     with contextlib.suppress(ValueError):
-        return str(Path(path).resolve().relative_to(PROJECT_ROOT))
+        return str(Path(path).resolve().relative_to(workspace()))
     return path
 
 

@@ -155,6 +155,7 @@ def test_a_heal_is_retried_and_a_lasting_failure_is_reported() -> None:
     history = History()
     with Nemesis(Stack(flaky), history, [fault("down", "component-down", "executor-3", duration_s=0.1)],
                  seed=0) as nemesis:
+        nemesis.heal_backoff_s = 0.01
         nemesis.start(time.monotonic())
         nemesis.wait(10)
     assert flaky.calls[-1] == "restart" and not nemesis.errors
@@ -162,6 +163,7 @@ def test_a_heal_is_retried_and_a_lasting_failure_is_reported() -> None:
     history = History()
     with Nemesis(Stack(broken), history, [fault("down", "component-down", "executor-3", duration_s=0.1)],
                  seed=0) as nemesis:
+        nemesis.heal_backoff_s = 0.01
         nemesis.start(time.monotonic())
         nemesis.wait(20)
     assert nemesis.errors and "heal failed after 5 attempts" in nemesis.errors[0]
@@ -222,6 +224,7 @@ def test_a_toxic_and_a_disable_are_added_and_removed_on_a_real_fault_proxy() -> 
 def test_a_network_fault_without_a_fault_proxy_is_an_error_not_a_crash() -> None:
     nemesis = Nemesis(Stack(), History(), [fault("cut", "disable", "gateway-celery-redis", duration_s=0.1)],
                       seed=0)
+    nemesis.heal_backoff_s = 0.01
     with nemesis:
         nemesis.start(time.monotonic())
         nemesis.wait(5)
