@@ -240,11 +240,10 @@ class ProcessesStack:
                       "REDIS_URL": main_redis_direct,
                       "EXECUTOR_SERVICE_URL": f"http://{via('celery-executor-3')}" if cfg.celery_executor == "executor-3"
                       else f"http://{HOST}:{ports[cfg.celery_executor]}"}
-        for i in range(1, cfg.celery_workers + 1):
-            name = f"celery-worker-{i}"
+        for name, queues, concurrency in cfg.celery_worker_specs():
             ref = []
             ref.append(add(name, [py, "-m", "celery", "-A", "system_under_test.tasks", "worker",
-                                  "-Q", ",".join(cfg.celery_queues), "-c", str(cfg.celery_concurrency),
+                                  "-Q", ",".join(queues), "-c", str(concurrency),
                                   "-n", f"{name}@%h", "-l", "INFO", "--pool=prefork",
                                   "--without-mingle", "--without-gossip"],
                            celery_env, _celery_ready(ref, name), "a Celery worker logs '<name>@<host> ready.'"))
