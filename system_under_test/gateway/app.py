@@ -46,7 +46,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import Depends, FastAPI, Query
 from fastapi.responses import JSONResponse
@@ -56,18 +56,16 @@ from redis.exceptions import RedisError
 from system_under_test import httperrors
 from system_under_test.gateway import docs
 from system_under_test.gateway.admin import AdminGuard
+from system_under_test.gateway.admin import install as install_admin
 from system_under_test.gateway.bodylimit import BodyLimit
 from system_under_test.gateway.fallback import FallbackWriter
 from system_under_test.gateway.history import History
 from system_under_test.gateway.models import (
     Accepted,
-    AdminChange,
     Degraded,
     FallbackInfo,
     Healthy,
     Record,
-    Split,
-    SplitUpdate,
     Stats,
     SubmissionFields,
     submission_model,
@@ -111,22 +109,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     Submission = submission_model(cfg.max_code_bytes, cfg.max_timeout_s)
     admin = AdminGuard(cfg.admin_token)
 
-    def record_start() -> None:
-        with history.lock:
-            history.record_start()
-
-    async def record_start_when_reachable() -> None:
-        while True:
-            try:
-                await asyncio.to_thread(record_start)
-                return
-            except RedisError:  # written before the first change at the latest (history.py)
-                await asyncio.sleep(0.5)
-
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         waiters.task = asyncio.create_task(waiters.listen())
-        started = asyncio.create_task(record_start_when_reachable())
+        started = asyncio.create_task(history.record_start_when_reachable())
         yield
         for task in (waiters.task, started):
             task.cancel()
@@ -263,60 +249,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                                     "use the eval_id returned by POST /api/eval")
         return record
 
-    def split_view() -> Split:
-        return Split.model_validate(state["policy"].as_dict())
-
-    admin_responses: dict[int | str, dict[str, Any]] = {
-        401: D(401, "no admin token, or the wrong one"),
-        403: D(403, "the gateway runs without ADMIN_TOKEN: the admin endpoint is disabled"),
-        413: too_large}
-
-    @app.get("/api/admin/split", response_model=Split, operation_id="read_split",
-             summary="Read the split", responses=admin_responses)
-    def get_split(denied: Annotated[JSONResponse | None, Depends(admin.check)]) -> Split | JSONResponse:
-        return denied or split_view()
-
-    @app.put("/api/admin/split", response_model=Split, operation_id="change_split",
-             summary="Change the split at run time", dependencies=json_only, responses={
-                 **admin_responses, 400: D(400, "the body is not JSON, not UTF-8, or nested too deeply"),
-                 409: D(409, "the settings would conflict: celery_enabled false with accept_legacy false"),
-                 415: not_json,
-                 422: D(422, "a field is of the wrong type, out of range, or unknown"),
-                 503: D(503, "the main Redis is unreachable: the change is not made, as it cannot be recorded")})
-    def put_split(update: SplitUpdate,
-                  denied: Annotated[JSONResponse | None, Depends(admin.check)]) -> Split | JSONResponse:
-        if denied:
-            return denied
-        changes = {k: v for k, v in update.model_dump().items() if v is not None}
-        with history.lock:
-            try:
-                policy = state["policy"].with_changes(**changes)
-            except ValueError as exc:
-                return httperrors.error(409, f"conflicting settings: {exc}",
-                                        "set accept_legacy true in the same request to send work to legacy again, "
-                                        "or keep celery_enabled true")
-            try:
-                history.record(changes)
-            except RedisError as exc:
-                return unavailable("main redis", cfg.redis_url, exc,
-                                   hint="the change was not made (every change is recorded first); retry when "
-                                        "the main Redis is back")
-            state["policy"] = policy
-        return split_view()
-
-    @app.get("/api/admin/history", response_model=list[AdminChange], response_model_exclude_none=True,
-             operation_id="read_admin_history", summary="Every settings change with its time, oldest first",
-             responses={**admin_responses, 503: redis_down})
-    def get_history(denied: Annotated[JSONResponse | None, Depends(admin.check)]
-                    ) -> list[AdminChange] | JSONResponse:
-        if denied:
-            return denied
-        try:
-            with history.lock:
-                history.record_start()
-            return [AdminChange.model_validate(entry) for entry in history.read()]
-        except RedisError as exc:
-            return unavailable("main redis", cfg.redis_url, exc, hint="retry the read when the main Redis is back")
+    split_view = install_admin(app, guard=admin, state=state, history=history, unavailable=unavailable,
+                               redis_url=cfg.redis_url, too_large=too_large, json_only=json_only)
 
     @app.get("/api/stats", response_model=Stats, operation_id="read_stats",
              summary="Count routing decisions", responses={413: too_large})

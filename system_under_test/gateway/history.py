@@ -12,12 +12,14 @@ the first change if the main Redis was unreachable then, so it always comes firs
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
 from collections.abc import Mapping
 
 from redis import Redis
+from redis.exceptions import RedisError
 
 from system_under_test.contract import ADMIN_CHANGES, AdminChange
 
@@ -27,16 +29,27 @@ class History:
         self.redis = redis
         self.start_settings = dict(start_settings)
         self.started = False
-        self.lock = threading.Lock()  # callers hold it around a change and its recording
+        self.lock = threading.RLock()  # held around a change and its recording, so entries keep their order
 
     def record_start(self) -> None:
         """Write the start entry once; raises RedisError while the main Redis is unreachable."""
-        if not self.started:
-            self._append({"at": time.time(), "changes": self.start_settings, "start": True})
-            self.started = True
+        with self.lock:
+            if not self.started:
+                self._append({"at": time.time(), "changes": self.start_settings, "start": True})
+                self.started = True
+
+    async def record_start_when_reachable(self) -> None:
+        """At the gateway's start: write the start entry, retrying while the main Redis is unreachable."""
+        while True:
+            try:
+                await asyncio.to_thread(self.record_start)
+                return
+            except RedisError:  # a change writes it first anyway (record)
+                await asyncio.sleep(0.5)
 
     def record(self, changes: Mapping[str, object]) -> AdminChange:
-        """Append one change (after the start entry); raises RedisError, and then nothing was written."""
+        """Append one change (after the start entry); raises RedisError, and then nothing was written.
+        Call it holding ``lock``, together with making the change."""
         self.record_start()
         entry: AdminChange = {"at": time.time(), "changes": dict(changes)}
         self._append(entry)
