@@ -322,7 +322,7 @@ SLOW = "import time; time.sleep(2); print('slept')"
 
 
 def in_hand(stack: ProcessesStack) -> dict[str, dict[str, Any]]:
-    return {k: json.loads(v) for k, v in main_redis(stack).hgetall(LEGACY_INHAND).items()}
+    return {str(k): json.loads(v) for k, v in main_redis(stack).hgetall(LEGACY_INHAND).items()}
 
 
 def test_a_legacy_job_is_in_hand_while_it_runs_and_gone_after(sut: ProcessesStack) -> None:
