@@ -3,7 +3,9 @@ settings of StackConfig: what the launchers start, and the workers' own answer t
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from celery import Celery
@@ -12,6 +14,8 @@ from harness.chaos.platform import TRANSPORT_OPTIONS
 from harness.errors import StackError
 from harness.run import RunFolder
 from harness.stack.config import PLAN_TOPOLOGY, StackConfig
+from harness.stack.containers import ContainersStack
+from harness.stack.images import DockerUnavailable, docker_client
 from harness.stack.processes import ProcessesStack
 
 ALL_QUEUES = ("high_priority", "evaluation", "batch", "maintenance")
@@ -55,6 +59,26 @@ def option_after(argv: list[str], flag: str) -> str:
     return argv[argv.index(flag) + 1]
 
 
+def workers_answer(broker_url: str) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """Per worker (by component name), the queues it consumes from and its pool's concurrency, as the
+    workers themselves answer Celery's remote control (``celery inspect active_queues`` / ``stats``)."""
+    app = Celery("topology-test", broker=broker_url)
+    app.conf.broker_transport_options = TRANSPORT_OPTIONS
+    try:
+        inspect = app.control.inspect(timeout=3)
+        active: dict[str, Any] = inspect.active_queues() or {}
+        stats: dict[str, Any] = inspect.stats() or {}
+    finally:
+        app.close()
+    served = {w.split("@")[0]: sorted(q["name"] for q in queues) for w, queues in active.items()}
+    pools = {w.split("@")[0]: int(s["pool"]["max-concurrency"]) for w, s in stats.items()}
+    return served, pools
+
+
+PLAN_SERVED = {name: sorted(queues) for name, queues, _ in PLAN_TOPOLOGY}
+PLAN_POOLS = {name: concurrency for name, _, concurrency in PLAN_TOPOLOGY}
+
+
 @pytest.mark.stack  # the launcher under test starts it
 def test_the_plan_topology_starts_three_workers_serving_their_queues_with_their_concurrency(tmp_path: Path) -> None:
     config = StackConfig.for_tests(celery_topology="plan", legacy_workers=0, flower=False, fault_proxy=False)
@@ -64,13 +88,25 @@ def test_the_plan_topology_starts_three_workers_serving_their_queues_with_their_
         for name, queues, concurrency in PLAN_TOPOLOGY:
             argv = Path(f"/proc/{stack.component(name).pid}/cmdline").read_text().split("\0")
             assert (option_after(argv, "-Q"), option_after(argv, "-c")) == (",".join(queues), str(concurrency))
-        app = Celery("topology-test", broker=stack.endpoints.celery_redis)
-        app.conf.broker_transport_options = TRANSPORT_OPTIONS
-        try:
-            inspect = app.control.inspect(timeout=3)
-            served = {w.split("@")[0]: sorted(q["name"] for q in qs) for w, qs in (inspect.active_queues() or {}).items()}
-            pools = {w.split("@")[0]: s["pool"]["max-concurrency"] for w, s in (inspect.stats() or {}).items()}
-        finally:
-            app.close()
-    assert served == {name: sorted(queues) for name, queues, _ in PLAN_TOPOLOGY}
-    assert pools == {name: concurrency for name, _, concurrency in PLAN_TOPOLOGY}
+        served, pools = workers_answer(stack.endpoints.celery_redis)
+    assert (served, pools) == (PLAN_SERVED, PLAN_POOLS)
+
+
+@pytest.mark.containers
+def test_the_containers_launcher_runs_the_plan_topology_too(tmp_path: Path) -> None:
+    try:
+        client = docker_client()
+    except DockerUnavailable as exc:
+        if os.environ.get("HARNESS_CONTAINERS_REQUIRED") == "1" or os.environ.get("CI"):
+            pytest.fail(str(exc), pytrace=False)
+        pytest.skip(f"no Docker engine: {exc.reason} (sudo scripts/prepare-docker.sh starts one)")
+    client.close()
+    config = StackConfig(celery_topology="plan", legacy_workers=0, flower=False, fault_proxy=False,
+                         ready_timeout_s=90)
+    with ContainersStack(config, RunFolder.create(tmp_path)) as stack:
+        commands = {name: stack.component(name).spec.command for name, _, _ in PLAN_TOPOLOGY}
+        served, pools = workers_answer(stack.endpoints.celery_redis)
+    for name, queues, concurrency in PLAN_TOPOLOGY:
+        assert (option_after(commands[name], "-Q"), option_after(commands[name], "-c")) == (",".join(queues),
+                                                                                           str(concurrency))
+    assert (served, pools) == (PLAN_SERVED, PLAN_POOLS)
