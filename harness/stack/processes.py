@@ -1,7 +1,8 @@
 """The processes launcher (the embedded default): the whole platform as local processes.
 
-Both Redis servers, executor-1/2/3, the legacy workers, the Celery workers (prefork), the gateway
-and Flower run on 127.0.0.1 with free ports, each in its own process group with its own log file in
+Both Redis servers, executor-1/2/3, the legacy workers, the Celery workers (prefork; which ones, with
+which queues and concurrency, is ``StackConfig.celery_worker_specs``), the gateway and Flower run on
+127.0.0.1 with free ports, each in its own process group with its own log file in
 the run folder. Every network link named in ``LINKS`` can go through its own fault proxy, so a fault
 targets exactly one link; without the proxy the links are direct.
 
