@@ -180,8 +180,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             return httperrors.error(409, "the legacy path no longer accepts work (accept_legacy is false)",
                                     "send the evaluation without route (or with route 'celery'); an operator "
                                     "reopens legacy with PUT /api/admin/split {\"accept_legacy\": true}")
-        # Only a Celery-only evaluation can fall back; in safe mode it is marked before the publish.
-        mode = policy.fallback if routes == ["celery"] else "none"
+        # Only a Celery-only evaluation can fall back, and only while legacy takes work; in safe mode it
+        # is marked before the publish (claims.py says why).
+        mode = policy.fallback if routes == ["celery"] and policy.accept_legacy else "none"
         now = time.time()
         fields = store.record_fields(eval_id, code=req.code, language=req.language, routes=routes,
                                      priority=req.priority, batch=req.batch, timeout_s=req.timeout_s,
