@@ -1,7 +1,9 @@
 """The evaluation store and event bus on the main Redis.
 
 A record per evaluation (hash ``eval:<id>``) holds what was submitted, the route(s) the gateway chose
-and one result per path (field ``result:legacy`` / ``result:celery``, a JSON object). A result is
+and one result per path (field ``result:legacy`` / ``result:celery``, a JSON object); an evaluation that
+fell back from Celery to legacy also has ``fallback`` (a JSON ``Fallback``), and one that must execute
+exactly once overall has ``exactly_once`` = ``1`` (claims.py). A result is
 written whole each time its status changes (``queued`` → ``running`` → ``completed`` | ``failed`` |
 ``timeout`` | ``error``), and each change is published on the ``evaluations:events`` channel.
 
@@ -23,6 +25,7 @@ from system_under_test.contract import (
     LEGACY_QUEUE,
     TERMINAL,
     Event,
+    Fallback,
     Path,
     Record,
     Result,
@@ -53,12 +56,15 @@ class EvaluationStore:
         self._write = redis.register_script(_WRITE_IF_EXISTS)
 
     def record_fields(self, eval_id: str, *, code: str, language: str, routes: list[Path],
-                      priority: int, batch: bool, timeout_s: float | None, created_at: float) -> dict[str, str]:
+                      priority: int, batch: bool, timeout_s: float | None, created_at: float,
+                      exactly_once: bool = False) -> dict[str, str]:
         fields = {
             "id": eval_id, "code": code, "language": language, "routes": json.dumps(routes),
             "priority": str(priority), "batch": "1" if batch else "0",
             "timeout_s": "" if timeout_s is None else repr(timeout_s), "created_at": repr(created_at),
         }
+        if exactly_once:
+            fields["exactly_once"] = "1"
         for path in routes:
             fields[f"result:{path}"] = json.dumps(queued_result(created_at))
         return fields
@@ -98,4 +104,12 @@ def parse_record(raw: dict[Any, Any]) -> Record:
         "created_at": float(flat.get("created_at", "0")),
         "results": results,
         "done": bool(results) and all(r.get("status") in TERMINAL for r in results.values()),
+        "fallback": _fallback(flat.get("fallback")),
     }
+
+
+def _fallback(raw: str | None) -> Fallback | None:
+    if not raw:
+        return None
+    doc: Fallback = json.loads(raw)
+    return doc

@@ -5,7 +5,9 @@ Broker and result backend are celery-redis, a Redis separate from the main one. 
 same evaluation store as the legacy path. Transient executor errors (connection refused, 5xx,
 timeouts) are retried with exponential backoff, ``CELERY_RETRY_BACKOFF_S × 2^retries`` seconds,
 up to ``max_retries``; a task that exhausts them goes to the dead-letter list ``celery:dlq`` on
-celery-redis and its result becomes ``error``. A permanent error (4xx) is not retried.
+celery-redis and its result becomes ``error``. A permanent error (4xx) is not retried. An evaluation
+whose record asks for exactly-once execution (a safe fallback, claims.py) is claimed first and skipped
+if the legacy path holds the claim.
 
 Delivery settings keep Celery's own defaults unless the environment sets them: early ack,
 ``reject_on_worker_lost`` off, visibility timeout 3600 s, prefetch multiplier 4, restore sweep
@@ -46,7 +48,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from kombu import Queue
 from redis import Redis
 
-from system_under_test import defects, executor_client
+from system_under_test import claims, defects, executor_client
 from system_under_test.contract import DLQ_KEY
 from system_under_test.settings import env_bool, env_float, env_int, env_list, env_str
 from system_under_test.store import EvaluationStore
@@ -129,6 +131,11 @@ def evaluate_code(self: Any, eval_id: str, code: str, language: str, timeout_s: 
     queued = queued_at if queued_at is not None else time.time()
     started_at = time.time()
     store = _store()
+    if claims.is_exactly_once(store.redis, eval_id):
+        won, holder = claims.claim(store.redis, eval_id, "celery")
+        if not won:
+            log.warning("evaluation %s skipped: the %s path holds its exactly-once claim", eval_id, holder)
+            return {"eval_id": eval_id, "status": "skipped", "claimed_by": holder}
     executor_url = env_str("EXECUTOR_SERVICE_URL", "http://127.0.0.1:8003")
     store.set_result(eval_id, "celery", executor_client.running_result(
         queued_at=queued, started_at=started_at, attempts=attempt, executor_id=None))

@@ -334,10 +334,9 @@ class ContainersStack:
                       "REDIS_URL": f"redis://{inner['main-redis']}/0",
                       "EXECUTOR_SERVICE_URL": f"http://{via('celery-executor-3')}" if cfg.celery_executor == "executor-3"
                       else f"http://{inner[cfg.celery_executor]}"}
-        for i in range(1, cfg.celery_workers + 1):
-            name = f"celery-worker-{i}"
-            add(Spec(name, image, ["celery", "-A", "system_under_test.tasks", "worker", "-Q", ",".join(cfg.celery_queues),
-                                   "-c", str(cfg.celery_concurrency), "-n", f"{name}@%h", "-l", "INFO",
+        for name, queues, concurrency in cfg.celery_worker_specs():
+            add(Spec(name, image, ["celery", "-A", "system_under_test.tasks", "worker", "-Q", ",".join(queues),
+                                   "-c", str(concurrency), "-n", f"{name}@%h", "-l", "INFO",
                                    "--pool=prefork", "--without-mingle", "--without-gossip"],
                      celery_env, LogLineProbe(celery_ready(name)),
                      "a Celery worker logs '<name>@<host> ready.'"))

@@ -1,7 +1,8 @@
 """The processes launcher (the embedded default): the whole platform as local processes.
 
-Both Redis servers, executor-1/2/3, the legacy workers, the Celery workers (prefork), the gateway
-and Flower run on 127.0.0.1 with free ports, each in its own process group with its own log file in
+Both Redis servers, executor-1/2/3, the legacy workers, the Celery workers (prefork; which ones, with
+which queues and concurrency, is ``StackConfig.celery_worker_specs``), the gateway and Flower run on
+127.0.0.1 with free ports, each in its own process group with its own log file in
 the run folder. Every network link named in ``LINKS`` can go through its own fault proxy, so a fault
 targets exactly one link; without the proxy the links are direct.
 
@@ -240,11 +241,10 @@ class ProcessesStack:
                       "REDIS_URL": main_redis_direct,
                       "EXECUTOR_SERVICE_URL": f"http://{via('celery-executor-3')}" if cfg.celery_executor == "executor-3"
                       else f"http://{HOST}:{ports[cfg.celery_executor]}"}
-        for i in range(1, cfg.celery_workers + 1):
-            name = f"celery-worker-{i}"
+        for name, queues, concurrency in cfg.celery_worker_specs():
             ref = []
             ref.append(add(name, [py, "-m", "celery", "-A", "system_under_test.tasks", "worker",
-                                  "-Q", ",".join(cfg.celery_queues), "-c", str(cfg.celery_concurrency),
+                                  "-Q", ",".join(queues), "-c", str(concurrency),
                                   "-n", f"{name}@%h", "-l", "INFO", "--pool=prefork",
                                   "--without-mingle", "--without-gossip"],
                            celery_env, _celery_ready(ref, name), "a Celery worker logs '<name>@<host> ready.'"))

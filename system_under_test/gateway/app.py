@@ -2,8 +2,9 @@
 
 ``POST /api/eval`` accepts an evaluation and routes it by the split policy; ``GET /api/eval/{id}``
 returns the record with one result per path (``?wait=S`` long-polls until every path is terminal);
-``GET``/``PUT /api/admin/split`` read and change the split at run time (bearer token); ``GET
-/api/stats`` counts routing decisions; ``GET /health`` checks both queue backends. The OpenAPI
+``GET``/``PUT /api/admin/split`` read and change the split and the migration's phase settings at run
+time (bearer token), and ``GET /api/admin/history`` lists every change with its time (history.py);
+``GET /api/stats`` counts routing decisions; ``GET /health`` checks both queue backends. The OpenAPI
 schema at ``/openapi.json`` is generated from the models the gateway validates against (models.py)
 and lists every status each operation can answer with its body; ``/docs`` is Swagger UI, served
 from an installed package (docs.py). Every error has the format of httperrors.py, and a body over
@@ -11,7 +12,10 @@ from an installed package (docs.py). Every error has the format of httperrors.py
 
 A submission is written whole or not at all: the record and the legacy job are written in one
 transaction on the main Redis, then the Celery task is published; if that publish fails the legacy
-job and the record are removed again and the client gets a 503 that names the unreachable backend.
+job and the record are removed again and the client gets a 503 that names the unreachable backend,
+unless the fallback (``CELERY_FALLBACK``, phase 2) sends the evaluation to legacy instead
+(fallback.py). While ``ACCEPT_LEGACY_TASKS`` is false (phase 3) nothing goes to legacy: a submission
+forced to ``legacy`` or ``both`` gets a 409.
 
 Environment:
     GATEWAY_HOST/PORT       where to listen (default 127.0.0.1:8000)
@@ -21,7 +25,10 @@ Environment:
     CELERY_PERCENTAGE       share of evaluations sent to Celery, 0..100 (default 50)
     SPLIT_ROUTING           ``random`` or ``sticky`` (stable hash of the evaluation id) (default random)
     DUAL_WRITE              send every evaluation to both paths and keep both results (default false)
-    ADMIN_TOKEN             bearer token for /api/admin/split; unset disables the endpoint
+    CELERY_FALLBACK         on a failed Celery publish: ``none`` (503), ``naive`` or ``safe`` (fall back to
+                            legacy; see fallback.py) (default none)
+    ACCEPT_LEGACY_TASKS     false: route nothing to legacy any more (default true)
+    ADMIN_TOKEN             bearer token for /api/admin/*; unset disables those endpoints
     MAX_CODE_BYTES          largest accepted code, in bytes of UTF-8 (default 65536)
     MAX_TIMEOUT_S           largest ``timeout_s`` a submission may ask for (default 60)
     MAX_BODY_BYTES          largest request body (default 6 * MAX_CODE_BYTES + 4096)
@@ -39,7 +46,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import Depends, FastAPI, Query
 from fastapi.responses import JSONResponse
@@ -49,20 +56,22 @@ from redis.exceptions import RedisError
 from system_under_test import httperrors
 from system_under_test.gateway import docs
 from system_under_test.gateway.admin import AdminGuard
+from system_under_test.gateway.admin import install as install_admin
 from system_under_test.gateway.bodylimit import BodyLimit
+from system_under_test.gateway.fallback import FallbackWriter
+from system_under_test.gateway.history import History
 from system_under_test.gateway.models import (
     Accepted,
     Degraded,
+    FallbackInfo,
     Healthy,
     Record,
-    Split,
-    SplitUpdate,
     Stats,
     SubmissionFields,
     submission_model,
 )
 from system_under_test.gateway.settings import GatewaySettings
-from system_under_test.gateway.split import SplitPolicy
+from system_under_test.gateway.split import LegacyClosed, SplitPolicy
 from system_under_test.gateway.waiters import Waiters
 from system_under_test.legacy import client as legacy_client
 from system_under_test.store import LEGACY_QUEUE, EvaluationStore, parse_record, record_key
@@ -91,6 +100,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     broker = Redis.from_url(cfg.broker_url, socket_timeout=3, socket_connect_timeout=2)
     store = EvaluationStore(redis)
     waiters = Waiters(cfg.redis_url)
+    fallbacks = FallbackWriter(redis)
+    history = History(redis, cfg.policy.as_dict())
     state: dict[str, SplitPolicy] = {"policy": cfg.policy}
     rng = random.Random(cfg.seed)
     rng_lock = threading.Lock()
@@ -101,10 +112,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         waiters.task = asyncio.create_task(waiters.listen())
+        started = asyncio.create_task(history.record_start_when_reachable())
         yield
-        waiters.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await waiters.task
+        for task in (waiters.task, started):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await waiters.redis.aclose()
 
     app = FastAPI(
@@ -146,6 +159,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                               "within maxLength characters can still be over it), or the body is over "
                               f"{cfg.max_body_bytes} bytes (MAX_BODY_BYTES, refused as it streams in)"),
                   415: not_json,
+                  409: D(409, "route legacy or both while the legacy path no longer accepts work "
+                              "(accept_legacy is false)"),
                   422: D(422, "a field is missing, of the wrong type, out of range, or unknown"),
                   503: D(503, "the main Redis or the Celery broker is unreachable: nothing was queued")})
     def submit(req: Submission) -> Accepted | JSONResponse:  # type: ignore[valid-type]
@@ -158,14 +173,22 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                                       hint="send a smaller program (the limit is MAX_CODE_BYTES, in bytes of UTF-8)")
         eval_id = uuid.uuid4().hex
         policy = state["policy"]
-        with rng_lock:
-            routes = policy.routes(eval_id, rng, req.route)
+        try:
+            with rng_lock:
+                routes = policy.routes(eval_id, rng, req.route)
+        except LegacyClosed:
+            return httperrors.error(409, "the legacy path no longer accepts work (accept_legacy is false)",
+                                    "send the evaluation without route (or with route 'celery'); an operator "
+                                    "reopens legacy with PUT /api/admin/split {\"accept_legacy\": true}")
+        # Only a Celery-only evaluation can fall back, and only while legacy takes work; in safe mode it
+        # is marked before the publish (claims.py says why).
+        mode = policy.fallback if routes == ["celery"] and policy.accept_legacy else "none"
         now = time.time()
         fields = store.record_fields(eval_id, code=req.code, language=req.language, routes=routes,
                                      priority=req.priority, batch=req.batch, timeout_s=req.timeout_s,
-                                     created_at=now)
+                                     created_at=now, exactly_once=mode == "safe")
         payload = legacy_client.job_payload(eval_id=eval_id, code=req.code, language=req.language,
-                                            timeout_s=req.timeout_s, queued_at=now)
+                                            timeout_s=req.timeout_s, queued_at=now, exactly_once=mode == "safe")
         try:
             pipe = redis.pipeline(transaction=True)
             pipe.hset(record_key(eval_id), mapping=fields)  # type: ignore[arg-type]
@@ -183,6 +206,18 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                     kwargs={"timeout_s": req.timeout_s, "queued_at": now},
                     task_id=eval_id, queue=queue, priority=redis_priority)
             except Exception as exc:  # kombu raises OperationalError and friends
+                # accept_legacy is read again: it may have been switched off while the publish failed.
+                if mode != "none" and state["policy"].accept_legacy:
+                    with contextlib.suppress(RedisError):
+                        outcome, fallback = fallbacks.fall_back(eval_id, mode=mode, exc=exc, queued_at=now,
+                                                                job=payload)
+                        if outcome == "fell back":
+                            counts["legacy"] += 1
+                            return Accepted(eval_id=eval_id, routes=["legacy"],
+                                            fallback=FallbackInfo.model_validate(fallback))
+                        if outcome == "landed":  # Celery already holds the claim: the publish did land
+                            counts["celery"] += 1
+                            return Accepted(eval_id=eval_id, routes=routes)
                 with contextlib.suppress(RedisError):
                     pipe = redis.pipeline(transaction=True)
                     pipe.lrem(LEGACY_QUEUE, 1, payload)
@@ -215,33 +250,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                                     "use the eval_id returned by POST /api/eval")
         return record
 
-    def split_view() -> Split:
-        p = state["policy"]
-        return Split(celery_enabled=p.celery_enabled, celery_percentage=p.celery_percentage,
-                     routing=p.routing, dual_write=p.dual_write)
-
-    admin_responses: dict[int | str, dict[str, Any]] = {
-        401: D(401, "no admin token, or the wrong one"),
-        403: D(403, "the gateway runs without ADMIN_TOKEN: the admin endpoint is disabled"),
-        413: too_large}
-
-    @app.get("/api/admin/split", response_model=Split, operation_id="read_split",
-             summary="Read the split", responses=admin_responses)
-    def get_split(denied: Annotated[JSONResponse | None, Depends(admin.check)]) -> Split | JSONResponse:
-        return denied or split_view()
-
-    @app.put("/api/admin/split", response_model=Split, operation_id="change_split",
-             summary="Change the split at run time", dependencies=json_only, responses={
-                 **admin_responses, 400: D(400, "the body is not JSON, not UTF-8, or nested too deeply"),
-                 415: not_json,
-                 422: D(422, "a field is of the wrong type, out of range, or unknown")})
-    def put_split(update: SplitUpdate,
-                  denied: Annotated[JSONResponse | None, Depends(admin.check)]) -> Split | JSONResponse:
-        if denied:
-            return denied
-        changes = {k: v for k, v in update.model_dump().items() if v is not None}
-        state["policy"] = state["policy"].with_changes(**changes)
-        return split_view()
+    split_view = install_admin(app, guard=admin, state=state, history=history, unavailable=unavailable,
+                               redis_url=cfg.redis_url, too_large=too_large, json_only=json_only)
 
     @app.get("/api/stats", response_model=Stats, operation_id="read_stats",
              summary="Count routing decisions", responses={413: too_large})

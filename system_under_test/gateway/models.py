@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from system_under_test import httperrors
-from system_under_test.contract import Language, Path, Status
+from system_under_test.contract import FallbackMode, Language, Path, Status
 from system_under_test.gateway.split import Override, Routing
 
 
@@ -79,6 +79,8 @@ class SplitUpdate(_Strict):
     celery_percentage: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
     routing: Routing | None = None
     dual_write: bool | None = None
+    fallback: FallbackMode | None = None
+    accept_legacy: bool | None = None
 
 
 class Split(_Answer):
@@ -86,11 +88,27 @@ class Split(_Answer):
     celery_percentage: float = Field(ge=0, le=100, description="share of evaluations sent to Celery")
     routing: Routing = Field(description="random, or sticky: a stable hash of the evaluation id")
     dual_write: bool = Field(description="every evaluation goes to both paths")
+    fallback: FallbackMode = Field(description="phase 2, when a Celery publish fails: none (roll back, 503), naive "
+                                               "(fall back to legacy, as the plan writes it) or safe (fall back; "
+                                               "an exactly-once claim keeps it from running on both paths)")
+    accept_legacy: bool = Field(description="phase 3: false sends nothing to legacy any more (ACCEPT_LEGACY_TASKS)")
+
+
+class FallbackInfo(_Answer):
+    """The Celery publish failed and the evaluation was sent to legacy instead."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: Path = Field(alias="from", description="the path whose publish failed: celery")
+    mode: FallbackMode = Field(description="naive or safe")
+    reason: str = Field(description="the publish's exception")
+    at: float = Field(description="when the gateway fell back (epoch seconds)")
 
 
 class Accepted(_Answer):
     eval_id: str = Field(description="the evaluation's id, for GET /api/eval/{eval_id}")
     routes: list[Path] = Field(min_length=1, max_length=2, description="the path(s) it was sent to")
+    fallback: FallbackInfo | None = Field(default=None, description="set when it fell back to legacy")
 
 
 class PathResult(_Answer):
@@ -123,6 +141,13 @@ class Record(_Answer):
     created_at: float
     results: dict[Path, PathResult] = Field(description="one result per path in routes")
     done: bool = Field(description="every path's result is terminal")
+    fallback: FallbackInfo | None = Field(default=None, description="set when it fell back to legacy")
+
+
+class AdminChange(_Answer):
+    at: float = Field(description="when (epoch seconds)")
+    changes: dict[str, Any] = Field(description="the settings changed; all of them in a start entry")
+    start: bool | None = Field(default=None, description="true: the settings a gateway started with")
 
 
 class Routed(_Answer):

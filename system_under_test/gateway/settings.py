@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from system_under_test import defects
+from system_under_test.contract import FALLBACK_MODES
 from system_under_test.gateway.split import SplitPolicy
 from system_under_test.settings import ConfigError, env_bool, env_float, env_int, env_list, env_str
 
@@ -53,6 +54,15 @@ class GatewaySettings:
         routing = env_str("SPLIT_ROUTING", "random", env=env)
         if routing not in ("random", "sticky"):
             raise ConfigError("SPLIT_ROUTING", routing, "expected 'random' or 'sticky'")
+        fallback = env_str("CELERY_FALLBACK", "none", env=env)
+        if fallback not in FALLBACK_MODES:
+            raise ConfigError("CELERY_FALLBACK", fallback, f"expected one of {', '.join(FALLBACK_MODES)}")
+        celery_enabled = env_bool("CELERY_ENABLED", True, env=env)
+        accept_legacy = env_bool("ACCEPT_LEGACY_TASKS", True, env=env)
+        if not celery_enabled and not accept_legacy:
+            raise ConfigError("ACCEPT_LEGACY_TASKS", env_str("ACCEPT_LEGACY_TASKS", "", env=env),
+                              "it cannot be false while CELERY_ENABLED is false: no path would take work "
+                              "(set one of them to true)")
         seed = env_str("GATEWAY_SEED", "", env=env)
         max_code_bytes = env_int("MAX_CODE_BYTES", 65536, minimum=1, env=env)
         max_timeout_s = env_float("MAX_TIMEOUT_S", 60.0, minimum=0.01, env=env)
@@ -66,10 +76,12 @@ class GatewaySettings:
             redis_url=env_str("REDIS_URL", "redis://127.0.0.1:6379/0", env=env),
             broker_url=env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6380/0", env=env),
             policy=SplitPolicy(
-                celery_enabled=env_bool("CELERY_ENABLED", True, env=env),
+                celery_enabled=celery_enabled,
                 celery_percentage=env_float("CELERY_PERCENTAGE", 50.0, minimum=0, maximum=100, env=env),
                 routing=routing,  # type: ignore[arg-type]
                 dual_write=env_bool("DUAL_WRITE", False, env=env),
+                fallback=fallback,  # type: ignore[arg-type]
+                accept_legacy=accept_legacy,
             ),
             admin_token=env_str("ADMIN_TOKEN", "", env=env),
             max_code_bytes=max_code_bytes,
