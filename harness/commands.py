@@ -23,7 +23,7 @@ from typing import Any, NoReturn, get_args
 from harness import arguments as a
 from harness.errors import HarnessError
 from harness.stack.config import MaxmemoryPolicy, Routing, StackConfig
-from harness.vocabulary import EXIT_INTERRUPTED, EXIT_USAGE
+from harness.vocabulary import EXIT_INTERRUPTED, EXIT_USAGE, FALLBACK_MODES
 
 
 class HarnessParser(argparse.ArgumentParser):
@@ -83,6 +83,8 @@ STACK_OPTION_TYPES: Mapping[str, Callable[[str], Any]] = {
     "executor_concurrency": a.integer(1, 64),
     "executor_max_procs": a.integer(1),
     "celery_executor": a.choice(("executor-1", "executor-2", "executor-3")),
+    "fallback": a.choice(FALLBACK_MODES),
+    "celery_topology": a.choice(("single", "plan")),
     "legacy_workers": a.integer(0),
     "celery_workers": a.integer(1),
     "celery_concurrency": a.integer(1),

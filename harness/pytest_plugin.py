@@ -39,6 +39,7 @@ MARKERS = {
     "security": "hostile submissions are contained the same way on both paths",
     "containers": "the stack in containers through Testcontainers (needs a Docker engine)",
     "slow": "takes more than a few seconds",
+    "transition": "the migration's moves (phase 2 fallback, decommission, rollback, topology) under a workload",
     "stack": "starts a stack of the system under test (set automatically on every test that requests "
              "`stack`, `launch_stack` or a fixture built on them); `make check` runs the others",
 }

@@ -35,10 +35,14 @@ from typing import Literal, get_args
 
 from harness.errors import HarnessError
 from system_under_test.contract import (
+    ADMIN_CHANGES,
+    CLAIM_PREFIX,
     DLQ_KEY,
     EVENTS_CHANNEL,
     EXECUTORS,
+    FALLBACK_MODES,
     LANGUAGES,
+    LEGACY_INHAND,
     LEGACY_QUEUE,
     PATHS,
     RECORD_PREFIX,
@@ -47,9 +51,13 @@ from system_under_test.contract import (
     STATUSES,
     TERMINAL,
     TIMEOUT_EXIT_CODE,
+    AdminChange,
     Event,
     ExecutionOutcome,
     ExecutionPath,
+    Fallback,
+    FallbackMode,
+    InHand,
     Language,
     LedgerRow,
     Path,
@@ -64,6 +72,8 @@ from system_under_test.contract import (
 )
 
 __all__ = [
+    "ADMIN_CHANGES", "CLAIM_PREFIX", "FALLBACK_MODES", "LEGACY_INHAND", "AdminChange", "Fallback", "FallbackMode",
+    "InHand",
     "CHECKER_CLASSES", "DLQ_KEY", "EVENTS_CHANNEL", "EXECUTORS", "EXIT_INTERRUPTED", "EXIT_USAGE", "INVARIANTS",
     "LANGUAGES", "LEGACY_QUEUE", "OUTCOMES", "PARITY_CLASSES", "PROMISES", "PATHS", "RECORD_PREFIX", "ROUTES",
     "SIGNAL_EXIT_BASE", "STATUSES", "TERMINAL", "TIMEOUT_EXIT_CODE", "VERDICTS", "VERDICT_EXIT_CODES",

@@ -69,6 +69,7 @@ class Settings(Protocol):
     def main_redis_policy(self) -> str: ...
     @property
     def legacy_workers(self) -> int: ...
+    def celery_worker_specs(self) -> list[tuple[str, tuple[str, ...], int]]: ...
 
 
 @dataclass(frozen=True)
@@ -129,10 +130,16 @@ class _Facts:
     fault: FaultEvent
 
     @property
+    def concurrency(self) -> int:
+        """The faulted Celery worker's concurrency (the largest of the topology's for any other target)."""
+        specs = {name: c for name, _, c in self.cfg.celery_worker_specs()}
+        return specs.get(self.fault.target, max(specs.values(), default=self.cfg.celery_concurrency))
+
+    @property
     def reserved(self) -> int | None:
         """Messages a worker holds unacked: prefetch multiplier × concurrency (0: unbounded)."""
         c = self.cfg
-        return c.prefetch_multiplier * c.celery_concurrency if c.prefetch_multiplier > 0 else None
+        return c.prefetch_multiplier * self.concurrency if c.prefetch_multiplier > 0 else None
 
     @property
     def retry_budget_s(self) -> float:
@@ -141,10 +148,10 @@ class _Facts:
     def text(self) -> dict[str, object]:
         c, r = self.cfg, self.reserved
         return {
-            "name": self.fault.name, "toxic": self.fault.toxic, "c": c.celery_concurrency,
+            "name": self.fault.name, "toxic": self.fault.toxic, "c": self.concurrency,
             "vt": f"{c.visibility_timeout_s:g}", "d": f"{self.fault.duration_s or 0:g}",
             "unacked": (f"unacked tasks (prefetch_multiplier {c.prefetch_multiplier} x concurrency "
-                        f"{c.celery_concurrency} = {r if r is not None else 'unbounded'})"),
+                        f"{self.concurrency} = {r if r is not None else 'unbounded'})"),
             "budget": f"{self.retry_budget_s:g}", "max_retries": c.max_retries, "w": c.legacy_workers,
             "celery_policy": c.celery_redis_policy, "main_policy": c.main_redis_policy,
         }
@@ -165,7 +172,7 @@ CONDITIONS: Mapping[str, Callable[[_Facts], bool]] = {
 }
 
 QUANTITIES: Mapping[str, Callable[[_Facts], int | None]] = {
-    "concurrency": lambda f: f.cfg.celery_concurrency,
+    "concurrency": lambda f: f.concurrency,
     "reserved": lambda f: f.reserved,
     "legacy workers": lambda f: f.cfg.legacy_workers,
 }

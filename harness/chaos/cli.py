@@ -35,6 +35,11 @@ def scenarios_dir() -> Path:
     return workspace() / "scenarios" / "chaos"
 
 
+def transitions_dir() -> Path:
+    """``scenarios/transition/`` of the workspace: the migration's moves (``pytest -m transition``)."""
+    return workspace() / "scenarios" / "transition"
+
+
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``chaos`` to the ``harness`` command's subparsers."""
     parser = subparsers.add_parser(
@@ -69,11 +74,13 @@ def resolve(names: list[str]) -> list[Scenario]:
     paths, problems = [], []
     for name in names:
         path = Path(name)
-        if not path.exists() and (folder / f"{name}.toml").is_file():
-            path = folder / f"{name}.toml"
+        for where in (folder, transitions_dir()):
+            if not path.exists() and (where / f"{name}.toml").is_file():
+                path = where / f"{name}.toml"
         if not path.exists():
-            known = ", ".join(p.stem for p in sorted(folder.glob("*.toml"))) or "none"
-            problems.append(f"{name}: no such scenario file or name; scenarios in {folder}: {known}")
+            known = ", ".join(p.stem for d in (folder, transitions_dir()) for p in sorted(d.glob("*.toml"))) or "none"
+            problems.append(f"{name}: no such scenario file or name; scenarios in {folder} and "
+                            f"{transitions_dir()}: {known}")
         elif (problem := arguments.file_problem(path)) is not None:
             problems.append(problem + ("; give the scenario files in it (for example "
                                        f"{path}/*.toml)" if path.is_dir() else ""))

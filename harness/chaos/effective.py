@@ -68,11 +68,15 @@ def read_effective(broker_url: str, *, timeout_s: float = 1.5) -> dict[str, dict
 
 
 def differences(intended: StackConfig, effective: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """One line per worker and setting whose running value differs from the intended one."""
+    """One line per worker and setting whose running value differs from the intended one (a worker's
+    concurrency is its own in the topology: ``StackConfig.celery_worker_specs``)."""
+    concurrency = {name: c for name, _, c in intended.celery_worker_specs()}
     out = []
     for worker, settings in effective.items():
         for name, value in settings.items():
             want = getattr(intended, name)
+            if name == "celery_concurrency":
+                want = concurrency.get(worker.split("@", 1)[0], want)
             if value is None:
                 continue  # not reported: unknown, not compared
             same = float(value) == float(want) if isinstance(want, float) and not isinstance(value, bool) \

@@ -133,6 +133,31 @@ def missed_faults(history: History) -> tuple[list[str], list[str]]:
     return errors, notes
 
 
+def _transition_notes(history: History) -> list[str]:
+    """One line per transition: what the operator did and measured (drains: how long, jobs in hand when
+    the workers stopped, evaluations still unaccounted for)."""
+    notes = []
+    for invoke, done in pairs(history.ops):
+        if invoke.f != "transition":
+            continue
+        name = (invoke.value or {}).get("name", "transition")
+        if done is None or done.type != "ok":
+            notes.append(f"{name} at {invoke.time:.1f}s: FAILED: {done.error if done else 'never completed'}")
+            continue
+        v = done.value or {}
+        text = f"{name}: done at {done.time:.1f}s"
+        if "drained_s" in v:
+            text += (f"; drained in {v['drained_s']:g}s, {v.get('in_hand_at_stop', 0)} job(s) in a live worker's hand "
+                     f"when {', '.join(v.get('stopped') or []) or 'nothing'} stopped"
+                     + (f", in the hand of dead workers: {', '.join(v['in_hand_of_dead_workers'])}"
+                        if v.get("in_hand_of_dead_workers") else "")
+                     + f"; {v.get('unaccounted_count', 0)} legacy evaluation(s) not terminal after it")
+        if v.get("restarted") or (v.get("stopped") and "drained_s" not in v):
+            text += f"; restarted {', '.join(v.get('restarted') or []) or 'none'}, stopped {', '.join(v.get('stopped') or []) or 'none'}"
+        notes.append(text)
+    return notes
+
+
 def _fault_notes(history: History) -> list[str]:
     notes = []
     for op in history.ops:
@@ -206,7 +231,7 @@ def evaluate(result: ScenarioResult, history: History, ledger: list[dict[str, An
         result.recovery_s[p] = _recovery(mine, p, heal_wall) if heal_wall is not None else None
     if scenario.finding:
         result.notes.insert(0, " ".join(scenario.finding.split()))
-    result.notes += _fault_notes(history)
+    result.notes += _transition_notes(history) + _fault_notes(history)
     if queues.get("problems"):
         result.notes += [f"inspecting the queues: {p}" for p in queues["problems"]]
     for path in scenario.expect:

@@ -39,9 +39,9 @@ from harness.chaos.transitions import OPERATOR, Transition
 from harness.client import ClientError, GatewayClient
 from harness.history import History
 from harness.stack.protocol import Stack
+from harness.vocabulary import LEGACY_INHAND as INHAND_KEY
 from harness.vocabulary import LEGACY_QUEUE, TERMINAL
 
-INHAND_KEY = "legacy:inhand"  # legacy workers' jobs in hand (the platform's visibility for a drain)
 POLL_S = 0.1
 
 
@@ -62,6 +62,7 @@ class Operator:
         self.log = log or (lambda _msg: None)
         self.stopped: set[str] = set()
         self.errors: list[str] = []
+        self.done = 0  # transitions carried out (ok or fail); fewer than planned at the end is an error
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -94,8 +95,15 @@ class Operator:
                 self.history.complete(invoke, "fail", error=str(exc)[:500])
                 self.errors.append(f"{t.name}: {exc}")
                 self.log(f"  move   FAILED {t.name}: {exc}")
+                self.done += 1
+                continue
+            except Exception as exc:  # a bug, or a component that would not stop: never silent
+                self.history.complete(invoke, "fail", error=f"{type(exc).__name__}: {exc}"[:500])
+                self.errors.append(f"{t.name}: {type(exc).__name__}: {exc}")
+                self.done += 1
                 continue
             done = self.history.complete(invoke, "ok", value=value)
+            self.done += 1
             self.log(f"  move   {done.time:6.2f}s  done {t.name}")
 
     # -- the moves ---------------------------------------------------------------------------------------

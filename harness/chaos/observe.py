@@ -21,7 +21,7 @@ import redis as redis_lib
 
 from harness.chaos.platform import UNACKED_KEY, queue_keys, task_id
 from harness.history import History
-from harness.vocabulary import DLQ_KEY, EVENTS_CHANNEL, LEGACY_QUEUE, TERMINAL, Record
+from harness.vocabulary import ADMIN_CHANGES, DLQ_KEY, EVENTS_CHANNEL, LEGACY_QUEUE, TERMINAL, Record
 from system_under_test.executor.ledger import read_ledger
 from system_under_test.store import parse_record
 
@@ -192,9 +192,6 @@ class EventRecorder:
                     client.close()
         if lost_at is not None:
             self.gaps.append((lost_at, time.time()))
-
-
-ADMIN_CHANGES = "admin:changes"  # the gateway's list of settings changes, each {"at": epoch, "changes": {...}}
 
 
 def read_admin_history(main: redis_lib.Redis) -> list[dict[str, Any]]:

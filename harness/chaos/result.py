@@ -37,9 +37,10 @@ def _relative(path: str) -> str:
 def replay_commands(scenario: Scenario, seed: int, stack_kind: str = "processes") -> list[str]:
     """The commands that run this scenario again with the same seed (CLI and pytest)."""
     extra = "" if stack_kind == "processes" else f" --stack {stack_kind}"
+    suite, marker = (("tests/transition/test_transition_scenarios.py", "transition")
+                     if Path(scenario.file).parent.name == "transition" else ("tests/chaos/test_chaos_scenarios.py", "chaos"))
     return [f"harness chaos {_relative(scenario.file)} --seed {seed}{extra}",
-            f"pytest 'tests/chaos/test_chaos_scenarios.py::test_scenario[{scenario.name}]' -m chaos "
-            f"--seed {seed}{extra}"]
+            f"pytest '{suite}::test_scenario[{scenario.name}]' -m {marker} --seed {seed}{extra}"]
 
 
 @dataclass

@@ -153,6 +153,9 @@ def run_scenario(scenario: Scenario, *, run_folder: RunFolder, seed: int, stack_
                 if not nemesis.wait(timeout_s=longest + 90):
                     result.errors.append("the nemesis did not finish its schedule in time; healing everything now")
             result.errors += nemesis.errors + [f"transition {e}" for e in operator.errors]
+            if operator.done < len(scenario.transitions):
+                result.errors.append(f"the operator carried out {operator.done} of {len(scenario.transitions)} "
+                                     "transitions")
             heal_times = list(nemesis.heal_times)
             result.timings["faults_done_s"] = time.monotonic() - t0
             restarted = supervise(stack, history, say, skip=operator.stopped)
@@ -198,17 +201,19 @@ def run_scenario(scenario: Scenario, *, run_folder: RunFolder, seed: int, stack_
 
 
 def live_paths(scenario: Scenario, config: StackConfig) -> tuple[str, ...]:
-    """The paths that must still take work after the run: legacy not once it was decommissioned."""
-    start = start_phase(getattr(config, "fallback", "none"), getattr(config, "accept_legacy", True))
-    moves = phase_of(scenario.transitions, start)
-    final = moves[-1][0] if moves else start
-    return tuple(p for p in scenario.workload.paths if not (p == "legacy" and final == 3))
+    """The paths that must still take work after the run: not legacy once it was decommissioned, not
+    Celery once a rollback stopped its workers."""
+    moves = phase_of(scenario.transitions, start_phase(config.fallback, config.accept_legacy))
+    final = moves[-1][0] if moves else start_phase(config.fallback, config.accept_legacy)
+    celery_stopped = any(t.kind == "rollback" and t.stop_workers for t in scenario.transitions)
+    return tuple(p for p in scenario.workload.paths
+                 if not (p == "legacy" and final == 3) and not (p == "celery" and celery_stopped))
 
 
 def _check_effective(result: ScenarioResult, broker_url: str, config: StackConfig, say: Log) -> None:
     """Read the configuration the Celery workers run with; a setting that differs from the scenario's
     ends the run as an error naming it (what it would measure is not about the configuration it names)."""
-    if config.celery_workers == 0:
+    if not config.celery_worker_specs():
         return
     try:
         result.effective = read_effective(broker_url)

@@ -246,7 +246,7 @@ class Scenario:
 def component_names(config: StackConfig) -> tuple[str, ...]:
     names = ["main-redis", "celery-redis", "executor-1", "executor-2", "executor-3", "gateway"]
     names += [f"legacy-worker-{i}" for i in range(1, config.legacy_workers + 1)]
-    names += [f"celery-worker-{i}" for i in range(1, config.celery_workers + 1)]
+    names += [name for name, _, _ in config.celery_worker_specs()]
     names += ["flower"] * config.flower + ["fault-proxy"] * config.fault_proxy
     return tuple(names)
 
@@ -449,7 +449,7 @@ def _targets(kind: str, cfg: StackConfig) -> tuple[str, ...]:
     if kind in ("toxic", "disable"):
         return tuple(LINKS)
     if kind == "kill-pool-child":
-        return tuple(f"celery-worker-{i}" for i in range(1, cfg.celery_workers + 1))
+        return tuple(name for name, _, _ in cfg.celery_worker_specs())
     if kind == "memory-pressure":
         return ("main-redis", "celery-redis")
     return component_names(cfg)
@@ -567,7 +567,7 @@ def parse_scenario(data: dict[str, Any], file: str) -> Scenario:
         if name and name in names[:i]:
             r.problem(f"faults[{i}].name", f"{name!r} is used twice; fault names must be unique (start/stop pair by name)")
     transitions = read_transitions(r, top.get("transitions"), duration_s=workload.duration_s,
-                                   start=start_phase(getattr(cfg, "fallback", "none"), getattr(cfg, "accept_legacy", True)))
+                                   start=start_phase(cfg.fallback, cfg.accept_legacy))
     gate = r.choices(top, "gate", "", PATHS) if "gate" in top else ("celery",)
     q = r.table(top.get("quiesce", {}), "quiesce", ("timeout_s",))
     quiesce = r.number(q, "timeout_s", "quiesce", lo=0, hi=300, lo_open=True, default=30.0)

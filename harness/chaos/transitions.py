@@ -58,8 +58,9 @@ class Transition:
 
     @property
     def name(self) -> str:
-        detail = {"split": f" {self.percentage:g} %", "phase2": f" {self.percentage:g} % {self.fallback} fallback",
-                  "decommission": f" ({self.drain} drain)", "rollback": f" to {self.percentage:g} %"}[self.kind]
+        pct = f"{self.percentage:g} %" if self.percentage is not None else ""
+        detail = {"split": f" {pct}", "phase2": f" {pct} {self.fallback} fallback",
+                  "decommission": f" ({self.drain} drain)", "rollback": f" to {pct}"}[self.kind]
         return f"{self.kind}{detail} at {self.at_s:g}s"
 
     def value(self) -> dict[str, Any]:
