@@ -63,8 +63,12 @@ def config_summary(config: StackConfig, path: str) -> str:
         else "early ack" + ("+reject_on_worker_lost" if config.reject_on_worker_lost else "")
     redis_mem = f"{config.celery_redis_policy} {config.celery_redis_maxmemory}" if config.celery_redis_maxmemory \
         else "no maxmemory"
-    return (f"{ack}, vt {config.visibility_timeout_s:g}s, prefetch {config.prefetch_multiplier}x"
-            f"{config.celery_concurrency}, {config.celery_workers} worker(s), retries {config.max_retries}x"
+    specs = config.celery_worker_specs()
+    workers = (f"prefetch {config.prefetch_multiplier}x{config.celery_concurrency}, {len(specs)} worker(s)"
+               if config.celery_topology == "single" else
+               f"prefetch {config.prefetch_multiplier}x, plan topology: "
+               + ", ".join(f"{'+'.join(q)} c{c}" for _, q, c in specs))
+    return (f"{ack}, vt {config.visibility_timeout_s:g}s, {workers}, retries {config.max_retries}x"
             f"{config.retry_backoff_s:g}s, {redis_mem}")
 
 
