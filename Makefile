@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: venv test lint typecheck pytest run up clean docker docker-if-ci test-containers chaos
+.PHONY: venv test check lint typecheck pytest run up clean docker docker-if-ci test-containers chaos
 
 venv: $(VENV)/.installed
 
@@ -46,3 +46,11 @@ up: venv
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# The fast loop: lint, types and every test that starts no stack (under 90 s on a 2-core machine).
+# Tests that start a stack are marked `stack` by the fixture they request (harness/pytest_plugin.py);
+# the suites users run (parity, chaos, load, security, containers) are left to `make test`.
+CHECK_MARKERS := not stack and not slow and not parity and not chaos and not load and not security and not containers
+
+check: lint typecheck
+	$(BIN)/pytest -q -p no:cacheprovider -m "$(CHECK_MARKERS)" $(PYTEST_ARGS)

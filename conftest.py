@@ -1,3 +1,2 @@
-"""Root conftest: load the harness's pytest plugin (markers, --stack/--seed, the stack fixture)."""
-
-pytest_plugins = ["harness.pytest_plugin"]
+"""Root conftest. The harness's pytest plugin is not loaded here: pytest loads it through the package's
+``pytest11`` entry point (``make venv`` installs the checkout), as for any installation of the harness."""

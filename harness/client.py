@@ -103,6 +103,7 @@ def record_of(doc: Any) -> Record:
         "created_at": float(doc.get("created_at") or 0.0), "results": results,
         "done": bool(doc.get("done")) or (bool(results) and all(r.get("status") in TERMINAL
                                                                  for r in results.values())),
+        "fallback": doc.get("fallback"),
     }
 
 

@@ -1,8 +1,11 @@
 """pytest integration: markers, stack options and the session-scoped ``stack`` fixture.
 
+Installed with the harness, pytest loads it by itself (the ``pytest11`` entry point ``harness``;
+``-p no:harness`` turns it off). ``pytest --fixtures`` lists its fixtures with what each gives.
 Options: ``--stack=processes|containers|external`` (default processes), ``--stack-url`` for an
-external deployment, ``--seed`` for every random choice. The run folder of the test session is
-printed at the end.
+external deployment (with ``--stack=external`` and no URL: the one stack ``harness up`` runs in this
+workspace), ``--seed`` for every random choice. The session's run folder is created under the
+workspace's ``reports/`` (``harness.run.workspace``) and printed at the end.
 
 Parity fixtures: ``parity_profile`` (Hypothesis's own ``--hypothesis-profile``, else the
 ``HYPOTHESIS_PROFILE`` environment variable, else ``ci`` under CI and ``dev`` elsewhere),
@@ -15,18 +18,21 @@ The terminal summary shows the coverage table of the parity surface when parity 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harness.errors import HarnessError, StackError
 from harness.parity import coverage
 from harness.parity.dispatch import Dispatcher
 from harness.parity.suite import ParitySession, check_profile, register_profiles, write_outputs
 from harness.run import RunFolder
 from harness.stack.config import StackConfig
-from harness.stack.external import ExternalStack
-from harness.stack.processes import ProcessesStack
+from harness.stack.opening import open_stack
+from harness.stack.protocol import Stack
 
 MARKERS = {
     "parity": "output, exit-code and error parity between the legacy and Celery paths",
@@ -35,7 +41,12 @@ MARKERS = {
     "security": "hostile submissions are contained the same way on both paths",
     "containers": "the stack in containers through Testcontainers (needs a Docker engine)",
     "slow": "takes more than a few seconds",
+    "transition": "the migration's moves (phase 2 fallback, decommission, rollback, topology) under a workload",
+    "stack": "starts a stack of the system under test (set automatically on every test that requests "
+             "`stack`, `launch_stack` or a fixture built on them); `make check` runs the others",
 }
+# Requesting any of these starts a stack (directly or through a fixture built on them).
+STACK_FIXTURES = frozenset({"stack", "launch_stack", "parity_dispatcher"})
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -44,7 +55,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     choices=("processes", "containers", "external"),
                     help="where the system under test runs (default: processes)")
     group.addoption("--stack-url", default=os.environ.get("HARNESS_STACK_URL"),
-                    help="gateway URL of an already-running deployment (with --stack=external)")
+                    help="gateway URL of an already-running deployment (with --stack=external; default: the "
+                         "gateway of the one stack `harness up` runs in this workspace)")
     group.addoption("--seed", type=int, default=int(os.environ.get("HARNESS_SEED", "0")),
                     help="seed for every random choice of the harness")
 
@@ -55,13 +67,34 @@ def pytest_configure(config: pytest.Config) -> None:
     config._harness_run = None  # type: ignore[attr-defined]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that starts a stack (by the fixtures it requests) with ``stack``."""
+    for item in items:
+        if STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.stack)
+
+
+@pytest.fixture(scope="session")
+def launch_stack() -> Callable[..., AbstractContextManager[Stack]]:
+    """Opens a stack of your own: ``with launch_stack(config, run) as stack:`` (the processes launcher
+    unless ``kind=`` says otherwise; any other keyword goes to ``harness.stack.opening.open_stack``).
+    Requesting it marks the test ``stack``."""
+    def launch(config: StackConfig, run: RunFolder, kind: str = "processes", **options: Any
+               ) -> AbstractContextManager[Stack]:
+        return open_stack(kind, config, run, **options)
+    return launch
+
+
 @pytest.fixture(scope="session")
 def harness_seed(request: pytest.FixtureRequest) -> int:
+    """The seed of every random choice in the session (``--seed``, or ``HARNESS_SEED``; default 0)."""
     return int(request.config.getoption("--seed"))
 
 
 @pytest.fixture(scope="session")
 def run_folder(request: pytest.FixtureRequest) -> RunFolder:
+    """The session's run folder, ``reports/<run-id>/`` of the workspace (or ``HARNESS_REPORTS``): the
+    stack's logs and ledgers, and what the suites store (observations, findings); printed at the end."""
     run = RunFolder.create()
     request.config._harness_run = run  # type: ignore[attr-defined]
     return run
@@ -70,36 +103,44 @@ def run_folder(request: pytest.FixtureRequest) -> RunFolder:
 @pytest.fixture(scope="session")
 def stack_config(harness_seed: int) -> StackConfig:
     """The session stack's configuration: the platform's defaults with short test timeouts."""
-    return StackConfig(seed=harness_seed, executor_timeout_s=5.0, retry_backoff_s=0.5)
+    return StackConfig.for_tests(seed=harness_seed)
 
 
 @pytest.fixture(scope="session")
-def stack(request: pytest.FixtureRequest, stack_config: StackConfig, run_folder: RunFolder) -> Iterator[Any]:
-    """The session's stack, from ``--stack``; it is started once and stopped at the end."""
+def stack(request: pytest.FixtureRequest, stack_config: StackConfig, run_folder: RunFolder) -> Iterator[Stack]:
+    """The session's stack, from ``--stack`` (processes, containers, or external with ``--stack-url``);
+    started once, healthy when yielded, stopped at the end. A stack that cannot start fails the
+    tests that need it with the launcher's message (what went wrong and what to do)."""
     kind = request.config.getoption("--stack")
-    if kind == "external":
-        url = request.config.getoption("--stack-url")
-        if not url:
-            pytest.fail("--stack=external needs --stack-url <gateway URL> (or HARNESS_STACK_URL)", pytrace=False)
-        with ExternalStack.from_url(url, config=stack_config, run=run_folder) as external:
-            yield external
-        return
-    if kind == "containers":
-        from harness.errors import StackError
-        from harness.stack.containers import ContainersStack
-
-        containers = ContainersStack(stack_config, run_folder)
-        try:
-            containers.start()
-        except StackError as exc:  # no engine, a failed build, an unhealthy component: the message says what to do
-            pytest.fail(f"--stack=containers: {exc}", pytrace=False)
-        try:
-            yield containers
-        finally:
-            containers.stop()
-        return
-    with ProcessesStack(stack_config, run_folder) as running:
+    url, endpoints_file = request.config.getoption("--stack-url"), None
+    if kind == "external" and not url:
+        url, endpoints_file = _detached_stack()
+    opened = open_stack(kind, stack_config, run_folder, url=url, endpoints_file=endpoints_file)
+    try:
+        running = opened.__enter__()
+    except StackError as exc:  # no engine, a failed build, an unhealthy component, no URL
+        pytest.fail(f"--stack={kind}: {exc}", pytrace=False)
+    try:
         yield running
+    finally:
+        opened.__exit__(None, None, None)
+
+
+def _detached_stack() -> tuple[str | None, Path | None]:
+    """The gateway and state file of the one stack ``harness up`` runs in this workspace (None, None when
+    there is none); fails the session if there are several."""
+    from harness.stack import state
+
+    try:
+        running = state.running()
+    except HarnessError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    if len(running) > 1:
+        pytest.fail(f"--stack=external: {len(running)} stacks run here ({', '.join(running)}); choose one with "
+                    "--stack-url (`harness status` shows each gateway)", pytrace=False)
+    for name, found in running.items():
+        return str(found["endpoints"]["gateway"]), state.state_file(name)
+    return None, None
 
 
 register_profiles()  # before Hypothesis's own plugin loads --hypothesis-profile
@@ -107,6 +148,8 @@ register_profiles()  # before Hypothesis's own plugin loads --hypothesis-profile
 
 @pytest.fixture(scope="session")
 def parity_profile(request: pytest.FixtureRequest) -> str:
+    """The Hypothesis profile of the parity search: ``--hypothesis-profile``, else ``HYPOTHESIS_PROFILE``,
+    else ``ci`` under CI and ``dev`` elsewhere (dev: quick, a few small batches; ci; thorough)."""
     chosen = (request.config.getoption("hypothesis_profile", default=None)
               or os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
     try:
@@ -117,12 +160,18 @@ def parity_profile(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def parity_dispatcher(stack: Any) -> Iterator[Dispatcher]:
+    """Sends batches of programs through the session stack's gateway (dual-write or forced routes) and
+    waits for every path's result until the evaluation's deadline (``harness.parity.dispatch.Dispatcher``),
+    recording every operation in its history. Requesting it starts the stack."""
     with Dispatcher(stack.endpoints.gateway, default_timeout_s=stack.config.executor_timeout_s) as dispatcher:
         yield dispatcher
 
 
 @pytest.fixture(scope="session")
 def parity_recorder(request: pytest.FixtureRequest, run_folder: RunFolder) -> Iterator[list[ParitySession]]:
+    """A list to append each ``ParitySession`` of a test to; at the end of the session their checks are
+    written to ``observations.parquet``, ``parity_history.parquet`` and ``parity.md`` in the run folder,
+    and the coverage table of the parity surface goes to the terminal summary."""
     sessions: list[ParitySession] = []
     yield sessions
     merged = None

@@ -35,10 +35,14 @@ from typing import Literal, get_args
 
 from harness.errors import HarnessError
 from system_under_test.contract import (
+    ADMIN_CHANGES,
+    CLAIM_PREFIX,
     DLQ_KEY,
     EVENTS_CHANNEL,
     EXECUTORS,
+    FALLBACK_MODES,
     LANGUAGES,
+    LEGACY_INHAND,
     LEGACY_QUEUE,
     PATHS,
     RECORD_PREFIX,
@@ -47,8 +51,13 @@ from system_under_test.contract import (
     STATUSES,
     TERMINAL,
     TIMEOUT_EXIT_CODE,
+    AdminChange,
+    Event,
     ExecutionOutcome,
     ExecutionPath,
+    Fallback,
+    FallbackMode,
+    InHand,
     Language,
     LedgerRow,
     Path,
@@ -63,11 +72,13 @@ from system_under_test.contract import (
 )
 
 __all__ = [
+    "ADMIN_CHANGES", "CLAIM_PREFIX", "FALLBACK_MODES", "LEGACY_INHAND", "AdminChange", "Fallback", "FallbackMode",
+    "InHand",
     "CHECKER_CLASSES", "DLQ_KEY", "EVENTS_CHANNEL", "EXECUTORS", "EXIT_INTERRUPTED", "EXIT_USAGE", "INVARIANTS",
-    "LANGUAGES", "LEGACY_QUEUE", "OUTCOMES", "PARITY_CLASSES", "PATHS", "RECORD_PREFIX", "ROUTES",
+    "LANGUAGES", "LEGACY_QUEUE", "OUTCOMES", "PARITY_CLASSES", "PROMISES", "PATHS", "RECORD_PREFIX", "ROUTES",
     "SIGNAL_EXIT_BASE", "STATUSES", "TERMINAL", "TIMEOUT_EXIT_CODE", "VERDICTS", "VERDICT_EXIT_CODES",
-    "CheckerClass", "ExecutionOutcome", "ExecutionPath", "Invariant", "Language", "LedgerRow", "Outcome",
-    "ParityClass", "Path", "Record", "Result", "Route", "Status", "TerminalStatus", "Verdict",
+    "CheckerClass", "Event", "ExecutionOutcome", "ExecutionPath", "Invariant", "Language", "LedgerRow", "Outcome",
+    "ParityClass", "Path", "Promise", "Record", "Result", "Route", "Status", "TerminalStatus", "Verdict",
     "VocabularyError", "combine_outcomes", "exit_code_of", "outcome_of", "record_key", "status_of",
     "verdict_of", "worst_verdict",
 ]
@@ -114,6 +125,11 @@ CHECKER_CLASSES: tuple[CheckerClass, ...] = get_args(CheckerClass)
 # The classes a scenario bounds (``[expect.<path>]``); ``executions`` caps one evaluation's executions.
 Invariant = Literal["lost", "duplicated", "stuck", "wrong", "unexpected", "error", "misrouted"]
 INVARIANTS: tuple[Invariant, ...] = get_args(Invariant)
+
+# -- chaos: the platform's promises about the Celery path (harness/chaos/promises.py) ------------------
+
+Promise = Literal["retry-count", "retry-spacing", "dead-letter", "time-limit", "priority-order"]
+PROMISES: tuple[Promise, ...] = get_args(Promise)
 
 # -- chaos: a scenario's outcome on one path ----------------------------------------------------------------
 

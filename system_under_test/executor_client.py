@@ -63,6 +63,9 @@ def finished_result(body: dict[str, Any], *, queued_at: float, started_at: float
         "duration_ms": float(body["duration_ms"]), "executor_id": body["executor_id"],
         "attempts": attempts, "queued_at": queued_at, "started_at": started_at,
         "finished_at": time.time(),
+        # What the execution used, passed through as the executor measured it (absent: an older executor).
+        "cpu_ms": None if body.get("cpu_ms") is None else float(body["cpu_ms"]),
+        "peak_rss_kb": None if body.get("peak_rss_kb") is None else int(body["peak_rss_kb"]),
     }
 
 

@@ -1,7 +1,9 @@
 """The evaluation store and event bus on the main Redis.
 
 A record per evaluation (hash ``eval:<id>``) holds what was submitted, the route(s) the gateway chose
-and one result per path (field ``result:legacy`` / ``result:celery``, a JSON object). A result is
+and one result per path (field ``result:legacy`` / ``result:celery``, a JSON object); an evaluation that
+fell back from Celery to legacy also has ``fallback`` (a JSON ``Fallback``), and one that must execute
+exactly once overall has ``exactly_once`` = ``1`` (claims.py). A result is
 written whole each time its status changes (``queued`` → ``running`` → ``completed`` | ``failed`` |
 ``timeout`` | ``error``), and each change is published on the ``evaluations:events`` channel.
 
@@ -22,6 +24,8 @@ from system_under_test.contract import (
     EVENTS_CHANNEL,
     LEGACY_QUEUE,
     TERMINAL,
+    Event,
+    Fallback,
     Path,
     Record,
     Result,
@@ -29,7 +33,7 @@ from system_under_test.contract import (
     status_of,
 )
 
-__all__ = ["EVENTS_CHANNEL", "LEGACY_QUEUE", "EvaluationStore", "Path", "Record", "Result", "parse_record",
+__all__ = ["EVENTS_CHANNEL", "LEGACY_QUEUE", "Event", "EvaluationStore", "Path", "Record", "Result", "parse_record",
            "queued_result", "record_key", "status_of"]
 
 _WRITE_IF_EXISTS = """
@@ -52,21 +56,25 @@ class EvaluationStore:
         self._write = redis.register_script(_WRITE_IF_EXISTS)
 
     def record_fields(self, eval_id: str, *, code: str, language: str, routes: list[Path],
-                      priority: int, batch: bool, timeout_s: float | None, created_at: float) -> dict[str, str]:
+                      priority: int, batch: bool, timeout_s: float | None, created_at: float,
+                      exactly_once: bool = False) -> dict[str, str]:
         fields = {
             "id": eval_id, "code": code, "language": language, "routes": json.dumps(routes),
             "priority": str(priority), "batch": "1" if batch else "0",
             "timeout_s": "" if timeout_s is None else repr(timeout_s), "created_at": repr(created_at),
         }
+        if exactly_once:
+            fields["exactly_once"] = "1"
         for path in routes:
             fields[f"result:{path}"] = json.dumps(queued_result(created_at))
         return fields
 
     def set_result(self, eval_id: str, path: Path, result: Result) -> bool:
         """Write one path's result and publish the change; False if the record does not exist."""
-        event = json.dumps({"eval_id": eval_id, "path": path, "status": result["status"], "at": time.time()})
+        event: Event = {"eval_id": eval_id, "path": path, "status": result["status"],
+                        "attempts": int(result.get("attempts") or 0), "at": time.time()}
         written = self._write(keys=[record_key(eval_id)],
-                              args=[f"result:{path}", json.dumps(result), EVENTS_CHANNEL, event])
+                              args=[f"result:{path}", json.dumps(result), EVENTS_CHANNEL, json.dumps(event)])
         return bool(written)
 
     def get(self, eval_id: str) -> Record | None:
@@ -96,4 +104,12 @@ def parse_record(raw: dict[Any, Any]) -> Record:
         "created_at": float(flat.get("created_at", "0")),
         "results": results,
         "done": bool(results) and all(r.get("status") in TERMINAL for r in results.values()),
+        "fallback": _fallback(flat.get("fallback")),
     }
+
+
+def _fallback(raw: str | None) -> Fallback | None:
+    if not raw:
+        return None
+    doc: Fallback = json.loads(raw)
+    return doc

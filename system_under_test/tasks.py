@@ -5,7 +5,9 @@ Broker and result backend are celery-redis, a Redis separate from the main one. 
 same evaluation store as the legacy path. Transient executor errors (connection refused, 5xx,
 timeouts) are retried with exponential backoff, ``CELERY_RETRY_BACKOFF_S × 2^retries`` seconds,
 up to ``max_retries``; a task that exhausts them goes to the dead-letter list ``celery:dlq`` on
-celery-redis and its result becomes ``error``. A permanent error (4xx) is not retried.
+celery-redis and its result becomes ``error``. A permanent error (4xx) is not retried. An evaluation
+whose record asks for exactly-once execution (a safe fallback, claims.py) is claimed first and skipped
+if the legacy path holds the claim.
 
 Delivery settings keep Celery's own defaults unless the environment sets them: early ack,
 ``reject_on_worker_lost`` off, visibility timeout 3600 s, prefetch multiplier 4, restore sweep
@@ -36,6 +38,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import time
 from typing import Any
 
@@ -45,7 +48,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from kombu import Queue
 from redis import Redis
 
-from system_under_test import defects, executor_client
+from system_under_test import claims, defects, executor_client
 from system_under_test.contract import DLQ_KEY
 from system_under_test.settings import env_bool, env_float, env_int, env_list, env_str
 from system_under_test.store import EvaluationStore
@@ -128,6 +131,11 @@ def evaluate_code(self: Any, eval_id: str, code: str, language: str, timeout_s: 
     queued = queued_at if queued_at is not None else time.time()
     started_at = time.time()
     store = _store()
+    if claims.is_exactly_once(store.redis, eval_id):
+        won, holder = claims.claim(store.redis, eval_id, "celery")
+        if not won:
+            log.warning("evaluation %s skipped: the %s path holds its exactly-once claim", eval_id, holder)
+            return {"eval_id": eval_id, "status": "skipped", "claimed_by": holder}
     executor_url = env_str("EXECUTOR_SERVICE_URL", "http://127.0.0.1:8003")
     store.set_result(eval_id, "celery", executor_client.running_result(
         queued_at=queued, started_at=started_at, attempts=attempt, executor_id=None))
@@ -135,9 +143,8 @@ def evaluate_code(self: Any, eval_id: str, code: str, language: str, timeout_s: 
         code = defects.apply_code(CANDIDATE_DEFECTS, code, language)
         timeout_s = defects.apply_timeout(CANDIDATE_DEFECTS, timeout_s)
     try:
-        body = executor_client.execute(_session(), executor_url, eval_id=eval_id, code=code,
-                                       language=language, timeout_s=timeout_s, path="celery",
-                                       attempt=attempt)
+        body = _execute(executor_url, eval_id=eval_id, code=code, language=language, timeout_s=timeout_s,
+                        attempt=attempt)
     except executor_client.PermanentExecutorError as exc:
         store.set_result(eval_id, "celery", executor_client.error_result(
             str(exc), queued_at=queued, started_at=started_at, attempts=attempt))
@@ -145,13 +152,15 @@ def evaluate_code(self: Any, eval_id: str, code: str, language: str, timeout_s: 
     except executor_client.TransientExecutorError as exc:
         if self.request.retries >= self.max_retries:
             message = f"dead-lettered after {attempt} attempts: {exc}"
-            _dead_letter({"eval_id": eval_id, "task_id": self.request.id, "attempts": attempt,
-                          "error": str(exc), "at": time.time()})
+            if "no_dead_letter" not in CANDIDATE_DEFECTS:
+                _dead_letter({"eval_id": eval_id, "task_id": self.request.id, "attempts": attempt,
+                              "error": str(exc), "at": time.time()})
             store.set_result(eval_id, "celery", executor_client.error_result(
                 message, queued_at=queued, started_at=started_at, attempts=attempt))
             log.error("evaluation %s %s", eval_id, message)
             raise
-        countdown = RETRY_BACKOFF_S * (2 ** self.request.retries)
+        countdown = RETRY_BACKOFF_S * (1 if "retry_fixed_countdown" in CANDIDATE_DEFECTS
+                                       else 2 ** self.request.retries)
         store.set_result(eval_id, "celery", {
             **executor_client.error_result(str(exc), queued_at=queued, started_at=started_at,
                                            attempts=attempt),
@@ -167,6 +176,18 @@ def evaluate_code(self: Any, eval_id: str, code: str, language: str, timeout_s: 
     result = executor_client.finished_result(body, queued_at=queued, started_at=started_at, attempts=attempt)
     store.set_result(eval_id, "celery", result)
     return {"eval_id": eval_id, "status": result["status"], "exit_code": result["exit_code"]}
+
+
+def _execute(executor_url: str, **request: Any) -> dict[str, Any]:
+    if "swallow_soft_time_limit" not in CANDIDATE_DEFECTS:
+        return executor_client.execute(_session(), executor_url, path="celery", **request)
+    # The defect: something ignores the pool's soft-timeout signal (billiard's SIGUSR1) during the call,
+    # so the soft time limit never interrupts it.
+    previous = signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    try:
+        return executor_client.execute(_session(), executor_url, path="celery", **request)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
 
 
 @app.task(name="tasks.cleanup")

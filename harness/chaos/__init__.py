@@ -15,17 +15,8 @@ always; ``pool_children.py`` and ``memory_pressure.py`` for the two faults with 
 notes and the findings files), ``result.py`` (``ScenarioResult``) and ``cli.py`` (``harness chaos``).
 """
 
-from harness.chaos.checker import (
-    Allowances,
-    CheckerError,
-    CheckResult,
-    Counts,
-    FaultEvent,
-    Violation,
-    allowances_for,
-    check,
-    faults_in,
-)
+from harness.chaos.allowances import Allowances, FaultEvent, allowances_for, faults_in
+from harness.chaos.checker import CheckerError, CheckResult, Counts, Violation, check
 from harness.chaos.errors import ChaosError
 from harness.chaos.scenario import Scenario, ScenarioError, load_all, load_scenario
 from harness.history import History, HistoryError, Op, from_frame, to_frame

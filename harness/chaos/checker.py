@@ -34,7 +34,10 @@ Classes, by precedence (the first that applies wins):
 7. ``error``: terminal with status ``error`` (dead-lettered after the retries, executor rejected
    it, ...): an explicit failure, counted on its own so a scenario can bound it separately from a
    silently wrong result (by default it is bounded by 0, like ``wrong``).
-8. ``duplicated``: executed more than once on this path.
+8. ``duplicated``: executed more than once on this path, or, for an evaluation that fell back (phase 2:
+   the record's ``fallback``), executed on the path it no longer belongs to: a fallback must run
+   exactly once overall (the record's routes say where it belongs; the other path has no row unless
+   it ran it).
 9. ``recovered``: a recognised ``info`` submission that completed.
 10. ``ok``.
 
@@ -43,32 +46,28 @@ its allowance; ``stuck`` comes before ``duplicated`` because an unfinished evalu
 a repeated one (the ``executions`` column keeps the count in every case). ``info`` submissions
 matched to no evaluation are counted in ``CheckResult.unmatched``: unknown, not lost.
 
-``allowances_for`` derives, from the stack configuration and the faults that happened, how many
-evaluations each path may lose, duplicate, leave stuck or end in ``error`` (rules in ``_effects``;
-each carries its reason). ``wrong``, ``unexpected`` and ``misrouted`` are always 0. ``executions`` caps the
-executions of any one evaluation: (1 + max_retries if executor-3 was faulted) × (1 + number of
-faults that can redeliver), which also catches a poison task that loops forever.
+The bounds a run is judged against (``Allowances``) come from ``harness/chaos/allowances.py``: rules
+held as data, one documented claim per row. This module knows nothing of the stack or its
+configuration: it classifies, counts and compares.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 import pandas as pd
 
+from harness.chaos.allowances import Allowances
 from harness.chaos.errors import ChaosError
 from harness.history import Op, pairs
-from harness.stack.config import StackConfig
-from harness.stack.protocol import LINKS
 from harness.vocabulary import EXECUTORS, INVARIANTS, PATHS, TERMINAL, CheckerClass, Path, Record
 
 Cls = CheckerClass
 PRECEDENCE: tuple[Cls, ...] = ("unexpected", "misrouted", "lost", "stuck", "unknown", "wrong", "error",
                                "duplicated", "recovered", "ok")
 TABLE_COLUMNS = ("eval_id", "path", "cls", "submit", "executions", "status", "detail")
-SLOW_TOXICS = ("latency", "bandwidth", "slicer")
 MEANING = {
     "lost": "acknowledged, never executed, never terminal",
     "duplicated": "executed more than once on this path",
@@ -79,6 +78,13 @@ MEANING = {
     "misrouted": "executed on an executor that does not serve its path",
     "executions": "one evaluation executed more often than the configuration allows",
     "liveness": "the path took no new work after every fault was healed",
+    "legacy-after-decommission": "legacy accepted or ran work after it was decommissioned",
+    # the platform's promises (promises.py)
+    "retry-count": "a dead-lettered task did not run exactly 1 + max_retries attempts",
+    "retry-spacing": "a retry started sooner than its exponential backoff allows",
+    "dead-letter": "the dead-letter list does not hold exactly the exhausted tasks",
+    "time-limit": "an attempt ran past the task time limit without being stopped",
+    "priority-order": "urgent evaluations did not overtake the backlog as their priority promises",
 }
 
 
@@ -115,6 +121,7 @@ class Facts:
     queued: bool = False
     differences: tuple[str, ...] = ()
     executors: frozenset[str] | None = None  # the executors this path may use; None: any
+    fallback_other: bool = False  # it fell back, and this is the path it does not belong to any more
 
 
 def _ran(executions: Sequence[Execution]) -> str:
@@ -134,6 +141,9 @@ def classify(facts: Facts) -> tuple[Cls, str]:
     if strays:
         return "misrouted", (f"{_ran(facts.executions)}: {', '.join(strays)} does not serve the {facts.path} path "
                              f"(its executors: {', '.join(sorted(facts.executors or ()))})")
+    if facts.fallback_other:
+        return "duplicated", (f"{facts.submission}, yet the {facts.path} path ran it too: {_ran(facts.executions)}; "
+                              "an evaluation that fell back must run exactly once overall")
     if status not in TERMINAL:
         state = "its record is gone" if not facts.record else (
             "no result for this path" if status is None else f"the record says {status!r}")
@@ -180,21 +190,6 @@ class Counts:
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-@dataclass(frozen=True)
-class Allowances:
-    """Upper bounds for one path; None means "report only, never a violation"."""
-
-    lost: int | None = 0
-    duplicated: int | None = 0
-    stuck: int | None = 0
-    wrong: int | None = 0
-    unexpected: int | None = 0
-    error: int | None = 0
-    misrouted: int | None = 0
-    executions: int | None = None  # most executions of any one evaluation; None: no cap
-    reasons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -331,7 +326,17 @@ def check(history: Iterable[Op], ledger_rows: Iterable[Mapping[str, Any]],
         record = records.get(eval_id)
         result = (record.get("results") or {}).get(path) if record else None
         accepted: Literal["ok", "info"] | None = None
-        if eval_id in acked and path in acked[eval_id][0]:
+        fell_back = cast(dict[str, Any] | None, dict(record).get("fallback") if record else None)
+        other = bool(fell_back) and record is not None and path not in record["routes"]
+        if other and not executions.get((eval_id, path)):
+            continue  # the path it fell back from (or to) never ran it: as it should be
+        if fell_back and (eval_id in acked or eval_id in recovered):
+            # The platform moved it (a fallback, or a claim won by the other path): the record's routes say
+            # where it belongs now; it must run exactly once overall.
+            accepted = "ok" if eval_id in acked else "info"
+            submission = (f"fell back from {fell_back.get('from')} ({fell_back.get('mode')}: "
+                          f"{str(fell_back.get('reason'))[:80]})")
+        elif eval_id in acked and path in acked[eval_id][0]:
             accepted, submission = "ok", f"acknowledged (op {acked[eval_id][1].index})"
         elif eval_id in acked:
             submission = f"it was routed to {'+'.join(acked[eval_id][0])} only"
@@ -353,7 +358,8 @@ def check(history: Iterable[Op], ledger_rows: Iterable[Mapping[str, Any]],
         differences = tuple(oracle.differences(dict(result))) if oracle is not None and result else ()
         facts = Facts(eval_id, path, accepted, submission, executions.get((eval_id, path), ()),
                       record is not None, result, (eval_id, path) in still_queued, differences,
-                      frozenset(routing[path]) if routing and path in routing else None)  # type: ignore[index]
+                      frozenset(routing[path]) if routing and path in routing else None,  # type: ignore[index]
+                      other)
         cls, detail = classify(facts)
         submit = accepted or ("fail" if eval_id in failed_ids else "none")
         rows.append({"eval_id": eval_id, "path": path, "cls": cls, "submit": submit,
@@ -363,178 +369,3 @@ def check(history: Iterable[Op], ledger_rows: Iterable[Mapping[str, Any]],
     counts: dict[str, Counts] = {p: Counts(**{c: int(((table["path"] == p) & (table["cls"] == c)).sum()) for c in PRECEDENCE})
               for p in PATHS}
     return CheckResult(table, counts, attempts, len(acked), len(fails), len(infos), tuple(unmatched))
-
-
-# -- allowances from the configuration ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FaultEvent:
-    """A fault that happened: its kind, target, how long it lasted (None: unknown) and toxic type."""
-
-    kind: str
-    target: str
-    duration_s: float | None = None
-    toxic: str | None = None
-
-
-def faults_in(history: Iterable[Op]) -> list[FaultEvent]:
-    """The faults of a history: each nemesis ``start`` with the next ``stop`` of the same fault."""
-    out: list[FaultEvent] = []
-    open_: dict[str, tuple[Op, int]] = {}
-    for op in history:
-        if not op.is_nemesis or not op.value:
-            continue
-        name = str(op.value.get("fault"))
-        if op.f == "start":
-            toxic = op.value.get("toxic")
-            out.append(FaultEvent(str(op.value.get("kind")), str(op.value.get("target")), None,
-                                  toxic.get("type") if isinstance(toxic, dict) else toxic))
-            open_[name] = (op, len(out) - 1)
-        elif op.f == "stop" and name in open_:
-            start, i = open_.pop(name)
-            ev = out[i]
-            out[i] = FaultEvent(ev.kind, ev.target, op.time - start.time, ev.toxic)
-    return out
-
-
-@dataclass(frozen=True)
-class _Effect:
-    path: str
-    reason: str
-    lost: int | None = 0
-    duplicated: int | None = 0
-    stuck: int | None = 0
-    error: int | None = 0
-    retries: bool = False  # evaluations may run up to 1 + max_retries times
-    redelivery: bool = False  # evaluations may be delivered once more
-
-
-_DOWN = ("kill", "terminate", "restart", "component-down")
-SUPERVISOR = "supervisor-restart"  # the runner's restart of a component that died on its own (not a fault)
-
-
-def _effects(cfg: StackConfig, fault: FaultEvent) -> list[_Effect]:
-    """What one fault may do to each path. Each rule is one documented claim the run checks."""
-    kind, target, d = fault.kind, fault.target, fault.duration_s
-    if kind == SUPERVISOR:  # a repair (a component that died is started again), not a fault
-        return []
-    name = f"{kind} {target}" + (f" ({fault.toxic})" if fault.toxic else "")
-    c, vt = cfg.celery_concurrency, cfg.visibility_timeout_s
-    reserved = cfg.prefetch_multiplier * c if cfg.prefetch_multiplier > 0 else None
-    unacked = (f"unacked tasks (prefetch_multiplier {cfg.prefetch_multiplier} x concurrency {c} = "
-               f"{reserved if reserved is not None else 'unbounded'})")
-    budget = sum(cfg.retry_backoff_s * 2**i for i in range(cfg.max_retries))
-    outlasts = d is None or d > budget
-    if kind == "toxic" and fault.toxic in SLOW_TOXICS:
-        return [_Effect(p, f"{name}: a {fault.toxic} toxic only slows the link down") for p in PATHS]
-    if target.startswith("legacy-worker-") and kind in (*_DOWN, "pause"):
-        if kind == "pause":
-            return [_Effect("legacy", f"{name}: a paused legacy worker only delays its job in hand")]
-        return [_Effect("legacy", f"{name}: the job in hand (popped, not yet stored) is lost, or stuck if it "
-                                  "reached the executor: the legacy queue has no ack", lost=1, stuck=1)]
-    if target.startswith("celery-worker-") and target not in LINKS:
-        if kind in ("terminate", "restart", "component-down"):
-            return [_Effect("celery", f"{name}: a warm shutdown finishes running tasks and restores reserved "
-                                      "ones (if its grace period runs out it becomes a kill)")]
-        if kind == "kill" and cfg.acks_late:
-            return [_Effect("celery", f"{name} (acks_late): {unacked} are redelivered after the visibility "
-                                      "timeout and may run twice; none may be lost", duplicated=reserved,
-                            redelivery=True)]
-        if kind == "kill":
-            return [_Effect("celery", f"{name} (early ack): up to concurrency {c} running tasks were acked "
-                                      "before they ran: each is lost, or stuck if it reached the executor",
-                            lost=c, stuck=c)]
-        if kind == "kill-pool-child" and cfg.acks_late and cfg.reject_on_worker_lost:
-            return [_Effect("celery", f"{name}: reject_on_worker_lost requeues the child's task, which runs "
-                                      "again", duplicated=1, redelivery=True)]
-        if kind == "kill-pool-child":
-            return [_Effect("celery", f"{name}: the child's task is acked (WorkerLostError) and never rerun: "
-                                      "lost, or stuck if it reached the executor", lost=1, stuck=1)]
-        if kind == "pause":
-            return [_pause_effect(name, d, vt, unacked, reserved)]
-    if target == "celery-redis":
-        if kind in _DOWN:
-            return [_Effect("celery", f"{name}: celery-redis keeps nothing across a restart (no persistence): "
-                                      "every queued, reserved or unacked message may be lost", lost=None)]
-        if kind == "pause":
-            return [_pause_effect(name, d, vt, unacked, reserved)]
-        if kind == "memory-pressure" and cfg.celery_redis_policy.startswith("allkeys"):
-            return [_Effect("celery", f"{name}: {cfg.celery_redis_policy} may evict any key (queue lists, the "
-                                      "unacked hash, bindings)", lost=None)]
-        if kind == "memory-pressure":
-            return [_Effect("celery", f"{name}: under {cfg.celery_redis_policy} a full broker refuses writes; "
-                                      "submissions must fail explicitly, nothing may be lost")]
-    if target == "main-redis":
-        if kind == "memory-pressure" and not cfg.main_redis_policy.startswith("allkeys"):
-            return [_Effect(p, f"{name}: under {cfg.main_redis_policy} writes fail explicitly") for p in PATHS]
-        return [_Effect(p, f"{name}: the main Redis holds the records, the event bus and the legacy queue",
-                        lost=None, stuck=None) for p in PATHS]
-    if target in ("executor-1", "executor-2", "legacy-executor-1", "legacy-executor-2"):
-        return [_Effect("legacy", f"{name}: the legacy path does not retry: evaluations it sends meanwhile "
-                                  "end as 'error'", error=None)]
-    if target in ("executor-3", "celery-executor-3"):
-        dup = None if target == "celery-executor-3" else 0  # a lost response means a retry re-runs it
-        return [_Effect("celery", f"{name}: transient failures are retried (max_retries {cfg.max_retries}, "
-                                  f"backoff budget {budget:g}s); " + (
-                                      "an outage longer than that dead-letters ('error')" if outlasts
-                                      else "the outage is shorter, so nothing may end as 'error'"),
-                        duplicated=dup, error=None if outlasts else 0, retries=True)]
-    if target == "gateway-celery-redis":
-        return [_Effect("celery", f"{name}: a publish retry after an LPUSH whose reply was lost queues the same "
-                                  "task id twice", duplicated=None, redelivery=True)]
-    if target == "gateway-main-redis":
-        return [_Effect(p, f"{name}: record and legacy job are one transaction; a failure is an explicit 503")
-                for p in PATHS]
-    if target == "legacy-main-redis":
-        w = cfg.legacy_workers
-        return [_Effect("legacy", f"{name}: per worker ({w}), a BRPOP reply lost in flight loses the job and a "
-                                  "failed result write strands it", lost=w, stuck=w)]
-    if target == "celery-worker-celery-redis":
-        return [_Effect("celery", f"{name}: after a connection loss {unacked} are restored after the "
-                                  "visibility timeout while the worker may still run its copies",
-                        duplicated=reserved, redelivery=True)]
-    if target in ("gateway", "flower"):
-        return [_Effect(p, f"{name}: clients see timeouts (info submits); queued work is unaffected")
-                for p in PATHS]
-    if target == "fault-proxy":
-        return [_Effect(p, f"{name}: every proxied link breaks at once", lost=None, duplicated=None,
-                        stuck=None, error=None, redelivery=True) for p in PATHS]
-    raise CheckerError(f"no allowance rule for a {kind!r} fault on {target!r}; components and links: "
-                       f"{sorted(LINKS)}")
-
-
-def _pause_effect(name: str, d: float | None, vt: float, unacked: str, reserved: int | None) -> _Effect:
-    if d is not None and d <= vt:
-        return _Effect("celery", f"{name}: {d:g}s is within the visibility timeout {vt:g}s: only delay")
-    return _Effect("celery", f"{name}: longer than the visibility timeout {vt:g}s: {unacked} are restored and "
-                             "run elsewhere, then again on resume", duplicated=reserved, redelivery=True)
-
-
-def _total(values: Iterable[int | None]) -> int | None:
-    total = 0
-    for v in values:
-        if v is None:
-            return None
-        total += v
-    return total
-
-
-def allowances_for(config: StackConfig, faults: Iterable[FaultEvent]) -> dict[str, Allowances]:
-    """Per path: the bounds the configuration allows for these faults (sums over the faults).
-
-    Without faults everything is 0. ``wrong`` and ``unexpected`` are always 0. Raises CheckerError
-    for a fault no rule covers.
-    """
-    effects = [e for fault in faults for e in _effects(config, fault)]
-    out: dict[str, Allowances] = {}
-    for path in PATHS:
-        mine = [e for e in effects if e.path == path]
-        retries = config.max_retries if path == "celery" and any(e.retries for e in mine) else 0
-        redeliveries = sum(e.redelivery for e in mine)
-        out[path] = Allowances(
-            lost=_total(e.lost for e in mine), duplicated=_total(e.duplicated for e in mine),
-            stuck=_total(e.stuck for e in mine), error=_total(e.error for e in mine),
-            executions=(1 + retries) * (1 + redeliveries),
-            reasons=tuple(e.reason for e in mine) or ("no fault: nothing may be lost, duplicated or stuck",))
-    return out

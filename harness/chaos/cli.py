@@ -20,51 +20,78 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from harness import arguments
 from harness.chaos.findings import combine, findings_table, write_combined
-from harness.chaos.runner import launcher_for, run_scenario
-from harness.chaos.scenario import Scenario, load_all, load_files
-from harness.commands import run_command
-from harness.run import PROJECT_ROOT, RunFolder
+from harness.chaos.repeat import rates
+from harness.chaos.runner import opener_for, run_scenario
+from harness.chaos.scenario import Scenario, ScenarioError, load_all, load_files
+from harness.commands import HarnessParser, parse, run_command
+from harness.run import RunFolder, workspace
 from harness.vocabulary import OUTCOMES
 
-SCENARIOS = PROJECT_ROOT / "scenarios" / "chaos"
+
+def scenarios_dir() -> Path:
+    """``scenarios/chaos/`` of the workspace (``harness.run.workspace``)."""
+    return workspace() / "scenarios" / "chaos"
+
+
+def transitions_dir() -> Path:
+    """``scenarios/transition/`` of the workspace: the migration's moves (``pytest -m transition``)."""
+    return workspace() / "scenarios" / "transition"
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``chaos`` to the ``harness`` command's subparsers."""
     parser = subparsers.add_parser(
         "chaos", help="faults under a workload: run scenario files, print the findings table",
-        description=__doc__.splitlines()[0] if __doc__ else None)
+        description=__doc__.splitlines()[0] if __doc__ else None,
+        epilog="exit status: 0 every scenario held (or a finding), 1 otherwise, 3 a usage error or a broken "
+               "scenario file (nothing was started)")
     parser.add_argument("scenarios", nargs="*", metavar="SCENARIO",
                         help="scenario files or names in scenarios/chaos/ (default: all of them)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the workload and the faults (default 0)")
+    parser.add_argument("--seed", type=arguments.seed, default=0, help="seed of the workload and the faults (default 0)")
+    parser.add_argument("--runs", type=arguments.integer(1), default=1, metavar="K",
+                        help="run each scenario K times, seeds N, N+1, ...; counts become rates with an interval")
     parser.add_argument("--stack", choices=("processes", "containers"), default="processes",
                         help="where the system under test runs (default processes)")
-    parser.add_argument("--reports", type=Path, default=None, help="root of the run folder (default reports/)")
+    parser.add_argument("--reports", type=arguments.output_folder, default=None,
+                        help="root of the run folder (default reports/ of the workspace)")
     parser.set_defaults(func=cmd_chaos)
     return parser
 
 
 def resolve(names: list[str]) -> list[Scenario]:
-    """Scenario files from names or paths; every file is validated before anything runs."""
+    """Scenario files from names or paths; every file is validated before anything runs.
+
+    Raises ScenarioError (exit 3) naming each name that is no file and no scenario, each path that is a
+    folder, unreadable or not UTF-8, and every problem inside the files."""
+    folder = scenarios_dir()
     if not names:
-        return load_all(SCENARIOS)
+        if not folder.is_dir():
+            raise ScenarioError([f"{folder}: no such folder; name scenario files, or run from the folder that "
+                                 "holds scenarios/chaos/ (or has a harness.toml)"])
+        return load_all(folder)
     paths, problems = [], []
     for name in names:
         path = Path(name)
-        if not path.exists() and (SCENARIOS / f"{name}.toml").exists():
-            path = SCENARIOS / f"{name}.toml"
-        if path.exists():
-            paths.append(path)
+        for where in (folder, transitions_dir()):
+            if not path.exists() and (where / f"{name}.toml").is_file():
+                path = where / f"{name}.toml"
+        if not path.exists():
+            known = ", ".join(p.stem for d in (folder, transitions_dir()) for p in sorted(d.glob("*.toml"))) or "none"
+            problems.append(f"{name}: no such scenario file or name; scenarios in {folder} and "
+                            f"{transitions_dir()}: {known}")
+        elif (problem := arguments.file_problem(path)) is not None:
+            problems.append(problem + ("; give the scenario files in it (for example "
+                                       f"{path}/*.toml)" if path.is_dir() else ""))
         else:
-            known = ", ".join(p.stem for p in sorted(SCENARIOS.glob("*.toml")))
-            problems.append(f"{name}: no such scenario file or name; scenarios in {SCENARIOS}: {known}")
+            paths.append(path)
     return load_files(paths, problems)
 
 
 def cmd_chaos(args: argparse.Namespace) -> int:
     scenarios = resolve(list(args.scenarios))
-    launcher = launcher_for(args.stack)
+    opener = opener_for(args.stack)
     run = RunFolder.create(args.reports)
     print(f"{len(scenarios)} chaos scenario(s), seed {args.seed}, {args.stack} stack; run folder {run.path}",
           flush=True)
@@ -72,13 +99,17 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         for scenario in scenarios:
-            results.append(run_scenario(scenario, launcher=launcher, run_folder=run, seed=args.seed,
-                                        stack_kind=args.stack, log=lambda m: print(m, flush=True)))
+            for seed in range(args.seed, args.seed + args.runs):
+                results.append(run_scenario(
+                    scenario, opener=opener, run_folder=run, seed=seed, stack_kind=args.stack,
+                    log=lambda m: print(m, flush=True), folder=None if args.runs == 1 else f"{scenario.name}-seed{seed}"))
     finally:
         if results:
             written = write_combined(results, run.path)
             print()
             print(findings_table(combine(results)))
+            if args.runs > 1:
+                print("\nover the runs:\n" + "\n".join(f"  {r.scenario}: {r}" for r in rates(results)))
             print(f"\nfindings: {written}")
     failed = [r for r in results if not r.passed]
     by_outcome = Counter(r.outcome for r in results)
@@ -93,10 +124,12 @@ def cmd_chaos(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m harness.chaos.cli ...``: the same as ``harness chaos ...``."""
-    parser = argparse.ArgumentParser(prog="harness")
+    parser = HarnessParser(prog="harness")
     sub = parser.add_subparsers(dest="command", required=True)
     add_parser(sub)
-    args = parser.parse_args(["chaos", *(argv if argv is not None else sys.argv[1:])])
+    args = parse(parser, ["chaos", *(argv if argv is not None else sys.argv[1:])])
+    if isinstance(args, int):
+        return args
     return run_command(args.func, args,
                        interrupted="interrupted; every fault was healed and the stack was stopped.")
 

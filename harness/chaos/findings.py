@@ -20,9 +20,13 @@ from typing import Any
 
 import pandas as pd
 
-from harness.chaos.checker import MEANING, Violation, allowances_for, check
+from harness.chaos.allowances import allowances_for
+from harness.chaos.checker import MEANING, Violation, check
 from harness.chaos.errors import ChaosError
+from harness.chaos.promises import Promised, check_promises
+from harness.chaos.repeat import rates
 from harness.chaos.result import FINDING_COLUMNS, ScenarioResult
+from harness.chaos.transitions import check_decommission
 from harness.chaos.workload import Submission
 from harness.history import History, HistoryError, pairs
 from harness.stack.config import StackConfig
@@ -41,6 +45,16 @@ def _oracles(records: Mapping[str, Mapping[str, Any]], submissions: Iterable[Sub
     return out
 
 
+def promised(config: StackConfig, effective: Mapping[str, Mapping[str, Any]],
+             priority_overtake: float | None) -> Promised:
+    """What the Celery workers promise: the settings they report running with, else the intended ones."""
+    def running(name: str) -> Any:
+        values = {v[name] for v in effective.values() if v.get(name) is not None}
+        return values.pop() if len(values) == 1 else getattr(config, name)
+    return Promised(int(running("max_retries")), config.retry_backoff_s, float(running("task_time_limit_s")),
+                    float(running("task_soft_time_limit_s")), priority_overtake)
+
+
 def config_summary(config: StackConfig, path: str) -> str:
     """The configuration that matters for a path, in a few words."""
     if path == "legacy":
@@ -49,8 +63,12 @@ def config_summary(config: StackConfig, path: str) -> str:
         else "early ack" + ("+reject_on_worker_lost" if config.reject_on_worker_lost else "")
     redis_mem = f"{config.celery_redis_policy} {config.celery_redis_maxmemory}" if config.celery_redis_maxmemory \
         else "no maxmemory"
-    return (f"{ack}, vt {config.visibility_timeout_s:g}s, prefetch {config.prefetch_multiplier}x"
-            f"{config.celery_concurrency}, {config.celery_workers} worker(s), retries {config.max_retries}x"
+    specs = config.celery_worker_specs()
+    workers = (f"prefetch {config.prefetch_multiplier}x{config.celery_concurrency}, {len(specs)} worker(s)"
+               if config.celery_topology == "single" else
+               f"prefetch {config.prefetch_multiplier}x, plan topology: "
+               + ", ".join(f"{'+'.join(q)} c{c}" for _, q, c in specs))
+    return (f"{ack}, vt {config.visibility_timeout_s:g}s, {workers}, retries {config.max_retries}x"
             f"{config.retry_backoff_s:g}s, {redis_mem}")
 
 
@@ -99,6 +117,51 @@ def _late_notes(records: Mapping[str, Mapping[str, Any]], vt: float) -> list[str
             f"attempt started (queued behind the fault, restored, or retried; longest {max(late):.1f}s)"]
 
 
+def missed_faults(history: History) -> tuple[list[str], list[str]]:
+    """Link faults that hit nothing: no connection open when injected, none made and no byte across the
+    link while it lasted (the path does not go through it). Returns (errors, notes): a fault whose
+    link has no traffic counters (a real Toxiproxy) is a note, since nobody can tell."""
+    errors, notes = [], []
+    for op in history.ops:
+        v = op.value or {}
+        if not op.is_nemesis or op.f != "stop" or v.get("kind") not in ("toxic", "disable") or "traffic" not in v:
+            continue
+        traffic = v["traffic"]
+        if traffic is None:
+            notes.append(f"{v['fault']}: the fault proxy has no traffic counters, so whether it hit anything on "
+                         f"{v['target']} is unknown")
+        elif not traffic.get("open_at_inject") and not traffic.get("accepted") and not traffic.get("bytes"):
+            errors.append(f"the fault missed: '{v['fault']}' on link {v['target']} hit nothing (no connection was "
+                          "open when it was injected, none was made and no byte crossed the link while it lasted); "
+                          "the path does not go through this link: check the stack's wiring or the fault's target")
+    return errors, notes
+
+
+def _transition_notes(history: History) -> list[str]:
+    """One line per transition: what the operator did and measured (drains: how long, jobs in hand when
+    the workers stopped, evaluations still unaccounted for)."""
+    notes = []
+    for invoke, done in pairs(history.ops):
+        if invoke.f != "transition":
+            continue
+        name = (invoke.value or {}).get("name", "transition")
+        if done is None or done.type != "ok":
+            notes.append(f"{name} at {invoke.time:.1f}s: FAILED: {done.error if done else 'never completed'}")
+            continue
+        v = done.value or {}
+        text = f"{name}: done at {done.time:.1f}s"
+        if "drained_s" in v:
+            text += (f"; drained in {v['drained_s']:g}s, {v.get('in_hand_at_stop', 0)} job(s) in a live worker's hand "
+                     f"when {', '.join(v.get('stopped') or []) or 'nothing'} stopped"
+                     + (f", in the hand of dead workers: {', '.join(v['in_hand_of_dead_workers'])}"
+                        if v.get("in_hand_of_dead_workers") else "")
+                     + f"; {v.get('unaccounted_count', 0)} legacy evaluation(s) not terminal after it")
+        if v.get("restarted") or (v.get("stopped") and "drained_s" not in v):
+            text += f"; restarted {', '.join(v.get('restarted') or []) or 'none'}, stopped {', '.join(v.get('stopped') or []) or 'none'}"
+        notes.append(text)
+    return notes
+
+
 def _fault_notes(history: History) -> list[str]:
     notes = []
     for op in history.ops:
@@ -127,9 +190,12 @@ def _fault_notes(history: History) -> list[str]:
 
 
 def evaluate(result: ScenarioResult, history: History, ledger: list[dict[str, Any]],
-             records: dict[str, Record], probes: set[str], submissions: list[Submission], token: str,
+             records: dict[str, Record], probes: set[str], submissions: list[Submission],
              base: StackConfig, wall0: float, heal_times: list[float]) -> None:
     scenario = result.scenario
+    missed, unknown = missed_faults(history)
+    result.errors += missed
+    result.notes += unknown
     mine = {i: r for i, r in records.items() if i not in probes}
     rows = [r for r in ledger if r.get("eval_id") not in probes]
     queues = result.queues
@@ -152,12 +218,24 @@ def evaluate(result: ScenarioResult, history: History, ledger: list[dict[str, An
     result.allowances = scenario.allowances(base)
     result.violations = result.check.violations(result.allowances)
     result.violations += [Violation(path, "liveness", 1, 0, (), (problem,)) for path, problem in result.liveness.items()]
+    if scenario.transitions:
+        result.violations += check_decommission(history.ops, rows, wall0)
+    if "celery" in scenario.expect:
+        expectation = scenario.expect["celery"]
+        checked = check_promises(mine, result.events, result.queues.get("dead_letters") or [],
+                                 promised(result.config, result.effective, expectation.priority_overtake),
+                                 result.event_gaps)
+        bounds = expectation.promise_bounds()
+        result.violations += checked.violations(bounds)
+        result.path_notes.setdefault("celery", []).extend(checked.notes)
+        result.path_notes["celery"] += [f"reported, not gated: {p} {len(ids)} ({MEANING[p]})"
+                                        for p, (ids, _) in checked.broken.items() if bounds.get(p, 0) is None]
     heal_wall = wall0 + max(heal_times) if heal_times else None
     for p in PATHS:
         result.recovery_s[p] = _recovery(mine, p, heal_wall) if heal_wall is not None else None
     if scenario.finding:
         result.notes.insert(0, " ".join(scenario.finding.split()))
-    result.notes += _fault_notes(history)
+    result.notes += _transition_notes(history) + _fault_notes(history)
     if queues.get("problems"):
         result.notes += [f"inspecting the queues: {p}" for p in queues["problems"]]
     for path in scenario.expect:
@@ -211,7 +289,10 @@ def _findings(result: ScenarioResult) -> pd.DataFrame:
     for path in result.scenario.expect:
         mine = [v for v in result.violations if v.path == path]
         row: dict[str, Any] = {
-            "scenario": result.scenario.name, "path": path, "config": config_summary(result.config, path),
+            "scenario": result.scenario.name, "path": path,
+            "config": config_summary(result.config, path) + (
+                f" (verified on {len(result.effective)} running worker(s))" if path == "celery" and result.effective
+                else ""),
             "stack": result.stack_kind, "seed": result.seed,
             "elapsed_s": round(result.timings.get("elapsed_s", 0.0), 1),
         }
@@ -241,8 +322,7 @@ def _findings(result: ScenarioResult) -> pd.DataFrame:
 # -- writing -----------------------------------------------------------------------------------------------
 
 
-def write(result: ScenarioResult, history: History, ledger: list[dict[str, Any]],
-          records: dict[str, Record], probes: set[str], submissions: list[Submission]) -> None:
+def write(result: ScenarioResult, history: History, ledger: list[dict[str, Any]], probes: set[str]) -> None:
     folder = result.folder
     folder.mkdir(parents=True, exist_ok=True)
     history.to_frame().to_parquet(folder / "history.parquet", index=False)
@@ -253,6 +333,8 @@ def write(result: ScenarioResult, history: History, ledger: list[dict[str, Any]]
     if result.check is not None:
         result.check.table.to_parquet(folder / "evaluations.parquet", index=False)
     result.findings.to_parquet(folder / "findings.parquet", index=False)
+    pd.DataFrame(result.events, columns=["eval_id", "path", "status", "attempts", "at", "received_at"]).to_parquet(
+        folder / "events.parquet", index=False)
     (folder / "findings.md").write_text(findings_markdown([result], title=f"Chaos: {result.scenario.name}"))
     summary = {
         "scenario": result.scenario.name, "file": result.scenario.file, "seed": result.seed,
@@ -264,6 +346,7 @@ def write(result: ScenarioResult, history: History, ledger: list[dict[str, Any]]
         "errors": result.errors,
         "violations": [str(v) for v in result.violations], "notes": result.notes, "timings": result.timings,
         "recovery_s": result.recovery_s, "queues": result.queues, "replay": result.replay,
+        "effective_config": result.effective, "event_gaps": result.event_gaps, "admin_history": result.admin_history,
         "workload": None if result.workload is None else {
             k: v for k, v in vars(result.workload).items() if k != "eval_ids"},
     }
@@ -318,6 +401,11 @@ def findings_markdown(results: Sequence[ScenarioResult], *, title: str = "Chaos 
              "under pytest, blocks a gate unless accepted), `failed` (the Celery path broke a bound of its "
              "[expect.celery]), `error` (the run could not be carried out: nothing is known).", "",
              findings_table(frame), ""]
+    repeated = [rate for rate in rates(results) if rate.runs > 1]
+    if repeated:
+        lines += ["## Over the runs", "", "Each class: in how many runs of a scenario its count was above 0 "
+                  "(two-sided 95 % Clopper–Pearson interval on that share).", ""]
+        lines += [f"- {rate.scenario}: {rate}" for rate in repeated] + [""]
     for r in results:
         lines += [f"## {r.scenario.name}: {r.scenario.title}", ""]
         for e in r.errors:
@@ -326,7 +414,7 @@ def findings_markdown(results: Sequence[ScenarioResult], *, title: str = "Chaos 
             lines.append(f"- **known-failure** ({', '.join(r.scenario.known_failure.invariants)}): "
                          f"{' '.join(r.scenario.known_failure.reason.split())}")
         for v in r.violations:
-            gate = "**violation**" if v.path == "celery" else "finding (legacy, not gated)"
+            gate = "**violation**" if v.path in r.scenario.gate else f"finding ({v.path}, not gated)"
             lines.append(f"- {gate}: {v.path} {v.invariant} {v.count} > {v.bound}: {MEANING[v.invariant]}; "
                          f"e.g. {', '.join(v.eval_ids[:3])}")
         for n in r.notes:

@@ -14,8 +14,8 @@ Kinds (``harness.chaos.scenario.KINDS``):
   stream); heal: ``DELETE`` it.
 - ``disable``: ``POST /proxies/<link> {"enabled": false}``; heal: ``{"enabled": true}``.
 - ``kill`` (SIGKILL), ``terminate`` (SIGTERM, SIGKILL after ``grace_s``), ``component-down``
-  (a graceful stop) and ``restart``: the component handle does it; heal: start it again and wait
-  until it is healthy *again* (for workers: a new "ready" line in its log, not an old one).
+  (a graceful stop) and ``restart``: the component handle does it; heal: start it again; the
+  handle's ``restart`` returns once *this* start is healthy (never on a probe from before).
   ``restart`` is a stop immediately followed by that heal.
 - ``pause`` / heal ``resume``: SIGSTOP / SIGCONT of the component's process group (processes), or
   the cgroup freezer (containers).
@@ -43,36 +43,27 @@ from harness.chaos.fault_error import FaultError
 from harness.chaos.memory_pressure import MemoryPressure
 from harness.chaos.pool_children import busy_children, kill_pool_child
 from harness.chaos.scenario import Fault
+from harness.errors import StackError
 from harness.history import History
-from harness.stack.config import StackConfig
+from harness.stack.protocol import ComponentHandle
 
 HEAL_ATTEMPTS = 5
 READY_TIMEOUT_S = 30.0
 
 
-def _ready_line(name: str) -> Callable[[str], bool] | None:
-    """How a worker says it is ready again (its readiness probe may match a line from before)."""
-    if name.startswith("celery-worker-"):
-        return lambda line: f"{name}@" in line and "ready." in line
-    if name.startswith("legacy-worker-"):
-        return lambda line: f"{name} ready" in line
-    return None
+def start_again(handle: ComponentHandle, grace_s: float = 3.0) -> float:
+    """Start a stopped (or killed) component again; returns the seconds until it was healthy.
 
-
-def start_again(handle: Any, grace_s: float = 3.0, timeout_s: float = READY_TIMEOUT_S) -> float:
-    """Start a stopped (or killed) component again and wait until it is healthy; returns seconds."""
+    The handle's ``restart`` returns only when this start is ready (``harness.stack.protocol``);
+    a component that exits right after is a FaultError.
+    """
     started = time.monotonic()
-    ready = _ready_line(handle.name)
-    before = len(handle.logs()) if ready else 0
-    handle.restart(grace_s=grace_s)
-    if ready is not None:
-        while not any(ready(line) for line in handle.logs()[before:]):
-            if time.monotonic() - started > timeout_s:
-                raise FaultError(f"{handle.name} did not log that it is ready within {timeout_s:g}s after a "
-                                 f"restart; last lines: {handle.logs(5)}")
-            if not handle.alive():
-                raise FaultError(f"{handle.name} exited after a restart; last lines: {handle.logs(10)}")
-            time.sleep(0.05)
+    try:
+        handle.restart(grace_s=grace_s)
+    except StackError as exc:
+        raise FaultError(f"{handle.name} did not come back after a restart: {exc}") from exc
+    if not handle.alive():
+        raise FaultError(f"{handle.name} exited after a restart; last lines: {handle.logs(10)}")
     return time.monotonic() - started
 
 
@@ -121,7 +112,40 @@ def _http(method: str, url: str, body: dict[str, Any] | None = None, ok: tuple[i
     return resp
 
 
-class ToxicAction(Action):
+def _traffic(stack: Any, link: str) -> dict[str, int] | None:
+    """The link's traffic counters (our fault proxy's ``/stats`` extension); None where the proxy has
+    none (a real Toxiproxy) or cannot answer: then nobody can tell whether a fault hit anything."""
+    try:
+        resp = requests.get(f"{_proxy_api(stack)}/proxies/{link}/stats", timeout=5)
+    except (requests.RequestException, FaultError):
+        return None
+    if resp.status_code != 200:
+        return None
+    doc = resp.json()
+    return {k: int(doc[k]) for k in ("connections_open", "connections_accepted", "bytes_upstream",
+                                     "bytes_downstream") if isinstance(doc.get(k), int)}
+
+
+class LinkAction(Action):
+    """A fault on a network link: it notes the link's traffic when injected and when healed, so the run
+    can tell a fault that hit traffic from one on a link no client used (``missed``)."""
+
+    def traffic_before(self) -> dict[str, Any]:
+        before = _traffic(self.stack, self.fault.target)
+        self.info["traffic_before"] = before
+        return {"traffic_before": before} if before is not None else {}
+
+    def traffic_after(self) -> dict[str, Any]:
+        before, after = self.info.get("traffic_before"), _traffic(self.stack, self.fault.target)
+        if before is None or after is None:
+            return {"traffic": None}
+        return {"traffic": {"open_at_inject": before.get("connections_open", 0),
+                            "accepted": after.get("connections_accepted", 0) - before.get("connections_accepted", 0),
+                            "bytes": sum(after.get(k, 0) - before.get(k, 0)
+                                         for k in ("bytes_upstream", "bytes_downstream"))}}
+
+
+class ToxicAction(LinkAction):
     def __init__(self, *args: Any, index: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         toxic = self.fault.toxic
@@ -133,24 +157,28 @@ class ToxicAction(Action):
         assert toxic is not None
         body = {"name": self.name, "type": toxic.type, "stream": toxic.stream, "toxicity": toxic.toxicity,
                 "attributes": dict(toxic.attributes)}
+        before = self.traffic_before()
         self.injected = True  # even a failed POST may have added it: heal removes it if it exists
         _http("POST", f"{_proxy_api(self.stack)}/proxies/{self.fault.target}/toxics", body)
-        return {"toxic": body}
+        return {"toxic": body, **before}
 
     def heal(self) -> dict[str, Any]:
+        after = self.traffic_after()
         _http("DELETE", f"{_proxy_api(self.stack)}/proxies/{self.fault.target}/toxics/{self.name}", ok=(204, 404))
-        return {}
+        return after
 
 
-class DisableAction(Action):
+class DisableAction(LinkAction):
     def inject(self) -> dict[str, Any]:
+        before = self.traffic_before()
         self.injected = True
         _http("POST", f"{_proxy_api(self.stack)}/proxies/{self.fault.target}", {"enabled": False})
-        return {}
+        return before
 
     def heal(self) -> dict[str, Any]:
+        after = self.traffic_after()
         _http("POST", f"{_proxy_api(self.stack)}/proxies/{self.fault.target}", {"enabled": True})
-        return {}
+        return after
 
 
 class KillAction(Action):
@@ -229,12 +257,11 @@ class Nemesis:
     """
 
     def __init__(self, stack: Any, history: History, faults: Iterable[Fault], *, seed: int,
-                 config: StackConfig | None = None, log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None) -> None:
         self.stack = stack
         self.history = history
-        self.config = config
         self.seed = seed
-        self.rng = random.Random(f"{seed}/nemesis")
+        self.heal_backoff_s = 0.5  # a failed heal is retried after 0.5 s, 1 s, 1.5 s, ... (tests shorten it)
         self.faults = list(faults)
         self.actions = [action_for(f, i, stack, random.Random(f"{seed}/nemesis/{i}"), seed + i)
                         for i, f in enumerate(self.faults)]
@@ -332,7 +359,7 @@ class Nemesis:
                     except Exception as exc:
                         problem = f"{type(exc).__name__}: {exc}"
                         if attempt < HEAL_ATTEMPTS:
-                            time.sleep(0.5 * attempt)
+                            time.sleep(self.heal_backoff_s * attempt)
             if problem:
                 self._error(f"{action.fault.name}: heal failed after {HEAL_ATTEMPTS} attempts: {problem}")
                 info = {**info, "heal_error": problem}

@@ -2,14 +2,16 @@
 
 The evaluation records on the main Redis (``eval:*``), the executors' ledgers, what is left on both
 brokers (Celery queue lists at every priority, the ``unacked`` hash, the dead-letter list
-``celery:dlq``, the legacy list ``queue:evaluations``), and ``quiesce``: waiting until every accepted
-evaluation is terminal, or until nothing can change any more.
+``celery:dlq``, the legacy list ``queue:evaluations``), the event bus while the run lasts
+(``EventRecorder``: every result change with its attempt), and ``quiesce``: waiting until every
+accepted evaluation is terminal, or until nothing can change any more.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,12 +19,11 @@ from typing import Any
 
 import redis as redis_lib
 
+from harness.chaos.platform import UNACKED_KEY, queue_keys, task_id
 from harness.history import History
-from harness.vocabulary import DLQ_KEY, LEGACY_QUEUE, TERMINAL, Record
+from harness.vocabulary import ADMIN_CHANGES, DLQ_KEY, EVENTS_CHANNEL, LEGACY_QUEUE, TERMINAL, Record
 from system_under_test.executor.ledger import read_ledger
 from system_under_test.store import parse_record
-
-PRIORITY_STEPS = range(10)
 
 
 def _scan_records(main: redis_lib.Redis) -> dict[str, Record]:
@@ -44,17 +45,13 @@ def read_records(main: redis_lib.Redis) -> dict[str, Record]:
     return _scan_records(main)
 
 
-def _queue_keys(queues: Sequence[str]) -> list[str]:
-    return [q if pri == 0 else f"{q}:{pri}" for q in queues for pri in PRIORITY_STEPS]
-
-
 def _backlog(main: redis_lib.Redis, broker: redis_lib.Redis, queues: Sequence[str]) -> int | None:
     """Messages still queued or unacked on either broker; None if a broker cannot be read."""
     try:
         pipe = broker.pipeline(transaction=False)
-        for key in _queue_keys(queues):
+        for key in queue_keys(queues):
             pipe.llen(key)
-        pipe.hlen("unacked")
+        pipe.hlen(UNACKED_KEY)
         celery = sum(int(x) for x in pipe.execute())
         return celery + int(main.llen(LEGACY_QUEUE))
     except redis_lib.RedisError:
@@ -112,29 +109,16 @@ def quiesce(main: redis_lib.Redis, broker: redis_lib.Redis, history: History, to
         time.sleep(poll_s)
 
 
-def _task_id(message: Any) -> str | None:
-    """The Celery task id (= eval id) of a kombu message stored in Redis."""
-    try:
-        data = json.loads(message)
-    except (TypeError, ValueError):
-        return None
-    if isinstance(data, list) and data:  # an unacked entry: [message, exchange, routing_key]
-        data = data[0] if isinstance(data[0], dict) else json.loads(data[0])
-    headers = data.get("headers") or {} if isinstance(data, dict) else {}
-    task_id = headers.get("id") or (data.get("properties") or {}).get("correlation_id")
-    return str(task_id) if task_id else None
-
-
 def inspect_queues(main: redis_lib.Redis, broker: redis_lib.Redis, queues: Sequence[str]) -> dict[str, Any]:
     """What is left after quiesce on both brokers (nothing is removed)."""
     out: dict[str, Any] = {"celery_queued": {}, "celery_unacked": [], "dead_letters": [], "legacy_queued": [],
                            "problems": []}
     try:
-        for key in _queue_keys(queues):
-            ids = [_task_id(m) for m in broker.lrange(key, 0, -1)]
+        for key in queue_keys(queues):
+            ids = [task_id(m) for m in broker.lrange(key, 0, -1)]
             if ids:
                 out["celery_queued"][key] = [i for i in ids if i]
-        out["celery_unacked"] = [i for i in (_task_id(m) for m in broker.hvals("unacked")) if i]
+        out["celery_unacked"] = [i for i in (task_id(m) for m in broker.hvals(UNACKED_KEY)) if i]
         for entry in broker.lrange(DLQ_KEY, 0, -1):
             with contextlib.suppress(ValueError):
                 out["dead_letters"].append(json.loads(entry))
@@ -155,3 +139,70 @@ def read_ledgers(folder: Path) -> list[dict[str, Any]]:
     for file in sorted(Path(folder).glob("*.jsonl")):
         rows += [dict(r) for r in read_ledger(str(file))]
     return rows
+
+
+class EventRecorder:
+    """Records the platform's event bus (every result change, ``EVENTS_CHANNEL``) while a run lasts.
+
+    A thread subscribes on the main Redis and keeps each event with the time it arrived. Pub/sub
+    delivers only to connected subscribers, so a dropped connection is a gap: it reconnects and
+    records the gap (``gaps``), and a check that needs the events says it could not see them.
+    """
+
+    def __init__(self, redis_url: str) -> None:
+        self.redis_url = redis_url
+        self.events: list[dict[str, Any]] = []
+        self.gaps: list[tuple[float, float]] = []  # (lost at, back at), epoch seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="event-recorder", daemon=True)
+        self._subscribed = threading.Event()
+
+    def __enter__(self) -> EventRecorder:
+        self._thread.start()
+        self._subscribed.wait(5.0)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
+
+    def _run(self) -> None:
+        lost_at: float | None = None
+        while not self._stop.is_set():
+            client = redis_lib.Redis.from_url(self.redis_url, socket_timeout=2, socket_connect_timeout=2)
+            try:
+                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(EVENTS_CHANNEL)
+                if lost_at is not None:
+                    self.gaps.append((lost_at, time.time()))
+                    lost_at = None
+                self._subscribed.set()
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=0.2)
+                    if message and message.get("type") == "message":
+                        with contextlib.suppress(ValueError, TypeError):
+                            event = json.loads(message["data"])
+                            if isinstance(event, dict):
+                                self.events.append({**event, "received_at": time.time()})
+            except redis_lib.RedisError:
+                lost_at = lost_at or time.time()
+                self._stop.wait(0.2)
+            finally:
+                with contextlib.suppress(Exception):
+                    client.close()
+        if lost_at is not None:
+            self.gaps.append((lost_at, time.time()))
+
+
+def read_admin_history(main: redis_lib.Redis) -> list[dict[str, Any]]:
+    """The gateway's settings changes of this run, oldest first ([] when it keeps none)."""
+    out = []
+    try:
+        for raw in main.lrange(ADMIN_CHANGES, 0, -1):
+            with contextlib.suppress(ValueError):
+                entry = json.loads(raw)
+                if isinstance(entry, dict):
+                    out.append(entry)
+    except redis_lib.RedisError:
+        return []
+    return out

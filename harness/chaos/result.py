@@ -13,10 +13,11 @@ from typing import Any
 
 import pandas as pd
 
-from harness.chaos.checker import Allowances, CheckResult, Violation
+from harness.chaos.allowances import Allowances
+from harness.chaos.checker import CheckResult, Violation
 from harness.chaos.scenario import Scenario
 from harness.chaos.workload import WorkloadStats
-from harness.run import PROJECT_ROOT
+from harness.run import workspace
 from harness.stack.config import StackConfig
 from harness.vocabulary import CHECKER_CLASSES, INVARIANTS, Outcome, combine_outcomes
 
@@ -29,16 +30,17 @@ def _relative(path: str) -> str:
     with contextlib.suppress(ValueError):
         return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
     with contextlib.suppress(ValueError):
-        return str(Path(path).resolve().relative_to(PROJECT_ROOT))
+        return str(Path(path).resolve().relative_to(workspace()))
     return path
 
 
 def replay_commands(scenario: Scenario, seed: int, stack_kind: str = "processes") -> list[str]:
     """The commands that run this scenario again with the same seed (CLI and pytest)."""
     extra = "" if stack_kind == "processes" else f" --stack {stack_kind}"
+    suite, marker = (("tests/transition/test_transition_scenarios.py", "transition")
+                     if Path(scenario.file).parent.name == "transition" else ("tests/chaos/test_chaos_scenarios.py", "chaos"))
     return [f"harness chaos {_relative(scenario.file)} --seed {seed}{extra}",
-            f"pytest 'tests/chaos/test_chaos_scenarios.py::test_scenario[{scenario.name}]' -m chaos "
-            f"--seed {seed}{extra}"]
+            f"pytest '{suite}::test_scenario[{scenario.name}]' -m {marker} --seed {seed}{extra}"]
 
 
 @dataclass
@@ -55,6 +57,10 @@ class ScenarioResult:
     notes: list[str] = field(default_factory=list)  # scenario-level notes
     path_notes: dict[str, list[str]] = field(default_factory=dict)
     liveness: dict[str, str] = field(default_factory=dict)  # path -> why it took no work after the heal
+    effective: dict[str, dict[str, Any]] = field(default_factory=dict)  # worker -> settings it runs with
+    events: list[dict[str, Any]] = field(default_factory=list)  # the event bus, as heard during the run
+    event_gaps: list[tuple[float, float]] = field(default_factory=list)  # (lost, back) epoch seconds
+    admin_history: list[dict[str, Any]] = field(default_factory=list)  # the gateway's settings changes, timed
     timings: dict[str, float] = field(default_factory=dict)
     recovery_s: dict[str, float | None] = field(default_factory=dict)
     workload: WorkloadStats | None = None
@@ -65,8 +71,8 @@ class ScenarioResult:
 
     @property
     def gate_violations(self) -> list[Violation]:
-        """The violations that fail the scenario: the Celery path's."""
-        return [v for v in self.violations if v.path == "celery"]
+        """The violations that fail the scenario: those of its gated paths (``gate``; Celery by default)."""
+        return [v for v in self.violations if v.path in self.scenario.gate]
 
     def outcome_on(self, path: str) -> Outcome:
         """The scenario's outcome on ``path`` (see ``harness.vocabulary``): ``error`` if the run could not
@@ -75,12 +81,12 @@ class ScenarioResult:
         if self.errors or self.check is None:
             return "error"
         mine = [v for v in self.violations if v.path == path]
-        if mine and path == "celery":
+        if mine and path in self.scenario.gate:
             known = self.scenario.known_failure
             declared = known is not None and all(v.invariant in known.invariants for v in mine)
             return "known-failure" if declared else "failed"
         if mine:
-            return "finding"  # the control's weaknesses are findings about the platform, never failures
+            return "finding"  # an ungated path's (the control's) weaknesses are findings about the platform
         counts = self.check.counts.get(path)
         expectation = self.scenario.expect.get(path)
         if counts is not None and expectation is not None and any(
@@ -119,7 +125,7 @@ class ScenarioResult:
                          f"{self.scenario.known_failure.reason}")
         lines += [f"  ERROR: {e}" for e in self.errors]
         lines += [f"  VIOLATION {v}" for v in self.gate_violations]
-        others = [v for v in self.violations if v.path != "celery"]
+        others = [v for v in self.violations if v.path not in self.scenario.gate]
         lines += [f"  finding (legacy, not a failure) {v}" for v in others]
         lines += [f"  note: {n}" for n in self.notes]
         lines += [f"  findings: {self.folder / 'findings.md'}", "  replay:"]

@@ -33,63 +33,74 @@ import contextlib
 import hashlib
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import redis as redis_lib
 
-from harness.chaos.checker import SUPERVISOR
+from harness.chaos.allowances import SUPERVISOR
+from harness.chaos.effective import differences, read_effective
 from harness.chaos.errors import ChaosError
 from harness.chaos.findings import evaluate, write
+from harness.chaos.migration import Operator
 from harness.chaos.nemesis import Nemesis, start_again
-from harness.chaos.observe import inspect_queues, quiesce, read_ledgers, read_records
+from harness.chaos.observe import (
+    EventRecorder,
+    inspect_queues,
+    quiesce,
+    read_admin_history,
+    read_ledgers,
+    read_records,
+)
 from harness.chaos.result import ScenarioResult
 from harness.chaos.scenario import Scenario
+from harness.chaos.transitions import phase_of, start_phase
 from harness.chaos.workload import WorkloadRunner, plan, threads_for
 from harness.client import ClientError, EvalRequest, GatewayClient, recorded
-from harness.errors import StackError
 from harness.history import History
 from harness.run import RunFolder
 from harness.stack.config import StackConfig
+from harness.stack.opening import check_kind, open_stack
+from harness.stack.protocol import Stack
 from harness.vocabulary import Record
 
-Launcher = Callable[[StackConfig, RunFolder], Any]
 Log = Callable[[str], None]
+# Opens a stack for one scenario run: a context manager yielding it healthy (tests give fakes).
+Opener = Callable[[StackConfig, RunFolder, Log], AbstractContextManager[Any]]
 
 
 def base_config(seed: int) -> StackConfig:
     """The configuration every scenario starts from: the platform's defaults with short test timeouts."""
-    return StackConfig(seed=seed, executor_timeout_s=5.0, retry_backoff_s=0.5)
+    return StackConfig.for_tests(seed=seed)
 
 
-def launcher_for(kind: str) -> Launcher:
-    """The stack launcher for ``--stack``: ``processes`` (default) or ``containers``."""
-    if kind == "processes":
-        from harness.stack.processes import ProcessesStack
-        return lambda config, run: ProcessesStack(config, run)
-    if kind == "containers":
-        from harness.stack.containers import ContainersStack
-        return lambda config, run: ContainersStack(config, run)
-    raise ChaosError(f"chaos needs a stack whose processes it controls: --stack processes or containers, "
-                     f"not {kind!r} (faults kill, pause and restart components)")
+def opener_for(kind: str) -> Opener:
+    """How chaos opens its stacks for ``--stack``: ``processes`` (default) or ``containers``; raises
+    StackError for ``external`` (faults kill, pause and restart components) or an unknown kind."""
+    chosen = check_kind(kind, controllable=True)
+    return lambda config, run, say: open_stack(chosen, config, run, controllable=True, say=say)
 
 
 # -- the run ----------------------------------------------------------------------------------------------
 
 
-def run_scenario(scenario: Scenario, *, launcher: Launcher, run_folder: RunFolder, seed: int,
-                 stack_kind: str = "processes", base: StackConfig | None = None, log: Log | None = None) -> ScenarioResult:
+def run_scenario(scenario: Scenario, *, run_folder: RunFolder, seed: int, stack_kind: str = "processes",
+                 opener: Opener | None = None, base: StackConfig | None = None, log: Log | None = None,
+                 folder: str | None = None) -> ScenarioResult:
     """Run ``scenario`` on a fresh stack and return its result (also written to its folder).
 
     Leaves nothing running: the nemesis heals before the stack stops, and the stack stops on any
     error and on Ctrl-C (KeyboardInterrupt is re-raised after both).
     """
     say = log or (lambda _msg: None)
+    opener = opener or opener_for(stack_kind)
     started = time.monotonic()
     base = base or base_config(seed)
     config = scenario.stack_config(base)
     # The scenario's folder is <run>/chaos/<scenario>; its run id also names the parent run, so two
     # runs of one scenario at once (containers are named after the run id) never collide.
-    run = RunFolder(run_folder.path / "chaos" / scenario.name, f"{run_folder.run_id}-{scenario.name}")
+    name = folder or scenario.name  # <run>/chaos/<name>: one folder per run of a scenario
+    run = RunFolder(run_folder.path / "chaos" / name, f"{run_folder.run_id}-{name}")
     (run.path / "logs").mkdir(parents=True, exist_ok=True)
     run.ledger.mkdir(exist_ok=True)
     result = ScenarioResult(scenario, seed, stack_kind, run.path, config)
@@ -106,8 +117,7 @@ def run_scenario(scenario: Scenario, *, launcher: Launcher, run_folder: RunFolde
     say(f"chaos {scenario.name}: {scenario.title} (seed {seed}, {stack_kind})")
     try:
         t = time.monotonic()
-        stack = start_stack(launcher, config, run, say)
-        try:
+        with opener(config, run, say) as stack, EventRecorder(stack.endpoints.main_redis) as recorder:
             result.timings["stack_start_s"] = time.monotonic() - t
             endpoints = stack.endpoints
             main = redis_lib.Redis.from_url(endpoints.main_redis, socket_timeout=5, socket_connect_timeout=3)
@@ -119,25 +129,36 @@ def run_scenario(scenario: Scenario, *, launcher: Launcher, run_folder: RunFolde
                 if problem:
                     raise ChaosError(f"steady state does not hold before the faults: {problem}")
             result.timings["steady_state_s"] = time.monotonic() - t
+            _check_effective(result, stack.endpoints.celery_redis, config, say)
             say(f"  steady state holds on {', '.join(scenario.steady_state.paths)} "
                 f"(stack healthy in {result.timings['stack_start_s']:.1f}s)")
 
             runner = WorkloadRunner(endpoints.gateway, history, submissions, threads=threads_for(scenario.workload),
                                     duration_s=scenario.workload.duration_s)
             longest = max((f.at_s + (f.duration_s or 0) + (f.grace_s or 10) for f in scenario.faults), default=0)
-            with Nemesis(stack, history, scenario.faults, seed=seed, config=config, log=say) as nemesis:
+            operator = Operator(stack, history, scenario.transitions, admin_token=config.admin_token, log=say)
+            with Nemesis(stack, history, scenario.faults, seed=seed, log=say) as nemesis:
                 t0 = time.monotonic()
                 result.timings["workload_start_history_s"] = t0 - h0
                 nemesis.start(t0)
-                result.workload = runner.run(t0)
-                say(f"  workload: {result.workload.submitted} submitted in {result.workload.elapsed_s:.1f}s "
-                    f"(ok {result.workload.ok}, fail {result.workload.fail}, info {result.workload.info})")
+                operator.start(t0)
+                try:
+                    result.workload = runner.run(t0)
+                    say(f"  workload: {result.workload.submitted} submitted in {result.workload.elapsed_s:.1f}s "
+                        f"(ok {result.workload.ok}, fail {result.workload.fail}, info {result.workload.info})")
+                    if not operator.wait(timeout_s=max((t.timeout_s for t in scenario.transitions), default=0) + 60):
+                        result.errors.append("the operator did not finish its transitions in time")
+                finally:
+                    operator.stop()
                 if not nemesis.wait(timeout_s=longest + 90):
                     result.errors.append("the nemesis did not finish its schedule in time; healing everything now")
-            result.errors += nemesis.errors
+            result.errors += nemesis.errors + [f"transition {e}" for e in operator.errors]
+            if operator.done < len(scenario.transitions):
+                result.errors.append(f"the operator carried out {operator.done} of {len(scenario.transitions)} "
+                                     "transitions")
             heal_times = list(nemesis.heal_times)
             result.timings["faults_done_s"] = time.monotonic() - t0
-            restarted = supervise(stack, history, say)
+            restarted = supervise(stack, history, say, skip=operator.stopped)
             result.notes += restarted
             if restarted:
                 heal_times.append(history.ops[-1].time)
@@ -152,26 +173,26 @@ def run_scenario(scenario: Scenario, *, launcher: Launcher, run_folder: RunFolde
 
             result.queues = inspect_queues(main, broker, config.celery_queues)  # the state at the deadline
             records = read_records(main)
-            for path in scenario.workload.paths:
+            result.admin_history = read_admin_history(main)
+            for path in live_paths(scenario, config):
                 problem = _probe(endpoints.gateway, history, path, f"after-{token}", scenario.steady_state.timeout_s,
                                  probes)
                 if problem:
                     result.liveness[path] = problem
             main.close()
             broker.close()
-        finally:
-            stack.__exit__(None, None, None)
+            result.events, result.event_gaps = list(recorder.events), list(recorder.gaps)
 
     except KeyboardInterrupt:
         result.errors.append("interrupted (Ctrl-C); every fault was healed and the stack stopped")
-        write(result, history, ledger, records, probes, submissions)
+        write(result, history, ledger, probes)
         raise
     except Exception as exc:
         result.errors.append(f"{type(exc).__name__}: {exc}")
     ledger = read_ledgers(run.ledger)
     result.timings["elapsed_s"] = time.monotonic() - started
-    evaluate(result, history, ledger, records, probes, submissions, token, base, wall0, heal_times)
-    write(result, history, ledger, records, probes, submissions)
+    evaluate(result, history, ledger, records, probes, submissions, base, wall0, heal_times)
+    write(result, history, ledger, probes)
     say(f"  {result.outcome} in {result.timings['elapsed_s']:.1f}s -> {run.path}")
     return result
 
@@ -179,25 +200,43 @@ def run_scenario(scenario: Scenario, *, launcher: Launcher, run_folder: RunFolde
 # -- steps -----------------------------------------------------------------------------------------------
 
 
-def start_stack(launcher: Launcher, config: StackConfig, run: RunFolder, say: Log, attempts: int = 3) -> Any:
-    """Start a stack and return it entered; a start lost to a port race (another stack on this
-    machine took a port between its choice and its bind) is retried with fresh ports."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return launcher(config, run).__enter__()
-        except StackError as exc:
-            if attempt == attempts or "already in use" not in str(exc):
-                raise
-            say(f"  the stack lost a port race ({str(exc).splitlines()[0][:120]}); starting it again")
-    raise AssertionError("unreachable")
+def live_paths(scenario: Scenario, config: StackConfig) -> tuple[str, ...]:
+    """The paths that must still take work after the run: not legacy once it was decommissioned, not
+    Celery once a rollback stopped its workers."""
+    moves = phase_of(scenario.transitions, start_phase(config.fallback, config.accept_legacy))
+    final = moves[-1][0] if moves else start_phase(config.fallback, config.accept_legacy)
+    celery_stopped = any(t.kind == "rollback" and t.stop_workers for t in scenario.transitions)
+    return tuple(p for p in scenario.workload.paths
+                 if not (p == "legacy" and final == 3) and not (p == "celery" and celery_stopped))
 
 
-def supervise(stack: Any, history: History, say: Log) -> list[str]:
+def _check_effective(result: ScenarioResult, broker_url: str, config: StackConfig, say: Log) -> None:
+    """Read the configuration the Celery workers run with; a setting that differs from the scenario's
+    ends the run as an error naming it (what it would measure is not about the configuration it names)."""
+    if not config.celery_worker_specs():
+        return
+    try:
+        result.effective = read_effective(broker_url)
+    except Exception as exc:  # the remote control is an observed signal; its absence is a note
+        result.notes.append(f"effective configuration unknown: {type(exc).__name__}: {exc}")
+        return
+    if not result.effective:
+        result.notes.append("effective configuration unknown: no Celery worker answered `inspect conf`")
+        return
+    found = differences(config, result.effective)
+    if found:
+        raise ChaosError("the Celery workers do not run the scenario's configuration: " + "; ".join(found))
+    say(f"  effective configuration of {len(result.effective)} Celery worker(s) matches the scenario's")
+
+
+def supervise(stack: Stack, history: History, say: Log, skip: set[str] | frozenset[str] = frozenset()) -> list[str]:
     """After every fault is healed, start again any component that died on its own, as a supervisor
     (systemd, Kubernetes) would; each restart is recorded as a nemesis op of kind ``supervisor-restart``
     and returned as a note with the component's last log line, because dying is itself a finding."""
     notes = []
     for row in stack.describe():
+        if row["component"] in skip:  # stopped on purpose (a decommission): not a crash
+            continue
         handle = stack.component(row["component"])
         with contextlib.suppress(Exception):
             if handle.alive():

@@ -20,14 +20,16 @@ The schema (keys not listed are errors; defaults in brackets)::
     paths = ["legacy", "celery"]      #   each must complete a probe within timeout_s (0 < t <= 120)
     timeout_s = 15
     [workload]                        # required
-    routes = ["legacy", "celery"]     #   forced routes, round robin; "dual" = both paths at once
+    routes = ["legacy", "celery"]     #   forced routes, round robin; "dual" = both paths at once;
+                                      #   "split" = no route: the gateway's split (and phase) decides
     rate = 8.0                        #   submissions per second, 0 < rate <= 200
     duration_s = 12                   #   0 < duration_s <= 60
     program = "sleep"                 #   "quick" | "sleep" | "mixed"
     sleep_s = 0.5                     #   [0.5] 0 <= sleep_s <= 30; only for "sleep" and "mixed"
     priority = 5                      #   [5] 0..9, or a table: { backlog = 1, high = 9, switch_at_s = 4 }
                                       #   (priority `backlog` before switch_at_s, `high` from then on)
-    batch = false                     #   [false] submit with batch = true (Celery's batch queue)
+    batch = false                     #   [false] submit with batch = true (Celery's batch queue), or a
+                                      #   share 0 < s < 1: that share of submissions, drawn from the seed
     [[faults]]                        # [none]; names unique
     name = "kill worker"
     at_s = 3.0                        #   0 <= at_s <= workload.duration_s
@@ -50,6 +52,10 @@ The schema (keys not listed are errors; defaults in brackets)::
                                       #   pytest reports an xfail with this reason, junit.xml a skipped
                                       #   case of type pytest.xfail, `harness chaos` exits 1, and a gate
                                       #   blocks unless its thresholds accept it by name
+    [[transitions]]                   # [none] migration moves while the workload runs (split, phase2,
+                                      #   decommission, rollback): harness/chaos/transitions.py
+    gate = ["celery"]                 # [["celery"]] the paths whose broken bounds fail the scenario; a
+                                      #   transition scenario gates legacy too (its losses are the move's)
     [quiesce]                         # [timeout_s = 30]
     timeout_s = 30                    #   0 < t <= 300; with Celery traffic and faults it must cover
                                       #   visibility timeout + restore sweep + longest retry countdown
@@ -84,13 +90,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.chaos.checker import Allowances, FaultEvent, allowances_for
+from harness.chaos.allowances import Allowances, FaultEvent, allowances_for
 from harness.chaos.errors import ChaosError
+from harness.chaos.transitions import Transition, read_transitions, start_phase
 from harness.errors import StackError
 from harness.faultproxy.schema import ATTRIBUTES
 from harness.stack.config import StackConfig
 from harness.stack.protocol import LINKS
-from harness.vocabulary import INVARIANTS, PATHS
+from harness.vocabulary import INVARIANTS, PATHS, PROMISES
 
 Bound = int | Literal["allowance", "report"]
 KINDS: tuple[str, ...] = ("kill", "terminate", "pause", "restart", "kill-pool-child", "toxic", "disable",
@@ -100,7 +107,7 @@ DURATION_FORBIDDEN = ("restart", "kill-pool-child")
 GRACE_KINDS = ("terminate", "restart", "component-down")
 TOXIC_TYPES: tuple[str, ...] = ("latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer",
                                 "limit_data")
-ROUTES = ("legacy", "celery", "dual")
+ROUTES = ("legacy", "celery", "dual", "split")
 PROGRAMS = ("quick", "sleep", "mixed")
 DEFAULT_BOUNDS: dict[str, Bound] = {"lost": "allowance", "duplicated": "allowance", "stuck": "allowance",
                                     "wrong": 0, "unexpected": 0, "error": "allowance", "misrouted": 0}
@@ -135,11 +142,11 @@ class Workload:
     program: str
     sleep_s: float
     priority: int | PrioritySchedule
-    batch: bool = False
+    batch: bool | float = False  # every submission, none, or this share of them (drawn from the seed)
 
     @property
     def paths(self) -> tuple[str, ...]:
-        return tuple(p for p in PATHS if p in self.routes or "dual" in self.routes)
+        return tuple(p for p in PATHS if p in self.routes or "dual" in self.routes or "split" in self.routes)
 
     def priority_at(self, t: float) -> int:
         """The priority of a submission made ``t`` seconds into the workload."""
@@ -182,6 +189,13 @@ class Expectation:
     unexpected: Bound = 0
     error: Bound = "allowance"
     misrouted: Bound = 0
+    # the platform's promises (harness/chaos/promises.py): an integer bound or "report"; default 0
+    promises: Mapping[str, int | Literal["report"]] = field(default_factory=dict, hash=False)
+    priority_overtake: float | None = None  # share of the most urgent that must overtake the backlog
+
+    def promise_bounds(self) -> dict[str, int | None]:
+        """Per promise: its bound (0 unless the scenario says otherwise), None when only reported."""
+        return {p: (None if (b := self.promises.get(p, 0)) == "report" else int(b)) for p in PROMISES}
 
     def resolve(self, derived: Allowances) -> Allowances:
         """Concrete bounds: an integer stays, "allowance" takes ``derived``'s, "report" is None."""
@@ -212,6 +226,8 @@ class Scenario:
     expect: Mapping[str, Expectation] = field(hash=False)
     finding: str = ""
     known_failure: KnownFailure | None = None
+    transitions: tuple[Transition, ...] = ()
+    gate: tuple[str, ...] = ("celery",)  # the paths whose broken bounds fail the scenario
 
     @property
     def name(self) -> str:
@@ -230,7 +246,7 @@ class Scenario:
 def component_names(config: StackConfig) -> tuple[str, ...]:
     names = ["main-redis", "celery-redis", "executor-1", "executor-2", "executor-3", "gateway"]
     names += [f"legacy-worker-{i}" for i in range(1, config.legacy_workers + 1)]
-    names += [f"celery-worker-{i}" for i in range(1, config.celery_workers + 1)]
+    names += [name for name, _, _ in config.celery_worker_specs()]
     names += ["flower"] * config.flower + ["fault-proxy"] * config.fault_proxy
     return tuple(names)
 
@@ -403,8 +419,8 @@ def _read_workload(r: _Reader, data: Any) -> Workload:
     else:
         priority = r.number(w, "priority", "workload", lo=0, hi=9, integer=True, default=5)
     batch = w.get("batch", False)
-    if not isinstance(batch, bool):
-        r.problem("workload.batch", f"expected a boolean (true or false), got {_kind(batch)}")
+    if not isinstance(batch, bool) and not (isinstance(batch, float) and 0 < batch < 1):
+        r.problem("workload.batch", f"expected true, false or a share between 0 and 1, got {_kind(batch)}")
         batch = False
     return Workload(r.choices(w, "routes", "workload", ROUTES) if "routes" in w else (),
                     r.number(w, "rate", "workload", lo=0, hi=200, lo_open=True, default=1.0), duration,
@@ -433,7 +449,7 @@ def _targets(kind: str, cfg: StackConfig) -> tuple[str, ...]:
     if kind in ("toxic", "disable"):
         return tuple(LINKS)
     if kind == "kill-pool-child":
-        return tuple(f"celery-worker-{i}" for i in range(1, cfg.celery_workers + 1))
+        return tuple(name for name, _, _ in cfg.celery_worker_specs())
     if kind == "memory-pressure":
         return ("main-redis", "celery-redis")
     return component_names(cfg)
@@ -498,17 +514,31 @@ def _read_expect(r: _Reader, data: Any, paths: tuple[str, ...]) -> dict[str, Exp
             continue
         if path not in paths:
             r.problem(f"expect.{path}", f"the workload never routes to {path}; remove this table or add the route")
-        t = r.table(e[path], f"expect.{path}", INVARIANTS)
-        bounds = dict(DEFAULT_BOUNDS)
+        t = r.table(e[path], f"expect.{path}", (*INVARIANTS, *PROMISES, "priority-overtake"))
+        bounds: dict[str, Any] = dict(DEFAULT_BOUNDS)
+        promises: dict[str, Any] = {}
+        overtake = None
         for name, value in t.items():
-            if name not in INVARIANTS:
-                continue
-            if value in ("allowance", "report") or (isinstance(value, int) and not isinstance(value, bool)
-                                                    and value >= 0):
-                bounds[name] = value
+            where = f"expect.{path}.{name}"
+            natural = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+            if name in INVARIANTS:
+                if value in ("allowance", "report") or natural:
+                    bounds[name] = value
+                else:
+                    r.problem(where, f'expected an integer >= 0, "allowance" or "report", got {_kind(value)}')
+            elif path != "celery":
+                r.problem(where, "the platform's promises are the Celery path's; remove it from this table")
+            elif name in PROMISES:
+                if value == "report" or natural:
+                    promises[name] = value
+                else:
+                    r.problem(where, f'expected an integer >= 0 or "report", got {_kind(value)}')
+            elif isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 1:
+                overtake = float(value)
             else:
-                r.problem(f"expect.{path}.{name}", f'expected an integer >= 0, "allowance" or "report", got {_kind(value)}')
-        out[path] = Expectation(**bounds)  # type: ignore[arg-type]
+                r.problem(where, f"expected the share (0 < share <= 1) of the most urgent evaluations that start "
+                                 f"before a less urgent one submitted earlier, got {_kind(value)}")
+        out[path] = Expectation(**bounds, promises=promises, priority_overtake=overtake)
     return out
 
 
@@ -520,7 +550,8 @@ def parse_scenario(data: dict[str, Any], file: str) -> Scenario:
     """Validate already-parsed TOML data; raises ScenarioError listing every problem."""
     r = _Reader(file)
     top = r.table(data, "", ("title", "description", "stack", "steady_state", "workload", "faults", "quiesce",
-                             "expect", "finding", "known_failure"), ("title", "description", "workload", "expect"))
+                             "expect", "finding", "known_failure", "transitions", "gate"),
+                  ("title", "description", "workload", "expect"))
     overrides, cfg = _read_stack(r, top.get("stack"))
     workload = _read_workload(r, top.get("workload"))
     s = r.table(top.get("steady_state", {}), "steady_state", ("paths", "timeout_s"))
@@ -535,6 +566,9 @@ def parse_scenario(data: dict[str, Any], file: str) -> Scenario:
     for i, name in enumerate(names):
         if name and name in names[:i]:
             r.problem(f"faults[{i}].name", f"{name!r} is used twice; fault names must be unique (start/stop pair by name)")
+    transitions = read_transitions(r, top.get("transitions"), duration_s=workload.duration_s,
+                                   start=start_phase(cfg.fallback, cfg.accept_legacy))
+    gate = r.choices(top, "gate", "", PATHS) if "gate" in top else ("celery",)
     q = r.table(top.get("quiesce", {}), "quiesce", ("timeout_s",))
     quiesce = r.number(q, "timeout_s", "quiesce", lo=0, hi=300, lo_open=True, default=30.0)
     countdown = _longest_countdown(cfg)
@@ -550,13 +584,13 @@ def parse_scenario(data: dict[str, Any], file: str) -> Scenario:
     known = None
     if "known_failure" in top:
         k = r.table(top["known_failure"], "known_failure", ("invariants", "reason"), ("invariants", "reason"))
-        allowed = (*INVARIANTS, "executions", "liveness")
+        allowed = (*INVARIANTS, *PROMISES, "executions", "liveness")
         known = KnownFailure(r.choices(k, "invariants", "known_failure", allowed) if "invariants" in k else (),
                              r.text(k, "reason", "known_failure").strip())
     if r.problems:
         raise ScenarioError(r.problems)
     return Scenario(file, title, description, types.MappingProxyType(overrides), steady, workload, faults, quiesce,
-                    types.MappingProxyType(expect), finding.strip(), known)
+                    types.MappingProxyType(expect), finding.strip(), known, transitions, tuple(gate))
 
 
 def load_scenario(path: str | Path) -> Scenario:

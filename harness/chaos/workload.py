@@ -34,8 +34,8 @@ from harness.client import EvalRequest, GatewayClient, recorded
 from harness.generate.programs import Exit, Expected, ProgramSpec, Write, expect, render
 from harness.history import History
 
-ROUTE_FOR = {"legacy": "legacy", "celery": "celery", "dual": "both"}
-PATH_FOR = {"legacy": "legacy", "celery": "celery", "both": None}
+ROUTE_FOR = {"legacy": "legacy", "celery": "celery", "dual": "both", "split": "split"}
+PATH_FOR = {"legacy": "legacy", "celery": "celery", "both": None, "split": None}
 MAX_THREADS = 16
 
 
@@ -46,7 +46,7 @@ class Submission:
     index: int
     at_s: float
     marker: str
-    route: str  # legacy | celery | both
+    route: str  # legacy | celery | both | split (no route: the gateway decides)
     priority: int
     batch: bool
     program: str  # quick | sleep | fail
@@ -59,7 +59,8 @@ class Submission:
         return PATH_FOR[self.route]
 
     def request(self) -> EvalRequest:
-        return EvalRequest(self.code, "python", self.route, self.priority, self.batch,  # type: ignore[arg-type]
+        route = None if self.route == "split" else self.route
+        return EvalRequest(self.code, "python", route, self.priority, self.batch,  # type: ignore[arg-type]
                            self.timeout_s)
 
     def invoke_value(self) -> dict[str, Any]:
@@ -101,8 +102,8 @@ def plan(workload: Workload, *, seed: int, token: str, output_cap: int,
         code, expected = program(kind, mark, sleep_s=sleep_s, output_cap=output_cap)
         # A program that sleeps close to the executor's limit asks for more time, so it never times out.
         timeout = None if sleep_s + 2 <= executor_timeout_s else round(sleep_s + 5, 3)
-        out.append(Submission(k, at, mark, route, workload.priority_at(at), workload.batch, kind, code, timeout,
-                              expected))
+        batch = rng.random() < workload.batch if isinstance(workload.batch, float) else workload.batch
+        out.append(Submission(k, at, mark, route, workload.priority_at(at), batch, kind, code, timeout, expected))
     return out
 
 

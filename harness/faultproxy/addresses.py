@@ -24,6 +24,8 @@ RESOLVE_TIMEOUT_S = 5.0
 DEFAULT_LISTEN = "127.0.0.1:0"
 
 _WILDCARDS = frozenset({"", "0.0.0.0", "::"})
+#: Go's ``net.Listen`` puts this in front of an address error (``ResolveTCPAddr`` does not).
+LISTEN_PREFIX = "listen tcp: "
 
 
 @dataclass(frozen=True)
@@ -34,13 +36,24 @@ class ListenAddress:
     port: int
     family: socket.AddressFamily
     wildcard: bool = False
+    #: A wildcard's host as written ("", "0.0.0.0" or "::"): Go keeps it until the bind.
+    spelled: str = ""
 
     @property
     def text(self) -> str:
-        """The address as Toxiproxy reports it: ``1.2.3.4:P``, ``[::1]:P`` or ``[::]:P``."""
+        """The address as Toxiproxy reports it once bound: ``1.2.3.4:P``, ``[::1]:P`` or ``[::]:P``."""
         if self.wildcard:
             return f"[::]:{self.port}"
         return join_host_port(self.ip, self.port)
+
+    @property
+    def resolved(self) -> str:
+        """Go's ``ResolveTCPAddr(…).String()``, which Toxiproxy compares and names in bind errors.
+
+        The same as :attr:`text` except for a wildcard, which keeps its spelling (``:P``,
+        ``0.0.0.0:P``, ``[::]:P``).
+        """
+        return join_host_port(self.spelled, self.port) if self.wildcard else self.text
 
 
 def join_host_port(host: str, port: int | str) -> str:
@@ -76,26 +89,31 @@ def split_host_port(address: str) -> tuple[str, str]:
     return host, port
 
 
-def _parse_port(address: str, port: str) -> int:
-    if port == "":
-        return 0
-    if not port.isdigit():
+def _parse_port(port: str) -> int:
+    """Go's ``parsePort`` + ``LookupPort``: an optional sign and ASCII digits, else a service name."""
+    sign, digits = (port[:1], port[1:]) if port[:1] in ("+", "-") else ("", port)
+    if digits and not (digits.isascii() and digits.isdigit()):
         try:
-            return socket.getservbyname(port, "tcp")
+            return socket.getservbyname(port.lower(), "tcp")
         except OSError:
             raise ApiError(500, f"lookup tcp/{port}: unknown port") from None
-    number = int(port)
-    if number > 65535:
-        raise ApiError(500, f"address {address}: invalid port")
+    number = -int(digits or "0") if sign == "-" else int(digits or "0")
+    if not 0 <= number <= 65535:
+        raise ApiError(500, f"address {port}: invalid port")
     return number
 
 
 async def resolve_listen(listen: str) -> ListenAddress:
-    """Resolve a listen string without binding it. Raises ApiError 500 on a bad address."""
+    """Resolve a listen string without binding it, like Go's ``ResolveTCPAddr``.
+
+    Raises ApiError 500 with Go's text for a bad address (``address local373: missing port
+    in address``); where Toxiproxy binds instead (``net.Listen``), the caller adds
+    :data:`LISTEN_PREFIX`.
+    """
     host, port_text = split_host_port(listen)
-    port = _parse_port(listen, port_text)
+    port = _parse_port(port_text)
     if host in _WILDCARDS:
-        return ListenAddress("::", port, socket.AF_INET6, wildcard=True)
+        return ListenAddress("::", port, socket.AF_INET6, wildcard=True, spelled=host)
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
@@ -166,19 +184,18 @@ def _bind(
 def _bind_error(address: ListenAddress, exc: OSError) -> ApiError:
     reason = (exc.strerror or str(exc)).strip()
     reason = reason[:1].lower() + reason[1:]
-    where = f":{address.port}" if address.wildcard else address.text
-    return ApiError(500, f"listen tcp {where}: bind: {reason}")
+    return ApiError(500, f"listen tcp {address.resolved}: bind: {reason}")
 
 
 def bound_address(sock: socket.socket, requested: ListenAddress) -> ListenAddress:
     """The address a bound socket really has (port 0 replaced by the kernel's choice)."""
     name = sock.getsockname()
     if requested.wildcard:
-        return ListenAddress("::", int(name[1]), socket.AF_INET6, wildcard=True)
+        return ListenAddress("::", int(name[1]), socket.AF_INET6, wildcard=True, spelled=requested.spelled)
     return ListenAddress(str(name[0]), int(name[1]), requested.family)
 
 
 def upstream_target(upstream: str) -> tuple[str, int]:
     """``(host, port)`` to dial for an upstream string; raises ApiError 500 when malformed."""
     host, port = split_host_port(upstream)
-    return (host or "127.0.0.1"), _parse_port(upstream, port)
+    return (host or "127.0.0.1"), _parse_port(port)

@@ -9,7 +9,9 @@ known path with the wrong method is an empty 405. Routed requests get an
 Handlers run one at a time under a lock, so each API call sees and leaves a
 consistent state; none of them waits on a proxied socket (teardown waits are bounded).
 Errors are ``{"error": …, "status": …}`` bodies written like Go's ``http.Error``;
-``/populate`` errors are JSON with the proxies created so far.
+``/populate`` errors are JSON with the proxies created so far. Texts are Toxiproxy's:
+its own (``proxy not found``), Go's ``encoding/json`` ones for bodies (:mod:`.bodies`)
+and Go's ``net`` ones for addresses (:mod:`.addresses`).
 """
 
 from __future__ import annotations
@@ -23,30 +25,28 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 from urllib.parse import quote, unquote
 
-from .collection import ProxyCollection
-from .errors import ApiError, PopulateError
-from .httpserver import Request, Response
-from .proxy import Proxy
-from .schema import (
-    TOXIC_TYPES,
-    ToxicSpec,
-    check_name,
+from .bodies import (
     decode_body,
     decode_populate,
     decode_proxy,
+    decode_toxic_attributes,
     decode_toxic_head,
     decode_toxic_update,
-    dumps,
-    error_body,
-    merge_attributes,
-    toxic_json,
 )
+from .collection import ProxyCollection
+from .errors import ApiError, PopulateError
+from .gojson import dumps
+from .httpserver import Request, Response
+from .proxy import Proxy
+from .schema import TOXIC_TYPES, ToxicSpec, check_name, error_body, toxic_json
 
 #: The Toxiproxy version this server mimics.
 VERSION: Final = "2.12.0"
 
 JSON: Final = "application/json"
 TEXT: Final = "text/plain; charset=utf-8"
+#: Go's ``http.Error`` adds it to every plain-text error.
+NOSNIFF: Final = (("X-Content-Type-Options", "nosniff"),)
 
 RouteHandler = Callable[..., Awaitable[Response]]
 
@@ -81,7 +81,7 @@ def _json(status: int, value: Any) -> Response:
 
 
 def _error(exc: ApiError) -> Response:
-    return Response(exc.status, error_body(exc.status, exc.message), TEXT, (("X-Content-Type-Options", "nosniff"),))
+    return Response(exc.status, error_body(exc.status, exc.message), TEXT, NOSNIFF)
 
 
 class Api:
@@ -100,6 +100,7 @@ class Api:
             (re.compile(proxy), {"GET": self.get_proxy, "POST": self.update_proxy,
                                  "PATCH": self.update_proxy, "DELETE": self.delete_proxy}),
             (re.compile(proxy + "/toxics"), {"GET": self.list_toxics, "POST": self.create_toxic}),
+            (re.compile(proxy + "/stats"), {"GET": self.proxy_stats}),  # our extension, not Toxiproxy's
             (re.compile(proxy + "/toxics/" + name.format("toxic")), {
                 "GET": self.get_toxic, "POST": self.update_toxic,
                 "PATCH": self.update_toxic, "DELETE": self.delete_toxic}),
@@ -123,11 +124,11 @@ class Api:
             return await self._routed(request, handler, match.groupdict())
         if matched_path:
             return Response(405)
-        return Response(404, b"404 page not found\n", TEXT, (("X-Content-Type-Options", "nosniff"),))
+        return Response(404, b"404 page not found\n", TEXT, NOSNIFF)
 
     async def _routed(self, request: Request, handler: RouteHandler, params: dict[str, str]) -> Response:
         if request.headers.get("user-agent", "").startswith("Mozilla/"):
-            response = Response(403, b"User agent not allowed\n", TEXT)
+            response = Response(403, b"User agent not allowed\n", TEXT, NOSNIFF)
         else:
             try:
                 async with self.lock:
@@ -162,10 +163,15 @@ class Api:
             return _json(exc.status, {"error": exc.message, "status": exc.status, "proxies": done_json})
         except ApiError as exc:
             return _json(exc.status, {"error": exc.message, "status": exc.status, "proxies": None})
-        return _json(201, {"proxies": [proxy.to_json() for proxy in done]})
+        # Go marshals the empty slice it built as null, so an empty populate answers {"proxies":null}.
+        return _json(201, {"proxies": [proxy.to_json() for proxy in done] or None})
 
     async def get_proxy(self, request: Request, proxy: str) -> Response:
         return _json(200, self.collection.get(proxy).to_json())
+
+    async def proxy_stats(self, request: Request, proxy: str) -> Response:
+        """Our extension: the proxy's traffic since it was created (connections, bytes each way)."""
+        return _json(200, self.collection.get(proxy).stats())
 
     async def update_proxy(self, request: Request, proxy: str) -> Response:
         found = self.collection.get(proxy)
@@ -181,7 +187,8 @@ class Api:
 
     async def create_toxic(self, request: Request, proxy: str) -> Response:
         found = self.collection.get(proxy)
-        head = decode_toxic_head(decode_body(request.body))
+        body = decode_body(request.body)
+        head = decode_toxic_head(body)
         if head.stream.lower() not in ("upstream", "downstream"):
             raise ApiError(400, "stream was invalid, can be either upstream or downstream")
         name = head.name or f"{head.type}_{head.stream}"
@@ -190,7 +197,7 @@ class Api:
         check_name("toxic", name)
         if found.find_toxic(name) is not None:
             raise ApiError(409, "toxic already exists")
-        attributes = merge_attributes(head.type, head.raw_attributes, {})
+        attributes = decode_toxic_attributes(body, head.type, {})
         spec = ToxicSpec(name, head.type, head.stream, head.toxicity, attributes)
         found.add_toxic(spec)
         return _json(200, toxic_json(spec))
@@ -207,8 +214,7 @@ class Api:
 
     async def update_toxic(self, request: Request, proxy: str, toxic: str) -> Response:
         found, spec = self._toxic(proxy, toxic)
-        raw, toxicity = decode_toxic_update(decode_body(request.body))
-        attributes = merge_attributes(spec.type, raw, spec.attributes)
+        attributes, toxicity = decode_toxic_update(decode_body(request.body), spec.type, spec.attributes)
         updated = dataclasses.replace(
             spec, attributes=attributes, toxicity=spec.toxicity if toxicity is None else toxicity
         )

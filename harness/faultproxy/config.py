@@ -8,30 +8,32 @@ error names the file, the entry and what was expected.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from .bodies import decode_proxy
 from .errors import ApiError, ConfigError
-from .schema import ProxyFields, check_name, decode_proxy
+from .gojson import JsonSyntaxError, Obj, decode_first
+from .schema import ProxyFields, check_name
 
 
 def load_config(path: str | Path) -> list[ProxyFields]:
     """Read and validate a config file. Raises ConfigError naming the file and the entry."""
     where = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = Path(path).read_bytes()
+    except OSError as exc:
         raise ConfigError(where, "", f"cannot read it ({exc})") from None
     try:
-        value = json.loads(text)
-    except ValueError as exc:
+        value = decode_first(data)  # read as Toxiproxy reads it: the first JSON value, Go's rules
+    except JsonSyntaxError as exc:
         raise ConfigError(where, "", f"expected a JSON array of proxies, got invalid JSON ({exc})") from None
     if not isinstance(value, list):
-        raise ConfigError(where, "", f"expected a JSON array of proxies (the /populate format), got {type(value).__name__}")
+        kind = "an object" if isinstance(value, Obj) else repr(value)
+        raise ConfigError(where, "", f"expected a JSON array of proxies (the /populate format), got {kind}")
     entries: list[ProxyFields] = []
     for index, item in enumerate(value):
         place = f"[{index}]"
-        if not isinstance(item, dict):
+        if not isinstance(item, Obj):
             raise ConfigError(where, place, f"expected an object with name, upstream, listen, enabled; got {item!r}")
         try:
             fields = decode_proxy(item)

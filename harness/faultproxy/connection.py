@@ -51,6 +51,8 @@ class ConnectionOwner(Protocol):
 
     def forget(self, conn: Connection) -> None: ...
 
+    def count(self, direction: Direction, size: int) -> None: ...
+
 
 class Side(asyncio.Protocol):
     """The protocol of one socket of a connection."""
@@ -74,6 +76,7 @@ class Side(asyncio.Protocol):
         self.conn.side_made(self)
 
     def data_received(self, data: bytes) -> None:
+        self.conn.owner.count("upstream" if self.role == "client" else "downstream", len(data))
         link = self.out_link
         if link is None:
             self._hold(data)

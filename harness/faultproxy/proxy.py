@@ -14,8 +14,16 @@ import asyncio
 import random
 from typing import Any, Final
 
-from .addresses import DEFAULT_LISTEN, ListenAddress, bind_listener, bound_address, resolve_listen
+from .addresses import (
+    DEFAULT_LISTEN,
+    LISTEN_PREFIX,
+    ListenAddress,
+    bind_listener,
+    bound_address,
+    resolve_listen,
+)
 from .connection import Connection, Side
+from .errors import ApiError
 from .schema import Direction, ProxyFields, ToxicSpec, toxic_json
 
 #: Longest time a disable/delete waits for its connections to finish closing.
@@ -34,6 +42,10 @@ class Proxy:
         self.chains: dict[Direction, list[ToxicSpec]] = {"upstream": [], "downstream": []}
         self._server: asyncio.AbstractServer | None = None
         self._conns: set[Connection] = set()
+        # Traffic since the proxy was created (our extension: GET /proxies/<name>/stats), so a fault on
+        # a link no client uses can be told from one that hit something.
+        self.accepted = 0
+        self.bytes: dict[Direction, int] = {"upstream": 0, "downstream": 0}
 
     # -- listener ---------------------------------------------------------------------------
 
@@ -41,7 +53,10 @@ class Proxy:
         """Bind the listen address and accept connections. Raises ApiError 500 if it cannot."""
         if self.enabled:
             return
-        address = await resolve_listen(self.listen)
+        try:
+            address = await resolve_listen(self.listen)
+        except ApiError as exc:  # Toxiproxy binds with net.Listen, which says so first
+            raise ApiError(exc.status, LISTEN_PREFIX + exc.message) from None
         sock = bind_listener(address)
         loop = asyncio.get_running_loop()
         try:
@@ -69,6 +84,7 @@ class Proxy:
         conn = Connection(self, loop, reset_linger=self.has_reset_peer())
         if self.enabled:
             self._conns.add(conn)
+            self.accepted += 1
         else:
             conn.aborted = True  # accepted just before the listener closed
         return conn.client
@@ -76,14 +92,23 @@ class Proxy:
     def forget(self, conn: Connection) -> None:
         self._conns.discard(conn)
 
-    @property
-    def connection_count(self) -> int:
-        return len(self._conns)
+    def count(self, direction: Direction, size: int) -> None:
+        """Bytes read from one side: from the client (``upstream``) or from the server (``downstream``)."""
+        self.bytes[direction] += size
+
+    def stats(self) -> dict[str, Any]:
+        return {"name": self.name, "enabled": self.enabled, "connections_open": len(self._conns),
+                "connections_accepted": self.accepted, "bytes_upstream": self.bytes["upstream"],
+                "bytes_downstream": self.bytes["downstream"]}
 
     async def differs(self, listen: str, upstream: str) -> bool:
-        """Whether new settings need a restart (the listen is compared resolved; port 0 always differs)."""
+        """Whether new settings need a restart: Toxiproxy's ``Differs``, Go's resolved text against ours.
+
+        A started proxy's listen holds its real port, so ``:0`` always differs from it; a
+        wildcard is compared as spelled, so ``0.0.0.0:P`` differs from a bound ``[::]:P``.
+        """
         resolved: ListenAddress = await resolve_listen(listen)
-        return resolved.port == 0 or resolved.text != self.listen or upstream != self.upstream
+        return resolved.resolved != self.listen or upstream != self.upstream
 
     async def update(self, fields: ProxyFields) -> None:
         """Apply a PATCH/POST body: new listen/upstream restart the proxy; ``enabled`` toggles it."""

@@ -13,17 +13,20 @@ behaviour follows Toxiproxy 2.12's ``toxics/*.go`` (see the spec, §3):
   (0: never by itself). Removing it closes the link (handled by the link).
 - ``reset_peer``: discards the first chunk (or EOF), waits ``timeout`` ms and closes;
   the connection's sockets have SO_LINGER 0, so the peers see a reset.
-- ``slicer``: splits chunks around ``average_size`` ± ``size_variation`` bytes with
-  ``delay`` µs between pieces.
+- ``slicer``: splits chunks around ``average_size`` ± ``size_variation`` bytes and
+  waits ``delay`` µs after sending each piece, so pieces never go out back to back (a
+  delay under ~1 ms usually takes ~1 ms: the loop's timer precision).
 - ``limit_data``: forwards ``bytes`` bytes per connection and direction, then closes.
 - ``noop``: passes everything through.
 
-Waits are deadline based (the loop's timers are only ~1 ms precise), so a run of
-short waits keeps its average rate instead of rounding every wait up.
+Latency and bandwidth waits are deadline based (the loop's timers are only ~1 ms
+precise), so a run of short waits keeps its average rate instead of rounding every wait
+up; the slicer's are not, because Toxiproxy promises a gap after every piece.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 from .pipeline import EOF, Chunk, Runner, Stage
@@ -140,22 +143,21 @@ async def run_slicer(stage: Stage) -> None:
     spec = stage.spec
     average, variation = spec.attr("average_size"), spec.attr("size_variation")
     delay = spec.attr("delay") / 1_000_000
-    loop = stage.loop
     while True:
         item = await stage.take()
         if not isinstance(item, Chunk):
             stage.close()
             return
         sizes = slice_sizes(len(item.data), average, variation, stage.rng)
-        due = loop.time()
         for index, size in enumerate(sizes):
             if index == len(sizes) - 1:
                 stage.forward()
             else:
                 stage.forward_piece(size)
             if delay > 0:
-                due += delay
-                await stage.sleep_until(due)
+                # The full delay after every slice, however late this wake-up was: a timetable
+                # would catch up by sending two slices back to back, which a reader gets as one.
+                await asyncio.sleep(delay)
 
 
 async def run_limit_data(stage: Stage) -> None:

@@ -9,7 +9,8 @@ criterion's observed value, threshold, sample size and confidence bound. The log
 - ``decide``: ``Evidence`` → ``Verdict`` against ``Thresholds`` loaded from ``thresholds.toml``
   (the one reviewed configuration), and ``render_text`` for people.
 
-Collecting the evidence from a run folder and applying the new split on PASS live elsewhere.
+Reading the evidence from run folders is ``evidence`` (pure readers); gathering it on a stack,
+applying the new split on PASS and ``harness gate`` / ``harness rollout`` are ``cli``.
 """
 
 from harness.gate.decide import (

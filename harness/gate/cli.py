@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,6 +34,8 @@ from typing import Any
 
 import requests
 
+from harness import arguments
+from harness.commands import ADMIN_TOKEN_VAR
 from harness.errors import HarnessError
 from harness.gate.decide import (
     Evidence,
@@ -44,13 +47,14 @@ from harness.gate.decide import (
     render_text,
 )
 from harness.gate.evidence import collect
-from harness.run import PROJECT_ROOT, RunFolder
+from harness.run import RunFolder
 from harness.stack.config import StackConfig
+from harness.stack.opening import open_stack
 
 # Short scenarios that exercise the invariants the migration relies on (redelivery after a worker
 # death with acks_late, retries through an executor outage, a slow broker link).
 GATE_SCENARIOS = ("celery-worker-kill-acks-late", "executor-3-outage-recovers", "celery-broker-latency")
-SCENARIOS_DIR = PROJECT_ROOT / "scenarios" / "chaos"
+EVIDENCE_KINDS = ("parity", "load", "chaos")
 
 
 def apply_split(gateway: str, token: str, percentage: float) -> dict[str, Any]:
@@ -91,32 +95,30 @@ def gather_load(gateway: str, run: RunFolder, evaluations: int, say: Callable[[s
     run_headless(gateway, run, users=16, spawn_rate=16, duration_s=duration)
 
 
+def chaos_scenarios(names: Sequence[str]) -> list[Any]:
+    """The scenarios named (files, or names in the workspace's scenarios/chaos/), each validated: before anything starts."""
+    from harness.chaos.cli import resolve
+
+    return resolve(list(names))
+
+
 def gather_chaos(run: RunFolder, names: Sequence[str], seed: int, say: Callable[[str], None]) -> None:
     from harness.chaos.runner import run_scenario
-    from harness.chaos.scenario import load_scenario
-    from harness.stack.processes import ProcessesStack
 
-    for name in names:
-        path = SCENARIOS_DIR / f"{name}.toml" if not name.endswith(".toml") else Path(name)
-        scenario = load_scenario(path)
+    for scenario in chaos_scenarios(names):
         say(f"chaos: {scenario.name} ...")
-        result = run_scenario(scenario, launcher=ProcessesStack, run_folder=run, seed=seed)
+        result = run_scenario(scenario, run_folder=run, seed=seed)
         rows = [f"{r.path}: {r.outcome} (ok {r.ok}, lost {r.lost}, duplicated {r.duplicated}, stuck {r.stuck}, "
                 f"wrong {r.wrong})" for r in result.findings.itertuples(index=False)]
         say(f"chaos: {scenario.name}: " + "; ".join(rows))
 
 
 def gather(args: argparse.Namespace, run: RunFolder, thresholds: Thresholds, say: Callable[[str], None]) -> None:
-    from harness.stack.external import ExternalStack
-    from harness.stack.processes import ProcessesStack
-
     needed = decide(Evidence(), args.current, args.target, thresholds).samples_needed
     programs = math.ceil(needed["parity_pairs"] * args.budget)
     per_path = needed["error_rate_per_path"]
-    config = StackConfig(celery_percentage=args.current, seed=args.seed, executor_timeout_s=5.0, retry_backoff_s=0.5)
-    opened: Any = (ExternalStack.from_url(args.stack_url, config=config, run=run) if args.stack_url
-                   else ProcessesStack(config, run))
-    with opened as stack:
+    config = StackConfig.for_tests(celery_percentage=args.current, seed=args.seed)
+    with open_stack("external" if args.stack_url else "processes", config, run, url=args.stack_url) as stack:
         gateway = stack.endpoints.gateway
         if args.stack_url:
             apply_split(gateway, args.admin_token, args.current)
@@ -139,18 +141,28 @@ def write_verdict(verdict: Verdict, run_dir: Path) -> dict[str, Path]:
     return written
 
 
-def cmd_gate(args: argparse.Namespace) -> int:
+def check_inputs(args: argparse.Namespace) -> Thresholds:
+    """Everything the options name, checked before anything starts: the thresholds, the step, the chaos
+    scenarios to run, the admin token a deployment needs. Returns the thresholds."""
     thresholds = load_thresholds(Path(args.thresholds)) if args.thresholds else load_thresholds()
-    check_step(args.current, args.target)
+    if getattr(args, "current", None) is not None:
+        check_step(args.current, args.target)
+    if not getattr(args, "evidence", None) and "chaos" in args.collect:
+        chaos_scenarios(args.chaos or GATE_SCENARIOS)
+    if args.stack_url and not args.admin_token:
+        raise HarnessError(f"--stack-url needs the gateway's admin token to set the split: --admin-token TOKEN "
+                           f"or {ADMIN_TOKEN_VAR}")
+    return thresholds
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    thresholds = check_inputs(args)
 
     def say(text: str) -> None:
         print(text, flush=True)
 
     if args.evidence:
-        folders = [Path(p) for p in args.evidence]
-        missing = [str(p) for p in folders if not p.is_dir()]
-        if missing:
-            raise HarnessError(f"--evidence: no such run folder: {', '.join(missing)}")
+        folders = list(args.evidence)  # readable folders (checked by the parser)
         out = folders[0]
     else:
         run = RunFolder.create()
@@ -192,7 +204,7 @@ def parse_steps(text: str) -> list[float]:
 
 def cmd_rollout(args: argparse.Namespace) -> int:
     """Walk the steps with the gate between them; on FAIL roll back to the previous step and stop."""
-    thresholds = load_thresholds(Path(args.thresholds)) if args.thresholds else load_thresholds()
+    thresholds = check_inputs(args)
     steps: list[float] = args.steps
     if args.stack_url:
         apply_split(args.stack_url, args.admin_token, steps[0])
@@ -229,24 +241,32 @@ def cmd_rollout(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
-    gate = sub.add_parser("gate", help="may the split move? evidence, then PASS / FAIL / INCONCLUSIVE")
-    gate.add_argument("--current", type=float, required=True, help="the Celery percentage now")
-    gate.add_argument("--target", type=float, required=True, help="the Celery percentage wanted")
-    gate.add_argument("--evidence", nargs="+", metavar="RUN_DIR", help="judge stored runs instead of gathering")
-    gate.add_argument("--collect", default="parity,load,chaos",
-                      type=lambda s: [x for x in s.split(",") if x],
+    """Register ``gate`` and ``rollout`` on ``harness``'s subparsers."""
+    gate = sub.add_parser("gate", help="may the split move? evidence, then PASS / FAIL / INCONCLUSIVE",
+                          epilog="exit status: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 a usage or stack error")
+    gate.add_argument("--current", type=arguments.percentage, required=True, help="the Celery percentage now")
+    gate.add_argument("--target", type=arguments.percentage, required=True, help="the Celery percentage wanted")
+    gate.add_argument("--evidence", nargs="+", metavar="RUN_DIR", type=arguments.run_folder,
+                      help="judge stored runs instead of gathering")
+    gate.add_argument("--collect", default=list(EVIDENCE_KINDS), type=arguments.csv_of(EVIDENCE_KINDS),
                       help="which evidence to gather (default parity,load,chaos)")
     gate.add_argument("--chaos", nargs="*", metavar="SCENARIO",
                       help=f"chaos scenarios to run (default: {', '.join(GATE_SCENARIOS)})")
-    gate.add_argument("--budget", type=float, default=1.1,
-                      help="evidence per criterion as a multiple of the samples needed (default 1.1)")
-    gate.add_argument("--stack-url", help="gateway URL of a running deployment instead of the embedded stack")
-    gate.add_argument("--admin-token", default="harness-admin", help="bearer token of the gateway's admin endpoint")
+    gate.add_argument("--budget", type=arguments.number(above=0), default=1.1,
+                      help="evidence per criterion as a multiple of the samples needed, > 0 (default 1.1)")
+    gate.add_argument("--stack-url", type=arguments.http_url,
+                      help="gateway URL of a running deployment instead of the embedded stack")
+    gate.add_argument("--admin-token", type=arguments.non_empty,
+                      default=os.environ.get(ADMIN_TOKEN_VAR, StackConfig.admin_token),
+                      help=f"bearer token of the gateway's admin endpoint (default: {ADMIN_TOKEN_VAR}, else the "
+                           "embedded stack's); prefer the variable: a command line is visible to other processes")
     gate.add_argument("--apply", action="store_true", help="move the split to --target on PASS (with --stack-url)")
-    gate.add_argument("--thresholds", help="thresholds file (default harness/gate/thresholds.toml)")
-    gate.add_argument("--seed", type=int, default=0)
+    gate.add_argument("--thresholds", type=arguments.readable_file,
+                      help="thresholds file (default harness/gate/thresholds.toml)")
+    gate.add_argument("--seed", type=arguments.seed, default=0)
     gate.set_defaults(func=cmd_gate)
-    rollout = sub.add_parser("rollout", help="walk the split through steps with the gate between them")
+    rollout = sub.add_parser("rollout", help="walk the split through steps with the gate between them",
+                             epilog="exit status: 0 every step passed, 1 FAIL, 2 INCONCLUSIVE, 3 a usage or stack error")
     rollout.add_argument("--steps", type=parse_steps, required=True, help="e.g. 10,25,50,75,100 (the first is now)")
     for name in ("--collect", "--chaos", "--budget", "--stack-url", "--admin-token", "--thresholds", "--seed"):
         action = next(a for a in gate._actions if name in a.option_strings)

@@ -30,9 +30,20 @@ from typing import Any
 
 import requests
 
-from harness.commands import add_stack_options, run_command, stack_config
-from harness.load.config import MODES, ROUTES, SHAPES, LoadError, LoadOptions
-from harness.load.frames import LoadSummary, percentiles
+from harness import arguments
+from harness.commands import HarnessParser, add_stack_options, parse, run_command, stack_config
+from harness.gate.stats import percentiles
+from harness.load.config import (
+    MAX_DURATION_S,
+    MAX_PROCESSES,
+    MAX_USERS,
+    MODES,
+    ROUTES,
+    SHAPES,
+    LoadError,
+    LoadOptions,
+)
+from harness.load.frames import LoadSummary
 from harness.load.runner import (
     LocustProcess,
     collect,
@@ -45,20 +56,33 @@ from harness.load.runner import (
     write_load_json,
 )
 from harness.run import RunFolder
-from harness.stack.config import StackConfig
+from harness.stack.opening import open_stack
 
 DEFAULT_WEB_PORT = 8089
 DEFAULT_MASTER_PORT = 5557
+USAGE = ("%(prog)s (--web | --headless --users N --spawn-rate R --duration T | --worker --master-host H | "
+         "--collect RUN_DIR) [options] [stack options]")
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")
 
 
 def parse_duration(text: str) -> float:
-    """``90``, ``90s``, ``5m``, ``1h30m`` → seconds."""
+    """``90``, ``90s``, ``5m``, ``1h30m`` → seconds; at least 1 and at most ``MAX_DURATION_S``."""
     match = _DURATION.match(text.strip())
     if not text.strip() or match is None or not any(match.groups()):
         raise argparse.ArgumentTypeError(f"not a duration: {text!r} (examples: 30, 30s, 5m, 1h30m)")
     hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    return hours * 3600 + minutes * 60 + seconds
+    total = hours * 3600 + minutes * 60 + seconds
+    if not 1 <= total <= MAX_DURATION_S:
+        raise argparse.ArgumentTypeError(f"expected a duration of at least 1 s and at most {MAX_DURATION_S:g} s, got {text!r}")
+    return total
+
+
+def processes(text: str) -> int:
+    """Local Locust workers: -1 (one per core) or 1..``MAX_PROCESSES``."""
+    value = arguments.integer(-1, MAX_PROCESSES)(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected -1 (one per core) or 1.." + str(MAX_PROCESSES) + ", got 0")
+    return value
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -68,39 +92,42 @@ def configure(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--headless", action="store_true", help="a bounded run without UI; writes the parquet files")
     mode.add_argument("--worker", action="store_true",
                       help="a Locust worker for a master on another machine (--master-host); no stack")
-    mode.add_argument("--collect", metavar="RUN_DIR", type=Path,
+    mode.add_argument("--collect", metavar="RUN_DIR", type=arguments.run_folder,
                       help="rebuild load_requests/load_stats.parquet from RUN_DIR/load/rows/*.jsonl")
-    parser.add_argument("--stack-url", help="gateway URL of a running deployment instead of the embedded stack")
+    parser.add_argument("--stack-url", type=arguments.http_url, help="gateway URL of a running deployment instead of the embedded stack")
     run = parser.add_argument_group("the load")
-    run.add_argument("--users", type=int, help="peak number of users (required with --headless)")
-    run.add_argument("--spawn-rate", type=float, help="users started per second (required with --headless)")
+    run.add_argument("--users", type=arguments.integer(1, MAX_USERS),
+                     help="peak number of users, >= 1 (required with --headless)")
+    run.add_argument("--spawn-rate", type=arguments.number(above=0),
+                     help="users started per second, > 0 (required with --headless)")
     run.add_argument("--duration", type=parse_duration,
                      help="run time: 30, 30s, 5m, 1h30m (required with --headless; the UI's run time with --web)")
     run.add_argument("--shape", choices=SHAPES, help="a load shape: step = --steps equal steps up to --users")
-    run.add_argument("--steps", type=int, default=5, help="steps of the step shape (default 5)")
+    run.add_argument("--steps", type=arguments.integer(1, 100), default=5,
+                     help="steps of the step shape, 1..100 (default 5)")
     run.add_argument("--route", choices=ROUTES, help="force every evaluation onto a path (default: the gateway's split)")
     run.add_argument("--mode", choices=MODES, default="follow",
                      help="follow each evaluation to its end (default), or submit only (the gateway alone)")
-    run.add_argument("--think-time", type=float, default=1.0, help="mean seconds between a user's evaluations (default 1)")
-    run.add_argument("--e2e-timeout", type=float, default=120.0,
+    run.add_argument("--think-time", type=arguments.number(0, 600), default=1.0, help="mean seconds between a user's evaluations (default 1)")
+    run.add_argument("--e2e-timeout", type=arguments.number(1, 3600), default=120.0,
                      help="seconds before an evaluation counts as stuck (default 120)")
-    run.add_argument("--batch-size", type=int, default=8, help="largest batch of a batch user (default 8)")
-    run.add_argument("--stop-timeout", type=float, default=30.0,
+    run.add_argument("--batch-size", type=arguments.integer(1, 100), default=8, help="largest batch of a batch user (default 8)")
+    run.add_argument("--stop-timeout", type=arguments.number(0, 600), default=30.0,
                      help="seconds users get to finish the evaluation in hand at the end (default 30)")
-    run.add_argument("--web-port", type=int, help=f"web UI port (default {DEFAULT_WEB_PORT}, or a free one if taken)")
+    run.add_argument("--web-port", type=arguments.listen_port, help=f"web UI port (default {DEFAULT_WEB_PORT}, or a free one if taken)")
     dist = parser.add_argument_group("distributed mode")
-    dist.add_argument("--processes", type=int,
+    dist.add_argument("--processes", type=processes,
                       help="one Locust master and N local worker processes (-1: one per core)")
     dist.add_argument("--master", action="store_true", help="be a master that waits for --expect-workers workers")
-    dist.add_argument("--expect-workers", type=int, default=1, help="workers the master waits for (default 1)")
-    dist.add_argument("--expect-workers-max-wait", type=float, default=120.0,
+    dist.add_argument("--expect-workers", type=arguments.integer(1), default=1, help="workers the master waits for (default 1)")
+    dist.add_argument("--expect-workers-max-wait", type=arguments.number(above=0), default=120.0,
                       help="seconds the headless master waits for them (default 120)")
     dist.add_argument("--master-bind-host", default="127.0.0.1",
                       help="interface the master listens on (default 127.0.0.1; 0.0.0.0 for other machines)")
-    dist.add_argument("--master-bind-port", type=int, default=DEFAULT_MASTER_PORT,
+    dist.add_argument("--master-bind-port", type=arguments.listen_port, default=DEFAULT_MASTER_PORT,
                       help=f"port the master listens on (default {DEFAULT_MASTER_PORT})")
     dist.add_argument("--master-host", help="where the master runs (with --worker)")
-    dist.add_argument("--master-port", type=int, default=DEFAULT_MASTER_PORT,
+    dist.add_argument("--master-port", type=arguments.listen_port, default=DEFAULT_MASTER_PORT,
                       help=f"the master's port (with --worker; default {DEFAULT_MASTER_PORT})")
     add_stack_options(parser, "stack options (StackConfig; the embedded stack only)")
 
@@ -109,7 +136,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``harness load`` on ``harness``'s subparsers."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "load", help="Locust through the gateway: --web, or --headless into the run folder",
-        description=__doc__.split("\n\n")[0] if __doc__ else None)
+        description=__doc__.split("\n\n")[0] if __doc__ else None, usage=USAGE,
+        epilog="exit status: 0 no failures, 1 failures, 3 a usage error or a run that could not happen")
     configure(parser)
     parser.set_defaults(func=cmd_load)
     return parser
@@ -138,7 +166,8 @@ def cmd_load(args: argparse.Namespace) -> int:
     run = RunFolder.create()
     where = f"the deployment at {args.stack_url}" if args.stack_url else "the embedded stack (processes launcher)"
     print(f"run {run.run_id}: starting {where} ...", flush=True)
-    with _open_stack(args, config, run) as stack, _sigterm_as_interrupt():
+    with open_stack("external" if args.stack_url else "processes", config, run, url=args.stack_url) as stack, \
+            _sigterm_as_interrupt():
         gateway = stack.endpoints.gateway
         if args.headless:
             return _headless(args, options, run, gateway)
@@ -170,16 +199,6 @@ def _options(args: argparse.Namespace) -> LoadOptions:
         shape=args.shape, steps=args.steps, route=args.route, mode=args.mode, think_time_s=args.think_time,
         e2e_timeout_s=args.e2e_timeout, batch_size=args.batch_size, stop_timeout_s=args.stop_timeout,
         processes=args.processes)
-
-
-def _open_stack(args: argparse.Namespace, config: StackConfig, run: RunFolder) -> Any:
-    if args.stack_url:
-        from harness.stack.external import ExternalStack
-
-        return ExternalStack.from_url(args.stack_url, config=config, run=run)
-    from harness.stack.processes import ProcessesStack
-
-    return ProcessesStack(config, run)
 
 
 def _master(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -336,7 +355,8 @@ def format_summary(summary: LoadSummary) -> str:
     span = summary.span_s or float("nan")
 
     def row(label: str, n: int, failures: int, samples: tuple[float, ...]) -> str:
-        p50, p95, p99 = percentiles(samples)
+        p = percentiles(samples) if samples else None
+        p50, p95, p99 = (p.p50, p.p95, p.p99) if p else (float("nan"),) * 3
         return (f"{label:<12} {n:>9} {failures:>9} {p50:>9.1f} {p95:>9.1f} {p99:>9.1f} "
                 f"{len(samples) / span:>7.1f}")
 
@@ -370,13 +390,16 @@ def _print_files(base: Path) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harness load", description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = HarnessParser(prog="harness load", description=__doc__.split("\n\n")[0] if __doc__ else None,
+                           usage=USAGE)
     configure(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(build_parser(), sys.argv[1:] if argv is None else argv)
+    if isinstance(args, int):
+        return args
     return run_command(cmd_load, args, interrupted="interrupted; Locust and the stack were stopped.")
 
 

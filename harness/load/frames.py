@@ -152,11 +152,3 @@ def summarise(requests: pd.DataFrame, **paths: Any) -> LoadSummary:
                           .value_counts().items()},
         **paths,
     )
-
-
-def percentiles(samples: tuple[float, ...] | list[float]) -> tuple[float, float, float]:
-    """Exact p50, p95, p99 of ``samples`` (NaN when empty)."""
-    if not samples:
-        return (float("nan"),) * 3  # type: ignore[return-value]
-    s = pd.Series(samples, dtype="float64")
-    return float(s.quantile(0.50)), float(s.quantile(0.95)), float(s.quantile(0.99))

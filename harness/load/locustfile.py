@@ -12,7 +12,7 @@ decided before this file is imported comes from the environment:
 
 The harness's options (``--route``, ``--think-time``, ``--e2e-timeout``, ``--batch-size``,
 ``--seed``, ``--steps``, ``--output-cap``) are added to Locust's parser: they are accepted on the
-command line (``locust --help`` does not list them; ``docs/load.md`` does), appear in the web UI's
+command line (``locust --help`` does not list them; the README's "Load" section does), appear in the web UI's
 start form under "Custom parameters", and a master forwards them to its workers.
 """
 

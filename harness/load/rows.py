@@ -4,7 +4,7 @@ Each Locust process that runs users (the only process in a local run; every work
 mode) appends to its own file ``<LOAD_ROWS_DIR>/requests-<host>-<pid>.jsonl``, opened lazily so a
 worker forked by ``--processes`` never shares a file handle with its parent. The parent reads every
 file of the folder back (``harness.load.frames``) and writes ``load_requests.parquet``; rows from
-workers on other machines are copied into the same folder first (see ``docs/load.md``).
+workers on other machines are copied into the same folder first (see the README's "Load" section).
 
 Row fields (``Row``): ``time`` (epoch seconds the request started), ``end_time`` (when it ended),
 ``request_type`` (``POST`` for a submission, ``E2E`` for an evaluation followed to its end),

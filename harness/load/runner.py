@@ -32,7 +32,7 @@ from typing import IO, Any
 
 from harness.load.config import ENV_ROWS_DIR, LoadError, LoadOptions, Route, Shape
 from harness.load.frames import LoadSummary, per_second, read_rows, summarise
-from harness.run import PROJECT_ROOT, RunFolder
+from harness.run import RunFolder, workspace
 
 LOCUSTFILE = Path(__file__).resolve().with_name("locustfile.py")
 REQUESTS_FILE = "load_requests.parquet"
@@ -120,7 +120,7 @@ class LocustProcess:
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(self.argv, env=self.env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen(self.argv, env=self.env, cwd=workspace(), stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         self._pump = threading.Thread(target=self._copy_output, name="locust-output", daemon=True)
         self._pump.start()

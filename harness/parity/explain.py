@@ -10,8 +10,8 @@ A counterexample is saved as a small JSON file in ``fixtures/parity/`` (the prog
 results, the differing fields, the seed): readable in review, committed to the repository, and
 replayed first by every later run (``tests/parity``: ``test_saved_counterexamples_match``, and
 ``harness parity --replay FILE``). The program is either a ``spec`` (``ProgramSpec.to_dict``) or,
-for a program the spec language cannot say, a ``program``: ``{language, code, timeout_s}``
-(``fixtures/parity/README.md``).
+for a program the spec language cannot say, a ``submission``: ``{language, code, timeout_s}``, as
+in ``fixtures/parity/programs/`` (``fixtures/parity/README.md``).
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def _rel(path: Path) -> str:
 
 
 def _program_doc(program: Program) -> dict[str, Any]:
-    return {"spec": program.to_dict()} if isinstance(program, ProgramSpec) else {"program": program.to_dict()}
+    return {"spec": program.to_dict()} if isinstance(program, ProgramSpec) else {"submission": program.to_dict()}
 
 
 def save_counterexample(check: Check, directory: Path = COUNTEREXAMPLES, *, seed: int | None = None,
@@ -135,16 +135,16 @@ def load_counterexample(path: Path) -> tuple[Program, Plan, dict[str, Any]]:
         doc = json.loads(Path(path).read_text())
         if "spec" in doc:
             program: Program = ProgramSpec.from_dict(doc["spec"])
-        elif "program" in doc:
-            program = RawProgram.from_dict(doc["program"])
+        elif "submission" in doc:
+            program = RawProgram.from_dict(doc["submission"])
         else:
-            raise KeyError("'spec' or 'program'")
+            raise KeyError("'spec' or 'submission'")
         plan = tuple(doc.get("plan", ["both"]))
     except FileNotFoundError as exc:
         raise HarnessError(f"{path}: no such counterexample file") from exc
     except (json.JSONDecodeError, KeyError, ValueError, TypeError, SpecError) as exc:
         raise HarnessError(f"{path}: not a parity counterexample ({exc}); it should be a file written by "
-                           "the parity suite, with a 'spec' (or a 'program': {language, code, timeout_s}) "
+                           "the parity suite, with a 'spec' (or a 'submission': {language, code, timeout_s}) "
                            "and a 'plan'") from exc
     if plan not in (("both",), ("legacy", "celery")):
         raise HarnessError(f"{path}: plan {list(plan)} is not [\"both\"] or [\"legacy\", \"celery\"]")

@@ -32,7 +32,6 @@ from harness.report.frames import fmt_ms
 
 PATH_COLOURS = {"legacy": "#0072B2", "celery": "#E69F00", "dual": "#7B5EA7", "both": "#7B5EA7"}
 OTHER_COLOURS = ("#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#999999")
-STATUS_COLOURS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "INCONCLUSIVE": "#9a6700"}
 CLASS_COLOURS = {"matched": "#1a7f37", "mismatched": "#cf222e", "ignored": "#8c959f", "noise": "#8250df",
                  "wrong": "#a40e26"}
 FAULT_COLOUR = "#cf222e"

@@ -2,8 +2,19 @@
 
 Defaults are the platform's (and Celery's own) so that the harness finds what production would:
 early ack, prefetch 4, visibility timeout 3600 s, celery-redis with ``maxmemory 256mb`` and
-``allkeys-lru``. Scenarios and tests override what they need. ``env_for`` turns the configuration
-into each role's environment variables, the same names the platform uses.
+``allkeys-lru``. Scenarios and tests override what they need. ``celery_env``, ``gateway_env`` and
+``executor_env`` turn the configuration into each role's environment variables, the same names the
+platform uses, and ``celery_worker_specs`` says which Celery workers run (both launchers and the
+effective-configuration check read it).
+
+Celery worker topology (``celery_topology``):
+
+- ``single`` (default): ``celery_workers`` workers, each serving ``celery_queues`` with
+  ``celery_concurrency`` processes;
+- ``plan``: the platform's plan (seed 000, Q3): ``celery-worker-1`` on ``high_priority`` with 4,
+  ``celery-worker-2`` on ``batch`` with 1, ``celery-worker-3`` on ``evaluation,high_priority`` with 2.
+  ``celery_workers``, ``celery_concurrency`` and ``celery_queues`` are then not used; nothing serves
+  ``maintenance``, as in the plan.
 """
 
 from __future__ import annotations
@@ -15,6 +26,16 @@ from typing import Any, Literal
 from harness.errors import StackError
 
 Routing = Literal["random", "sticky"]
+FallbackMode = Literal["none", "naive", "safe"]  # the gateway's CELERY_FALLBACK (phase 2)
+CeleryTopology = Literal["single", "plan"]
+WorkerSpec = tuple[str, tuple[str, ...], int]  # (component name, queues, concurrency)
+# seed 000, Q3: the platform's specialised Celery workers.
+PLAN_TOPOLOGY: tuple[WorkerSpec, ...] = (
+    ("celery-worker-1", ("high_priority",), 4),
+    ("celery-worker-2", ("batch",), 1),
+    ("celery-worker-3", ("evaluation", "high_priority"), 2),
+)
+CELERY_QUEUES = ("high_priority", "evaluation", "batch", "maintenance")
 MaxmemoryPolicy = Literal["noeviction", "allkeys-lru", "volatile-lru", "allkeys-random", "volatile-ttl"]
 
 
@@ -25,6 +46,9 @@ class StackConfig:
     celery_percentage: float = 50.0
     routing: Routing = "random"
     dual_write: bool = False
+    # the migration's later phases: phase 2's fallback, phase 3's ACCEPT_LEGACY_TASKS
+    fallback: FallbackMode = "none"
+    accept_legacy: bool = True
     admin_token: str = "harness-admin"
     # Celery delivery
     acks_late: bool = False
@@ -49,11 +73,15 @@ class StackConfig:
     executor_output_bytes: int = 65536
     executor_concurrency: int = 4
     executor_max_procs: int = 64
+    # the executor the Celery workers call: executor-3 as deployed; another one is a misconfiguration
+    # the routing invariant must catch (misrouted)
+    celery_executor: str = "executor-3"
     # counts
     legacy_workers: int = 2
     celery_workers: int = 1
     celery_concurrency: int = 2
-    celery_queues: tuple[str, ...] = ("high_priority", "evaluation", "batch", "maintenance")
+    celery_queues: tuple[str, ...] = CELERY_QUEUES
+    celery_topology: CeleryTopology = "single"
     flower: bool = True
     fault_proxy: bool = True
     gateway_port: int = 0  # 0: a free port
@@ -74,6 +102,20 @@ class StackConfig:
         for name in ("gateway_port", "flower_port"):
             if not 0 <= getattr(self, name) <= 65535:
                 problems.append(f"{name} must be within 0..65535 (0 = any free port), got {getattr(self, name)}")
+        if self.celery_executor not in ("executor-1", "executor-2", "executor-3"):
+            problems.append(f"celery_executor must be executor-1, executor-2 or executor-3, got {self.celery_executor!r}")
+        if self.fallback not in ("none", "naive", "safe"):
+            problems.append(f"fallback must be 'none', 'naive' or 'safe', got {self.fallback!r}")
+        if not self.celery_enabled and not self.accept_legacy:
+            problems.append("celery_enabled=False with accept_legacy=False leaves no path for new work; set one "
+                            "of them to True")
+        if self.celery_topology not in ("single", "plan"):
+            problems.append(f"celery_topology must be 'single' or 'plan' (seed 000 Q3's three workers), "
+                            f"got {self.celery_topology!r}")
+        unknown_queues = [q for q in self.celery_queues if q not in CELERY_QUEUES]
+        if unknown_queues or not self.celery_queues:
+            problems.append(f"celery_queues must be a non-empty selection of {list(CELERY_QUEUES)}, "
+                            f"got {list(self.celery_queues)}")
         if self.visibility_timeout_s <= 0:
             problems.append(f"visibility_timeout_s must be > 0, got {self.visibility_timeout_s}")
         if problems:
@@ -88,11 +130,25 @@ class StackConfig:
             raise StackError(f"unknown stack option(s) {unknown}; known options: {sorted(known)}")
         return cls(**options)
 
+    @classmethod
+    def for_tests(cls, **options: Any) -> StackConfig:
+        """The platform's defaults with short test timeouts: an executor limit of 5 s and a first
+        retry after 0.5 s, so a timeout or a retried outage costs seconds, not minutes (what parity,
+        chaos, the gate and the pytest fixture start from)."""
+        return cls.from_options(**{"executor_timeout_s": 5.0, "retry_backoff_s": 0.5, **options})
+
     def replace(self, **changes: Any) -> StackConfig:
         return dataclasses.replace(self.from_options(**{**self.as_dict(), **changes}))
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def celery_worker_specs(self) -> list[WorkerSpec]:
+        """The Celery workers to run: (component name, queues, concurrency) each, by ``celery_topology``."""
+        if self.celery_topology == "plan":
+            return list(PLAN_TOPOLOGY)
+        return [(f"celery-worker-{i}", tuple(self.celery_queues), self.celery_concurrency)
+                for i in range(1, self.celery_workers + 1)]
 
     # -- environment per role ----------------------------------------------------------------------
 
@@ -117,9 +173,12 @@ class StackConfig:
             "CELERY_PERCENTAGE": str(self.celery_percentage),
             "SPLIT_ROUTING": self.routing,
             "DUAL_WRITE": str(self.dual_write).lower(),
+            "CELERY_FALLBACK": self.fallback,
+            "ACCEPT_LEGACY_TASKS": str(self.accept_legacy).lower(),
             "ADMIN_TOKEN": self.admin_token,
             "GATEWAY_SEED": str(self.seed),
             "MAX_TIMEOUT_S": str(max(60.0, self.executor_timeout_s)),
+            "CELERY_CANDIDATE_DEFECTS": ",".join(self.candidate_defects),
         }
 
     def executor_env(self) -> dict[str, str]:

@@ -126,7 +126,7 @@ class ContainersStack:
         self.images = images
         self.build_log = build_log
         self.components: dict[str, ContainerComponent] = {}
-        self.endpoints: Endpoints | None = None
+        self._endpoints: Endpoints | None = None
         self.startup_s: dict[str, float] = {}
         self.ryuk = "not started"
         self.network_name: str | None = None
@@ -138,6 +138,13 @@ class ContainersStack:
         self._in_network: dict[str, Any] = {}
 
     # -- protocol ---------------------------------------------------------------------------------------
+
+    @property
+    def endpoints(self) -> Endpoints:
+        """Where the running stack listens; raises StackError before it has started."""
+        if self._endpoints is None:
+            raise StackError(f"the {self.kind} stack has not started: enter it (``with``) or call start() first")
+        return self._endpoints
 
     def __enter__(self) -> ContainersStack:
         self.start()
@@ -178,7 +185,6 @@ class ContainersStack:
                                 extra={"endpoints": self.describe(), "images": dataclasses.asdict(self.images),
                                        "ryuk": self.ryuk, "network": self.network_name,
                                        "in_network": self._in_network})
-        assert self.endpoints is not None
         return self.endpoints
 
     def stop(self) -> None:
@@ -326,11 +332,11 @@ class ContainersStack:
 
         celery_env = {**cfg.celery_env(), "CELERY_BROKER_URL": f"redis://{via('celery-worker-celery-redis')}/0",
                       "REDIS_URL": f"redis://{inner['main-redis']}/0",
-                      "EXECUTOR_SERVICE_URL": f"http://{via('celery-executor-3')}"}
-        for i in range(1, cfg.celery_workers + 1):
-            name = f"celery-worker-{i}"
-            add(Spec(name, image, ["celery", "-A", "system_under_test.tasks", "worker", "-Q", ",".join(cfg.celery_queues),
-                                   "-c", str(cfg.celery_concurrency), "-n", f"{name}@%h", "-l", "INFO",
+                      "EXECUTOR_SERVICE_URL": f"http://{via('celery-executor-3')}" if cfg.celery_executor == "executor-3"
+                      else f"http://{inner[cfg.celery_executor]}"}
+        for name, queues, concurrency in cfg.celery_worker_specs():
+            add(Spec(name, image, ["celery", "-A", "system_under_test.tasks", "worker", "-Q", ",".join(queues),
+                                   "-c", str(concurrency), "-n", f"{name}@%h", "-l", "INFO",
                                    "--pool=prefork", "--without-mingle", "--without-gossip"],
                      celery_env, LogLineProbe(celery_ready(name)),
                      "a Celery worker logs '<name>@<host> ready.'"))
@@ -362,7 +368,7 @@ class ContainersStack:
             links[name] = Link(name, upstream, f"{HOST}:{link_hp[name]}" if cfg.fault_proxy else upstream)
         self._in_network = {"network": network.name,
                             "links": {n: {"listen": via(n), "upstream": inner[LINKS[n][1]]} for n in LINKS}}
-        self.endpoints = Endpoints(
+        self._endpoints = Endpoints(
             gateway=f"http://{HOST}:{hp['gateway']}",
             flower=f"http://{HOST}:{hp['flower']}" if cfg.flower else None,
             main_redis=f"redis://{HOST}:{hp['main-redis']}/0",

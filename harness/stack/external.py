@@ -28,7 +28,12 @@ class ExternalStack:
     def __init__(self, endpoints: Endpoints, config: StackConfig | None = None, run: RunFolder | None = None) -> None:
         self.config = config or StackConfig()
         self.run = run or RunFolder.create()
-        self.endpoints: Endpoints | None = endpoints
+        self._endpoints = endpoints
+
+    @property
+    def endpoints(self) -> Endpoints:
+        """Where the deployment listens (known from the start: it is already running)."""
+        return self._endpoints
 
     @classmethod
     def from_url(cls, gateway: str, endpoints_file: Path | None = None, **kwargs: Any) -> ExternalStack:
@@ -54,7 +59,6 @@ class ExternalStack:
         self.stop()
 
     def start(self) -> Endpoints:
-        assert self.endpoints is not None
         url = self.endpoints.gateway + "/health"
         try:
             resp = requests.get(url, timeout=5)
@@ -76,7 +80,6 @@ class ExternalStack:
                          "if it exposes one.")
 
     def describe(self) -> list[dict[str, Any]]:
-        assert self.endpoints is not None
         rows: list[dict[str, Any]] = [{"component": "gateway", "pid": None, "url": self.endpoints.gateway}]
         if self.endpoints.flower:
             rows.append({"component": "flower", "pid": None, "url": self.endpoints.flower})

@@ -8,9 +8,9 @@ it again and waits for health.
 
 Every process started here is recorded twice as belonging to the harness process that started it
 (its ``<pid>:<start ticks>``): in its environment (``HARNESS_OWNER``), which its own children
-inherit, and in a registry file under the temp directory, because some programs (redis-server)
-overwrite their environment area. If the harness itself is SIGKILLed, nothing can clean up at that
-moment; the next run calls ``reap_orphans()``, which finds processes whose owner is gone (by either
+inherit, and in a registry file under the temp directory (``HARNESS_REGISTRY``; owner-only), because
+some programs (redis-server) overwrite their environment area. If the harness itself is SIGKILLed,
+nothing can clean up at that moment; the next run calls ``reap_orphans()``, which finds processes whose owner is gone (by either
 record, checking start ticks so a reused pid is never killed) and kills their groups.
 """
 
@@ -54,8 +54,11 @@ def _owner_alive(token: str) -> bool:
 
 
 def _register(pid: int) -> None:
-    REGISTRY.mkdir(parents=True, exist_ok=True)
-    with open(REGISTRY / f"{owner_token().replace(':', '-')}.pids", "a") as fh:
+    # Owner-only (0700 folder, 0600 files): which processes belong to a stack is nobody else's business.
+    REGISTRY.mkdir(mode=0o700, parents=True, exist_ok=True)
+    REGISTRY.chmod(0o700)
+    fd = os.open(REGISTRY / f"{owner_token().replace(':', '-')}.pids", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "a") as fh:
         fh.write(f"{pid} {_start_ticks(pid)}\n")
 
 

@@ -1,7 +1,8 @@
 """The processes launcher (the embedded default): the whole platform as local processes.
 
-Both Redis servers, executor-1/2/3, the legacy workers, the Celery workers (prefork), the gateway
-and Flower run on 127.0.0.1 with free ports, each in its own process group with its own log file in
+Both Redis servers, executor-1/2/3, the legacy workers, the Celery workers (prefork; which ones, with
+which queues and concurrency, is ``StackConfig.celery_worker_specs``), the gateway and Flower run on
+127.0.0.1 with free ports, each in its own process group with its own log file in
 the run folder. Every network link named in ``LINKS`` can go through its own fault proxy, so a fault
 targets exactly one link; without the proxy the links are direct.
 
@@ -76,7 +77,7 @@ class ProcessesStack:
         self.on_progress = on_progress
         self.run = run or RunFolder.create()
         self.components: dict[str, ManagedProcess] = {}
-        self.endpoints: Endpoints | None = None
+        self._endpoints: Endpoints | None = None
         self.startup_s: dict[str, float] = {}
         # Executors sweep every process of their slots' uids, so two stacks on one host must not
         # share uids: each processes stack takes its own range of 3 × 64, chosen from its run id.
@@ -85,6 +86,13 @@ class ProcessesStack:
                                   SANDBOX_UID_FLOOR + 192 * (digest % 4096) + 192)
 
     # -- protocol ----------------------------------------------------------------------------------
+
+    @property
+    def endpoints(self) -> Endpoints:
+        """Where the running stack listens; raises StackError before it has started."""
+        if self._endpoints is None:
+            raise StackError(f"the {self.kind} stack has not started: enter it (``with``) or call start() first")
+        return self._endpoints
 
     def __enter__(self) -> ProcessesStack:
         self.start()
@@ -128,7 +136,6 @@ class ProcessesStack:
                 raise
         self.run.write_run_json(seed=self.config.seed, launcher=self.kind, config=self.config.as_dict(),
                                 extra={"endpoints": self.describe()})
-        assert self.endpoints is not None
         return self.endpoints
 
     def _start_once(self, redis_binary: str) -> None:
@@ -151,7 +158,7 @@ class ProcessesStack:
             with ThreadPoolExecutor(max_workers=max(len(group), 1)) as pool:
                 for _ in pool.map(lambda c: c.stop(grace_s=2.0), group):
                     pass
-        if self._external_proxy and self.endpoints is not None:
+        if self._external_proxy and self._endpoints is not None:
             for name in self.endpoints.links:  # leave a shared Toxiproxy as we found it
                 with contextlib.suppress(requests.RequestException):
                     requests.delete(f"{self._external_proxy}/proxies/{name}", timeout=5)
@@ -232,12 +239,12 @@ class ProcessesStack:
 
         celery_env = {**cfg.celery_env(), "CELERY_BROKER_URL": f"redis://{via('celery-worker-celery-redis')}/0",
                       "REDIS_URL": main_redis_direct,
-                      "EXECUTOR_SERVICE_URL": f"http://{via('celery-executor-3')}"}
-        for i in range(1, cfg.celery_workers + 1):
-            name = f"celery-worker-{i}"
+                      "EXECUTOR_SERVICE_URL": f"http://{via('celery-executor-3')}" if cfg.celery_executor == "executor-3"
+                      else f"http://{HOST}:{ports[cfg.celery_executor]}"}
+        for name, queues, concurrency in cfg.celery_worker_specs():
             ref = []
             ref.append(add(name, [py, "-m", "celery", "-A", "system_under_test.tasks", "worker",
-                                  "-Q", ",".join(cfg.celery_queues), "-c", str(cfg.celery_concurrency),
+                                  "-Q", ",".join(queues), "-c", str(concurrency),
                                   "-n", f"{name}@%h", "-l", "INFO", "--pool=prefork",
                                   "--without-mingle", "--without-gossip"],
                            celery_env, _celery_ready(ref, name), "a Celery worker logs '<name>@<host> ready.'"))
@@ -257,7 +264,7 @@ class ProcessesStack:
                 _http_ok(f"http://{HOST}:{ports['flower']}/healthcheck"), "Flower serves /healthcheck when up",
                 url=f"http://{HOST}:{ports['flower']}")
 
-        self.endpoints = Endpoints(
+        self._endpoints = Endpoints(
             gateway=f"http://{HOST}:{ports['gateway']}",
             flower=f"http://{HOST}:{ports['flower']}" if cfg.flower else None,
             main_redis=main_redis_direct, celery_redis=celery_redis_direct,

@@ -60,7 +60,14 @@ class ComponentHandle(Protocol):
     def terminate(self, grace_s: float = 10.0) -> None: ...  # SIGTERM, graceful
     def pause(self) -> None: ...  # SIGSTOP
     def resume(self) -> None: ...  # SIGCONT
-    def restart(self, grace_s: float = 3.0) -> float: ...  # returns seconds until healthy
+    def restart(self, grace_s: float = 3.0) -> float:
+        """Stop (SIGTERM, SIGKILL after ``grace_s``), start again, and return the seconds until healthy.
+
+        Returns only when *this* start is ready: a readiness probe or log line from before the restart
+        never counts (callers rely on it and do not wait again). Raises StackError when it does not
+        become healthy.
+        """
+        ...
     def logs(self, last: int | None = None) -> list[str]: ...
     def alive(self) -> bool: ...
     def healthy(self) -> bool: ...
@@ -71,7 +78,11 @@ class Stack(Protocol):
     kind: str
     config: StackConfig
     run: RunFolder
-    endpoints: Endpoints | None
+
+    @property
+    def endpoints(self) -> Endpoints:
+        """Where the running stack listens; raises StackError before it has started."""
+        ...
 
     def __enter__(self) -> Any: ...
     def __exit__(self, *exc: object) -> None: ...

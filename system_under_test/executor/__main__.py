@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import sys
+
 import uvicorn
 
 from system_under_test.executor.app import ExecutorSettings, create_app
+from system_under_test.executor.sandbox import SandboxError
 
 
 def main() -> None:
     settings = ExecutorSettings.from_env()
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except SandboxError as exc:
+        sys.exit(f"{settings.executor_id}: not starting: {exc}")
+    print(f"{settings.executor_id}: {app.state.sandbox.describe()}", flush=True)
     print(f"{settings.executor_id} listening on http://{settings.host}:{settings.port}", flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
 

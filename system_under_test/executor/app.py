@@ -22,6 +22,13 @@ Environment:
     SANDBOX_UID_BASE          first uid of this executor's execution slots when run as root
                               (default 61000 + 64 × the number in EXECUTOR_ID)
     SANDBOX_PYTHON            interpreter for python submissions (default: this one, if reachable)
+    SANDBOX_NAMESPACES        as root, give each execution its own mount, PID, network, IPC and UTS
+                              namespaces (default true); false keeps only the uid drop and the
+                              empty network namespace (weaker; for measurements)
+
+As root the executor checks at start-up that its sandbox can run a program and refuses to start,
+saying what to change, if it cannot; it prints one line naming its isolation mode (see sandbox.py).
+``/execute`` answers 500 with the reason if the sandbox itself fails (callers may retry).
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from pydantic import BaseModel, Field
 
 from system_under_test import httperrors
 from system_under_test.executor.ledger import Ledger, LedgerRow, Outcome
-from system_under_test.executor.sandbox import LANGUAGES, Limits, Sandbox
+from system_under_test.executor.sandbox import LANGUAGES, Limits, Sandbox, SandboxError
 from system_under_test.settings import env_bool, env_float, env_int, env_str
 
 
@@ -59,6 +66,7 @@ class ExecutorSettings:
     ledger_fsync: bool
     uid_base: int
     python: str | None
+    namespaces: bool
 
     @classmethod
     def from_env(cls) -> ExecutorSettings:
@@ -82,6 +90,7 @@ class ExecutorSettings:
             ledger_fsync=env_bool("EXECUTOR_LEDGER_FSYNC", False),
             uid_base=env_int("SANDBOX_UID_BASE", default_base, minimum=1000),
             python=env_str("SANDBOX_PYTHON", "") or None,
+            namespaces=env_bool("SANDBOX_NAMESPACES", True),
         )
 
     def limits(self, timeout_s: float | None) -> Limits:
@@ -113,7 +122,9 @@ def outcome_of(exit_code: int, timed_out: bool) -> Outcome:
 
 def create_app(settings: ExecutorSettings | None = None) -> FastAPI:
     cfg = settings or ExecutorSettings.from_env()
-    sandbox = Sandbox(concurrency=cfg.concurrency, uid_base=cfg.uid_base, python=cfg.python)
+    sandbox = Sandbox(concurrency=cfg.concurrency, uid_base=cfg.uid_base, python=cfg.python,
+                      namespaces=cfg.namespaces)
+    sandbox.check()  # SandboxError says what to change; an executor that cannot isolate does not start
     ledger = Ledger(cfg.ledger_path, fsync=cfg.ledger_fsync)
     app = FastAPI(title=f"Crucible executor ({cfg.executor_id})", version="1.0")
     httperrors.install(app)
@@ -136,6 +147,8 @@ def create_app(settings: ExecutorSettings | None = None) -> FastAPI:
             started_at = time.time()
             result = sandbox.run(req.code, req.language, cfg.limits(req.timeout_s))
             finished_at = time.time()
+        except SandboxError as exc:  # the platform's fault, not the submission's: not an execution
+            return JSONResponse(status_code=500, content={"error": "sandbox failure", "detail": str(exc)})
         finally:
             busy["n"] -= 1
         row: LedgerRow = {
@@ -143,13 +156,14 @@ def create_app(settings: ExecutorSettings | None = None) -> FastAPI:
             "executor_id": cfg.executor_id, "started_at": started_at, "finished_at": finished_at,
             "exit_code": result.exit_code, "outcome": outcome_of(result.exit_code, result.timed_out),
             "timed_out": result.timed_out, "truncated": result.truncated,
-            "duration_ms": result.duration_ms,
+            "duration_ms": result.duration_ms, "cpu_ms": result.cpu_ms, "peak_rss_kb": result.peak_rss_kb,
         }
         ledger.append(row)  # before the response: an execution the caller hears of is on record
         return {
             "output": result.output, "error": result.error, "exit_code": result.exit_code,
             "timed_out": result.timed_out, "truncated": result.truncated,
             "duration_ms": result.duration_ms, "executor_id": cfg.executor_id,
+            "cpu_ms": result.cpu_ms, "peak_rss_kb": result.peak_rss_kb,
         }
 
     @app.get("/ledger")
@@ -158,4 +172,5 @@ def create_app(settings: ExecutorSettings | None = None) -> FastAPI:
 
     app.state.settings = cfg
     app.state.ledger = ledger
+    app.state.sandbox = sandbox
     return app

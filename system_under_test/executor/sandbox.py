@@ -1,51 +1,70 @@
-"""Run one untrusted submission in a sandboxed subprocess and capture its result.
+"""Run one untrusted submission in a sandbox and capture its result.
 
 The sandbox is what every executor (executor-1/2/3) does with a submission:
 
-- a fresh temporary working directory, removed afterwards;
-- a scrubbed environment (nothing of the service's own environment leaks in) and no stdin;
-- a wall-clock timeout that kills the whole process group;
-- rlimits on CPU time, address space, number of processes and file size (and no core files);
+- a fresh temporary working directory, removed afterwards; a scrubbed environment; no stdin;
+- a wall-clock timeout; rlimits on CPU time, address space, number of processes and file size (and
+  no core files);
 - an output cap per stream: output beyond the cap is read and discarded, and ``truncated`` is set,
   so a program that writes cap + 1 bytes ends exactly as it would have without the cap;
-- when the executor runs as root, each execution slot runs as its own unprivileged uid. Root is
-  exempt from ``RLIMIT_NPROC``, so without the uid drop a fork bomb would not be contained; with it,
-  the per-uid process limit holds, the submission cannot read the service's ``/proc/<pid>/environ``
-  or root-only files, and every process of that uid is killed when the execution ends (even ones
-  that escaped the process group with ``setsid``). The submission also gets an empty network
-  namespace: no connection to the platform's Redis instances, executors or the outside. Without root the submission runs as the service
-  user with ``RLIMIT_NPROC`` set above that user's current process count and with the network: weaker,
-  and documented.
+- isolation, in one of three modes (``Sandbox.isolation``):
 
-Exit codes follow the shell convention: a program killed by signal N reports ``128 + N``.
+  - ``namespaces`` (the executor runs as root; the default): each execution slot runs as its own
+    unprivileged uid, and each execution gets its own mount, PID, network, IPC and UTS namespaces.
+    The submission sees its working directory, a private ``/tmp`` and, read-only, only what its
+    interpreter needs (``jail``); its own processes only (its own ``/proc``); no network, not even
+    loopback. The checkout, the run folders, the ledgers, other executions' directories, ``/root``,
+    ``/home``, ``/work``, the host's ``/tmp`` and every other process do not exist for it. Root is
+    exempt from ``RLIMIT_NPROC``, so the uid drop is also what contains a fork bomb.
+  - ``uid`` (root with ``namespaces=False``, ``SANDBOX_NAMESPACES=false``): the slot's uid and an
+    empty network namespace only: the host's filesystem (where other users may read) and process
+    table stay visible. This was the root sandbox before the namespaces; it is kept to measure them.
+  - ``user`` (the executor is not root): the service's own user, with ``RLIMIT_NPROC`` set above that
+    user's process count, and with the network and the whole host visible: weaker, and said so at
+    executor start-up.
+
+How an execution ends (decided in one place, the supervisor, see ``supervisor``): a main process
+that exits on its own is never a timeout and keeps its own exit code, even when it ends a moment
+before the deadline; one still running at the deadline is killed and reported ``timed_out`` with 137.
+Whatever it started in the background is killed as soon as the main process has ended and never
+changes the result (what it wrote before then is kept). Exit codes follow the shell convention: a
+program killed by signal N reports ``128 + N``. A limit shorter than ``MIN_TIMEOUT_S`` counts as
+``MIN_TIMEOUT_S``: below it, whether a trivial program beats the clock is a race of the machine's
+scheduling, and the two paths would not agree.
+
+Each execution also reports its resource use: ``cpu_ms`` (user + system CPU time of all its
+processes) and ``peak_rss_kb`` (the largest peak resident set size among them, in KiB; about 10 MiB
+at least: a child starts with the resident size of the Python process it is forked from).
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import json
 import os
 import queue
-import resource
 import selectors
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from typing import Any
 
-LANGUAGES = ("python", "bash")
+from system_under_test.contract import LANGUAGES, exit_code_of
+from system_under_test.executor.forkserver import ForkServer, ForkServerError
+from system_under_test.executor.supervisor import Isolation, pids_of
 
+__all__ = ["LANGUAGES", "MIN_TIMEOUT_S", "Execution", "Isolation", "Limits", "Sandbox", "SandboxError",
+           "UnsupportedLanguage", "default_python"]
+
+MIN_TIMEOUT_S = 0.1
 _SOURCE_NAME = {"python": "main.py", "bash": "main.sh"}
 _SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
-_PR_SET_PDEATHSIG = 1
-_PR_SET_CHILD_SUBREAPER = 36
-_CLONE_NEWNET = 0x40000000
 _READ_CHUNK = 65536
-# After the main process exits, children that still hold the output pipes get this long to finish.
-_ORPHAN_GRACE_S = 0.1
+# How long past its deadline an execution may take to report before the executor kills its supervisor.
+_BACKSTOP_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -62,7 +81,7 @@ class Limits:
 
 @dataclass(frozen=True)
 class Execution:
-    """What one submission did: its output, how it ended and how long it took."""
+    """What one submission did: its output, how it ended, how long it took and what it used."""
 
     output: str
     error: str
@@ -70,12 +89,18 @@ class Execution:
     timed_out: bool
     truncated: bool
     duration_ms: float
+    cpu_ms: float
+    peak_rss_kb: int
 
 
 class UnsupportedLanguage(ValueError):
     def __init__(self, language: str) -> None:
         super().__init__(f"unsupported language {language!r}: expected one of {', '.join(LANGUAGES)}")
         self.language = language
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself failed (never the submission): the execution did not run as asked."""
 
 
 class Sandbox:
@@ -88,25 +113,62 @@ class Sandbox:
         uid_base: int | None = None,
         python: str | None = None,
         bash: str = "/bin/bash",
+        namespaces: bool = True,
     ) -> None:
         self.concurrency = concurrency
-        self.drop_privileges = os.geteuid() == 0 and uid_base is not None
+        self.uid_base = uid_base
+        self.isolation: Isolation = (("namespaces" if namespaces else "uid") if os.geteuid() == 0 and uid_base is not None
+                                     else "user")
+        self.drop_privileges = self.isolation != "user"
         self.python = python or default_python(for_other_users=self.drop_privileges)
         self.bash = bash
-        self.uid_base = uid_base
+        self._readonly: list[str] = []
+        if self.isolation == "namespaces":
+            # The jail has /usr and little else: run the interpreter by its real path, and show its
+            # installation read-only when it lives elsewhere.
+            self.python = os.path.realpath(self.python)
+            prefix = os.path.dirname(os.path.dirname(self.python))
+            if not prefix.startswith("/usr/"):
+                self._readonly.append(prefix)
         self._slots: queue.Queue[int] = queue.Queue()
         for slot in range(concurrency):
             self._slots.put(slot)
-        self._libc = ctypes.CDLL(None, use_errno=True)
-        # Orphans of a killed submission become our children, so we can reap them: zombies count
-        # against RLIMIT_NPROC, and a slot must not be reused while its uid still owns any.
-        self._libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        self.fork_server = ForkServer()
+
+    def describe(self) -> str:
+        """One line for the executor's start-up log: the isolation mode and what it means."""
+        if self.isolation == "user":
+            why = "the executor is not root" if os.geteuid() != 0 else "no slot uids were given"
+            return (f"sandbox isolation 'user' (WEAKER): {why}, so submissions run as uid {os.getuid()} with the "
+                    "network, the host's files and its processes visible; run the executor as root for per-slot "
+                    "uids and mount, PID and network namespaces")
+        uids = f"uids {self.uid_base}..{(self.uid_base or 0) + self.concurrency - 1}"
+        if self.isolation == "uid":
+            return (f"sandbox isolation 'uid' (SANDBOX_NAMESPACES=false): {uids} and an empty network namespace; "
+                    "the host's files and processes stay visible")
+        return (f"sandbox isolation 'namespaces': {uids}; own mount, PID, network, IPC and UTS namespaces "
+                f"(working directory, private /tmp, read-only /usr); python {self.python}")
+
+    def check(self) -> None:
+        """Run a trivial program; raises SandboxError (what failed and what to do) if it cannot run."""
+        try:
+            result = self.run("exit 0", "bash", Limits(timeout_s=10, cpu_s=10))
+        except SandboxError as exc:
+            raise SandboxError(f"the sandbox cannot run a program ({self.isolation} isolation): {exc}. The "
+                               "namespaces need CAP_SYS_ADMIN and a runtime that allows mount(2) (in Docker: "
+                               "--cap-add SYS_ADMIN, and --security-opt apparmor=unconfined where AppArmor is on); "
+                               "or set SANDBOX_NAMESPACES=false for the weaker uid-only isolation") from exc
+        if result.exit_code != 0 or result.error:
+            raise SandboxError(f"a trivial program failed in the sandbox: exit {result.exit_code}, {result.error!r}")
+
+    def close(self) -> None:
+        self.fork_server.close()
 
     def run(self, code: str, language: str, limits: Limits) -> Execution:
         """Run ``code`` and return its result; blocks while every slot is busy.
 
-        Raises UnsupportedLanguage for a language other than python or bash. Never raises because
-        of what the submission does: that is its result.
+        Raises UnsupportedLanguage for a language other than python or bash, and SandboxError when the
+        sandbox itself fails. Never raises because of what the submission does: that is its result.
         """
         if language not in LANGUAGES:
             raise UnsupportedLanguage(language)
@@ -138,125 +200,112 @@ class Sandbox:
             shutil.rmtree(workdir, ignore_errors=True)
 
     def _execute(self, argv: list[str], workdir: str, uid: int | None, limits: Limits) -> Execution:
-        env = {
-            "PATH": _SAFE_PATH,
-            "HOME": workdir,
-            "TMPDIR": workdir,
-            "LANG": "C.UTF-8",
-            "LC_ALL": "C.UTF-8",
-            "PYTHONIOENCODING": "utf-8",
-            "PYTHONDONTWRITEBYTECODE": "1",
+        timeout_s = max(limits.timeout_s, MIN_TIMEOUT_S)
+        request = {
+            "argv": argv, "cwd": workdir, "uid": uid, "isolation": self.isolation, "readonly": self._readonly,
+            "env": {"PATH": _SAFE_PATH, "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+                    "PYTHONIOENCODING": "utf-8", "PYTHONDONTWRITEBYTECODE": "1"},
+            "limits": {"timeout_s": timeout_s, "cpu_s": limits.cpu_s, "memory_bytes": limits.memory_bytes,
+                       "max_procs": limits.max_procs, "file_bytes": limits.file_bytes},
         }
-        nproc = limits.max_procs if uid is not None else _processes_of(os.getuid()) + limits.max_procs
-        libc = self._libc
-
-        def limit_child() -> None:  # runs in the child between fork and exec
-            if uid is not None:
-                # An empty network namespace (not even loopback is up): the submission cannot reach
-                # the platform's Redis, executors or anything else. It needs root, so it comes first.
-                if libc.unshare(_CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET) failed")
-                os.setgroups([])
-                os.setgid(uid)
-                os.setuid(uid)
-            resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
-            resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
-            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
-            resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-            # If the executor dies, its submission dies with it instead of running on unowned.
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-        started = time.monotonic()
-        proc = subprocess.Popen(
-            argv,
-            cwd=workdir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            close_fds=True,
-            preexec_fn=limit_child,
-        )
-        assert proc.stdout is not None and proc.stderr is not None
-        deadline = started + limits.timeout_s
-        out, err = bytearray(), bytearray()
-        captured = {proc.stdout.fileno(): out, proc.stderr.fileno(): err}
-        truncated = False
-        timed_out = False
-        exited_at: float | None = None
-        with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ)
-            sel.register(proc.stderr, selectors.EVENT_READ)
-            while sel.get_map():
-                now = time.monotonic()
-                if exited_at is None and proc.poll() is not None:
-                    exited_at = now
-                if not timed_out and now >= deadline:
-                    timed_out = True
-                    self._kill_all(proc, uid)
-                    deadline = now + 1.0  # the pipes close once every holder is dead
-                elif timed_out and now >= deadline:
-                    break  # a holder we cannot kill (no uid drop); stop reading
-                if exited_at is not None and now - exited_at > _ORPHAN_GRACE_S:
-                    self._kill_all(proc, uid)  # background children keep the pipes open
-                    exited_at = float("inf")
-                wait = min(deadline - now, 0.05)
-                for key, _ in sel.select(timeout=max(wait, 0.0)):
-                    chunk = os.read(key.fd, _READ_CHUNK)
-                    if not chunk:
-                        sel.unregister(key.fileobj)
-                        continue
-                    buf = captured[key.fd]
-                    room = limits.output_bytes - len(buf)
-                    if len(chunk) > room:
-                        truncated = True
-                        chunk = chunk[: max(room, 0)]
-                    buf.extend(chunk)
-        self._kill_all(proc, uid)
-        returncode = proc.wait()
-        self._sweep(uid)
+        for attempt in (1, 2):
+            started = time.monotonic()
+            out, err, report, truncated = self._start_and_collect(request, limits.output_bytes, uid,
+                                                                  backstop=started + timeout_s + _BACKSTOP_S)
+            if report or attempt == 2:
+                break
+            # Not even the supervisor's first line: the request reached a fork server that was
+            # dying, and nothing ran. Once more, on a fresh fork server.
         duration_ms = (time.monotonic() - started) * 1000.0
-        proc.stdout.close()
-        proc.stderr.close()
-        exit_code = returncode if returncode >= 0 else 128 - returncode
+        ended = _final(report)
+        exit_code = exit_code_of(os.waitstatus_to_exitcode(int(ended["status"])))
         return Execution(
             output=out.decode("utf-8", errors="replace"),
             error=err.decode("utf-8", errors="replace"),
             exit_code=exit_code,
-            timed_out=timed_out,
+            timed_out=bool(ended["timed_out"]),
             truncated=truncated,
             duration_ms=round(duration_ms, 3),
+            cpu_ms=float(ended["cpu_ms"]),
+            peak_rss_kb=int(ended["peak_rss_kb"]),
         )
 
-    def _kill_all(self, proc: subprocess.Popen[bytes], uid: int | None) -> None:
-        """SIGKILL the submission's process group and, with a uid drop, every process of its uid."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        if uid is not None:
-            for pid in _pids_of(uid):
-                _kill(pid)
+    def _start_and_collect(self, request: dict[str, Any], cap: int, uid: int | None, *,
+                           backstop: float) -> tuple[bytearray, bytearray, bytearray, bool]:
+        pipes = [os.pipe() for _ in range(3)]  # stdout, stderr, report
+        try:
+            self.fork_server.submit(request, [w for _, w in pipes])
+        except ForkServerError as exc:
+            for r, _ in pipes:
+                os.close(r)
+            raise SandboxError(str(exc)) from exc
+        finally:
+            for _, w in pipes:
+                os.close(w)
+        return self._collect([r for r, _ in pipes], cap, uid, backstop=backstop)
 
-    def _sweep(self, uid: int | None) -> None:
-        """Kill and reap every remaining process of the slot's uid (a fork bomb may still fork)."""
-        if uid is None:
-            return
-        give_up = time.monotonic() + 5.0
-        while time.monotonic() < give_up:
-            pids = _pids_of(uid)
-            if not pids:
-                return
-            for pid in pids:
-                _kill(pid)
-                with contextlib.suppress(ChildProcessError):  # only adopted orphans; never a Popen's
-                    os.waitpid(pid, os.WNOHANG)
-            time.sleep(0.002)
+    def _collect(self, fds: list[int], cap: int, uid: int | None, *,
+                 backstop: float) -> tuple[bytearray, bytearray, bytearray, bool]:
+        """Read stdout, stderr (each up to ``cap``) and the report until every writer is gone.
+
+        The supervisor ends everything before it exits, so all three reach end of file together. If it
+        has not reported by ``backstop`` (it never should), it is killed; its processes die with it.
+        """
+        out, err, report = bytearray(), bytearray(), bytearray()
+        buffers = dict(zip(fds, (out, err, report), strict=True))
+        truncated = False
+        killed = False
+        with selectors.DefaultSelector() as sel:
+            for fd in fds:
+                sel.register(fd, selectors.EVENT_READ)
+            while sel.get_map():
+                now = time.monotonic()
+                if now >= backstop:
+                    if killed:
+                        break
+                    self._kill_supervisor(report, uid)
+                    killed, backstop = True, now + 2.0
+                for key, _ in sel.select(timeout=backstop - now):
+                    chunk = os.read(key.fd, _READ_CHUNK)
+                    if not chunk:
+                        sel.unregister(key.fd)
+                        continue
+                    buf = buffers[key.fd]
+                    if buf is not report and len(chunk) > cap - len(buf):
+                        truncated = True
+                        chunk = chunk[: max(cap - len(buf), 0)]
+                    buf.extend(chunk)
+        for fd in fds:
+            os.close(fd)
+        return out, err, report, truncated
+
+    def _kill_supervisor(self, report: bytearray, uid: int | None) -> None:
+        for line in _report_lines(report):
+            if "pid" in line:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(line["pid"]), signal.SIGKILL)
+        if uid is not None:  # the weaker modes' leftovers; a namespace dies with its supervisor
+            for pid in pids_of(uid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
 
-def _kill(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+def _report_lines(report: bytearray) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in report.decode("utf-8", errors="replace").splitlines() if line.strip()]
+
+
+def _final(report: bytearray) -> dict[str, Any]:
+    """The supervisor's verdict; SandboxError if it failed or never gave one.
+
+    The report holds the supervisor's pid (written by the fork server) and its verdict (written by
+    the supervisor), in either order.
+    """
+    verdicts = [line for line in _report_lines(report) if "pid" not in line]
+    if verdicts and "error" in verdicts[-1]:
+        raise SandboxError(f"the execution's supervisor failed: {verdicts[-1]['error']}")
+    if not verdicts or "status" not in verdicts[-1]:
+        raise SandboxError("the execution's supervisor ended without a verdict (killed, or the fork server died)")
+    return verdicts[-1]
 
 
 def default_python(*, for_other_users: bool) -> str:
@@ -281,19 +330,3 @@ def _world_executable(path: str) -> bool:
         if parent == path:
             return True
         path = parent
-
-
-def _pids_of(uid: int) -> list[int]:
-    pids = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                if os.stat(f"/proc/{name}").st_uid == uid:
-                    pids.append(int(name))
-            except FileNotFoundError:
-                continue
-    return pids
-
-
-def _processes_of(uid: int) -> int:
-    return len(_pids_of(uid))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uvicorn
 
-from system_under_test.gateway.app import GatewaySettings, create_app
+from system_under_test.gateway.app import create_app
+from system_under_test.gateway.settings import GatewaySettings
 
 
 def main() -> None:

@@ -2,13 +2,20 @@
 
 ``POST /api/eval`` accepts an evaluation and routes it by the split policy; ``GET /api/eval/{id}``
 returns the record with one result per path (``?wait=S`` long-polls until every path is terminal);
-``GET``/``PUT /api/admin/split`` read and change the split at run time (bearer token); ``GET
-/api/stats`` counts routing decisions; ``GET /health`` checks both queue backends. The OpenAPI
-schema is at ``/openapi.json`` and the interactive docs at ``/docs``.
+``GET``/``PUT /api/admin/split`` read and change the split and the migration's phase settings at run
+time (bearer token), and ``GET /api/admin/history`` lists every change with its time (history.py);
+``GET /api/stats`` counts routing decisions; ``GET /health`` checks both queue backends. The OpenAPI
+schema at ``/openapi.json`` is generated from the models the gateway validates against (models.py)
+and lists every status each operation can answer with its body; ``/docs`` is Swagger UI, served
+from an installed package (docs.py). Every error has the format of httperrors.py, and a body over
+``MAX_BODY_BYTES`` is refused while it streams in (bodylimit.py).
 
 A submission is written whole or not at all: the record and the legacy job are written in one
 transaction on the main Redis, then the Celery task is published; if that publish fails the legacy
-job and the record are removed again and the client gets a 503 that names the unreachable backend.
+job and the record are removed again and the client gets a 503 that names the unreachable backend,
+unless the fallback (``CELERY_FALLBACK``, phase 2) sends the evaluation to legacy instead
+(fallback.py). While ``ACCEPT_LEGACY_TASKS`` is false (phase 3) nothing goes to legacy: a submission
+forced to ``legacy`` or ``both`` gets a 409.
 
 Environment:
     GATEWAY_HOST/PORT       where to listen (default 127.0.0.1:8000)
@@ -18,147 +25,70 @@ Environment:
     CELERY_PERCENTAGE       share of evaluations sent to Celery, 0..100 (default 50)
     SPLIT_ROUTING           ``random`` or ``sticky`` (stable hash of the evaluation id) (default random)
     DUAL_WRITE              send every evaluation to both paths and keep both results (default false)
-    ADMIN_TOKEN             bearer token for /api/admin/split; unset disables the endpoint
-    MAX_CODE_BYTES          largest accepted submission (default 65536)
+    CELERY_FALLBACK         on a failed Celery publish: ``none`` (503), ``naive`` or ``safe`` (fall back to
+                            legacy; see fallback.py) (default none)
+    ACCEPT_LEGACY_TASKS     false: route nothing to legacy any more (default true)
+    ADMIN_TOKEN             bearer token for /api/admin/*; unset disables those endpoints
+    MAX_CODE_BYTES          largest accepted code, in bytes of UTF-8 (default 65536)
     MAX_TIMEOUT_S           largest ``timeout_s`` a submission may ask for (default 60)
+    MAX_BODY_BYTES          largest request body (default 6 * MAX_CODE_BYTES + 4096)
+    MAX_WAIT_S              longest long-poll, ``?wait=`` (default 120)
     GATEWAY_SEED            seed for ``random`` routing (default: unseeded)
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations at run
+# time, and the submission model is built per gateway (its limits are settings).
 
 import asyncio
 import contextlib
-import json
 import random
 import threading
 import time
 import uuid
-from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import AsyncIterator
+from typing import Any
 
-import redis.asyncio as aioredis
-from fastapi import FastAPI, Header, Query
+from fastapi import Depends, FastAPI, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
 from redis import Redis
 from redis.exceptions import RedisError
 
 from system_under_test import httperrors
-from system_under_test.executor.sandbox import LANGUAGES
-from system_under_test.gateway.split import Override, SplitPolicy
+from system_under_test.gateway import docs
+from system_under_test.gateway.admin import AdminGuard
+from system_under_test.gateway.admin import install as install_admin
+from system_under_test.gateway.bodylimit import BodyLimit
+from system_under_test.gateway.fallback import FallbackWriter
+from system_under_test.gateway.history import History
+from system_under_test.gateway.models import (
+    Accepted,
+    Degraded,
+    FallbackInfo,
+    Healthy,
+    Record,
+    Stats,
+    SubmissionFields,
+    submission_model,
+)
+from system_under_test.gateway.settings import GatewaySettings
+from system_under_test.gateway.split import LegacyClosed, SplitPolicy
+from system_under_test.gateway.waiters import Waiters
 from system_under_test.legacy import client as legacy_client
-from system_under_test.settings import env_bool, env_float, env_int, env_str
-from system_under_test.store import EVENTS_CHANNEL, LEGACY_QUEUE, EvaluationStore, parse_record, record_key
+from system_under_test.store import LEGACY_QUEUE, EvaluationStore, parse_record, record_key
+
+__all__ = ["GatewaySettings", "celery_queue_and_priority", "create_app"]
+
+D = httperrors.documented
 
 
-@dataclass(frozen=True)
-class GatewaySettings:
-    host: str
-    port: int
-    redis_url: str
-    broker_url: str
-    policy: SplitPolicy
-    admin_token: str
-    max_code_bytes: int
-    max_timeout_s: float
-    seed: int | None
+def celery_queue_and_priority(priority: int, batch: bool, *, rabbitmq_priority: bool = False) -> tuple[str, int]:
+    """Celery queue for a submission, and its Redis priority (on Redis 0 is the most urgent).
 
-    @classmethod
-    def from_env(cls) -> GatewaySettings:
-        routing = env_str("SPLIT_ROUTING", "random")
-        if routing not in ("random", "sticky"):
-            from system_under_test.settings import ConfigError
-            raise ConfigError("SPLIT_ROUTING", routing, "expected 'random' or 'sticky'")
-        seed = env_str("GATEWAY_SEED", "")
-        return cls(
-            host=env_str("GATEWAY_HOST", "127.0.0.1"),
-            port=env_int("GATEWAY_PORT", 8000, minimum=0, maximum=65535),
-            redis_url=env_str("REDIS_URL", "redis://127.0.0.1:6379/0"),
-            broker_url=env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6380/0"),
-            policy=SplitPolicy(
-                celery_enabled=env_bool("CELERY_ENABLED", True),
-                celery_percentage=env_float("CELERY_PERCENTAGE", 50.0, minimum=0, maximum=100),
-                routing=routing,  # type: ignore[arg-type]
-                dual_write=env_bool("DUAL_WRITE", False),
-            ),
-            admin_token=env_str("ADMIN_TOKEN", ""),
-            max_code_bytes=env_int("MAX_CODE_BYTES", 65536, minimum=1),
-            max_timeout_s=env_float("MAX_TIMEOUT_S", 60.0, minimum=0.01),
-            seed=int(seed) if seed else None,
-        )
-
-
-class SubmitRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    code: str = Field(min_length=1, description="the program to run")
-    language: str = Field(description="python or bash")
-    priority: int = Field(default=5, ge=0, le=9, description="0 (lowest) .. 9 (most urgent)")
-    batch: bool = Field(default=False, description="bulk submission: Celery's batch queue")
-    timeout_s: float | None = Field(default=None, gt=0, description="wall-clock limit for this run")
-    route: Override | None = Field(default=None, description="force legacy, celery or both (tests)")
-
-
-class SplitUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    celery_enabled: bool | None = None
-    celery_percentage: float | None = Field(default=None, ge=0, le=100)
-    routing: Literal["random", "sticky"] | None = None
-    dual_write: bool | None = None
-
-
-def celery_queue_and_priority(priority: int, batch: bool) -> tuple[str, int]:
-    """Celery queue for a submission, and its Redis priority (on Redis 0 is the most urgent)."""
+    ``rabbitmq_priority`` is a candidate defect: the API priority sent as it is, as on RabbitMQ, where a
+    higher number is more urgent; on Redis that puts urgent work last.
+    """
     queue = "batch" if batch else "high_priority" if priority >= 8 else "evaluation"
-    return queue, 9 - priority
-
-
-class _Waiters:
-    """Wakes long-polling readers when the event bus reports a change to their evaluation."""
-
-    def __init__(self, redis_url: str) -> None:
-        self.redis = aioredis.from_url(redis_url, socket_connect_timeout=3)
-        self.events: dict[str, set[asyncio.Event]] = defaultdict(set)
-        self.task: asyncio.Task[None] | None = None
-
-    async def listen(self) -> None:
-        while True:
-            try:
-                pubsub = self.redis.pubsub()
-                await pubsub.subscribe(EVENTS_CHANNEL)
-                async for msg in pubsub.listen():
-                    if msg.get("type") != "message":
-                        continue
-                    eval_id = json.loads(msg["data"]).get("eval_id")
-                    for event in self.events.get(eval_id, ()):
-                        event.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the bus is down: readers fall back to polling
-                await asyncio.sleep(0.5)
-
-    async def wait(self, eval_id: str, seconds: float,
-                   read: Callable[[], Awaitable[dict[str, Any] | None]]) -> dict[str, Any] | None:
-        deadline = time.monotonic() + seconds
-        event = asyncio.Event()
-        self.events[eval_id].add(event)
-        try:
-            while True:
-                event.clear()
-                record = await read()
-                remaining = deadline - time.monotonic()
-                if record is None or record["done"] or remaining <= 0:
-                    return record
-                with contextlib.suppress(TimeoutError):
-                    # Re-read at least twice a second: pub/sub messages are fire-and-forget.
-                    await asyncio.wait_for(event.wait(), timeout=min(remaining, 0.5))
-        finally:
-            self.events[eval_id].discard(event)
-            if not self.events[eval_id]:
-                del self.events[eval_id]
+    return queue, priority if rabbitmq_priority else 9 - priority
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -169,52 +99,96 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     redis = Redis.from_url(cfg.redis_url, socket_timeout=5, socket_connect_timeout=3)
     broker = Redis.from_url(cfg.broker_url, socket_timeout=3, socket_connect_timeout=2)
     store = EvaluationStore(redis)
-    waiters = _Waiters(cfg.redis_url)
-    state: dict[str, Any] = {"policy": cfg.policy}
+    waiters = Waiters(cfg.redis_url)
+    fallbacks = FallbackWriter(redis)
+    history = History(redis, cfg.policy.as_dict())
+    state: dict[str, SplitPolicy] = {"policy": cfg.policy}
     rng = random.Random(cfg.seed)
     rng_lock = threading.Lock()
     counts: dict[str, int] = {"legacy": 0, "celery": 0, "both": 0}
+    Submission = submission_model(cfg.max_code_bytes, cfg.max_timeout_s)
+    admin = AdminGuard(cfg.admin_token)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         waiters.task = asyncio.create_task(waiters.listen())
+        started = asyncio.create_task(history.record_start_when_reachable())
         yield
-        waiters.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await waiters.task
+        for task in (waiters.task, started):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await waiters.redis.aclose()
 
-    app = FastAPI(title="Crucible gateway", version="1.0",
-                  description="Submit evaluations; the split policy routes them to legacy or Celery.",
-                  lifespan=lifespan)
+    app = FastAPI(
+        title="Crucible gateway", version="1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
+        redirect_slashes=False,
+        description=(
+            "Submit evaluations; the split policy routes them to the legacy queue or Celery.\n\n"
+            f"Limits of this gateway: code at most {cfg.max_code_bytes} bytes of UTF-8 (MAX_CODE_BYTES), "
+            f"`timeout_s` at most {cfg.max_timeout_s:g} s (MAX_TIMEOUT_S), a request body at most "
+            f"{cfg.max_body_bytes} bytes (MAX_BODY_BYTES, refused with 413 while it streams in), a long-poll "
+            f"at most {cfg.max_wait_s:g} s (MAX_WAIT_S).\n\n"
+            "Every error is a JSON object with `error` and `hint`; `problems` lists each field that "
+            "broke a rule (413, 422), `detail` says why a body could not be parsed (400) or a backend "
+            "could not be reached (503). Request bodies are strict: no type coercion, no unknown fields."))
     httperrors.install(app)
+    app.add_middleware(BodyLimit, max_bytes=cfg.max_body_bytes)
+    docs.install(app)
 
-    def unavailable(backend: str, url: str, exc: Exception) -> JSONResponse:
-        return JSONResponse(status_code=503, content={
-            "error": f"{backend} unreachable", "backend": backend, "url": url,
-            "detail": f"{exc.__class__.__name__}: {exc}",
-            "hint": "nothing was queued; retry when the backend is back"})
+    too_large = D(413, f"the request body is over {cfg.max_body_bytes} bytes (MAX_BODY_BYTES; refused as "
+                       "it streams in, the connection is closed)")
+    redis_down = D(503, "the main Redis is unreachable")
 
-    @app.post("/api/eval", status_code=201, response_model=None)
-    def submit(req: SubmitRequest) -> dict[str, Any] | JSONResponse:
+    def unavailable(backend: str, url: str, exc: Exception,
+                    hint: str = "nothing was queued; retry when the backend is back") -> JSONResponse:
+        return httperrors.respond(503, httperrors.Unavailable(
+            error=f"{backend} unreachable", backend=backend, url=url,
+            detail=f"{exc.__class__.__name__}: {exc}", hint=hint))
+
+    json_only = [Depends(httperrors.require_json)]
+    not_json = D(415, "the body is not declared as JSON (Content-Type: application/json)")
+
+    @app.post("/api/eval", status_code=201, response_model=Accepted, operation_id="submit_evaluation",
+              summary="Submit an evaluation", dependencies=json_only, responses={
+                  201: {"description": "accepted and queued on the path(s) in routes", "links": {
+                      "ReadEvaluation": {"operationId": "read_evaluation",
+                                         "parameters": {"eval_id": "$response.body#/eval_id"}}}},
+                  400: D(400, "the body is not JSON, not UTF-8, or nested too deeply"),
+                  413: D(413, f"code is over {cfg.max_code_bytes} bytes of UTF-8 (MAX_CODE_BYTES; a code "
+                              "within maxLength characters can still be over it), or the body is over "
+                              f"{cfg.max_body_bytes} bytes (MAX_BODY_BYTES, refused as it streams in)"),
+                  415: not_json,
+                  409: D(409, "route legacy or both while the legacy path no longer accepts work "
+                              "(accept_legacy is false)"),
+                  422: D(422, "a field is missing, of the wrong type, out of range, or unknown"),
+                  503: D(503, "the main Redis or the Celery broker is unreachable: nothing was queued")})
+    def submit(req: Submission) -> Accepted | JSONResponse:  # type: ignore[valid-type]
+        return accept(req)
+
+    def accept(req: SubmissionFields) -> Accepted | JSONResponse:
         size = len(req.code.encode())
         if size > cfg.max_code_bytes:
-            return httperrors.problem(413, "code", f"is {size} bytes; the limit is {cfg.max_code_bytes} bytes")
-        if req.language not in LANGUAGES:
-            return httperrors.problem(
-                422, "language", f"unsupported language {req.language!r}; expected one of {list(LANGUAGES)}")
-        if req.timeout_s is not None and req.timeout_s > cfg.max_timeout_s:
-            return httperrors.problem(422, "timeout_s", f"must be <= {cfg.max_timeout_s}")
+            return httperrors.problem(413, "code", f"is {size} bytes; the limit is {cfg.max_code_bytes} bytes",
+                                      hint="send a smaller program (the limit is MAX_CODE_BYTES, in bytes of UTF-8)")
         eval_id = uuid.uuid4().hex
-        policy: SplitPolicy = state["policy"]
-        with rng_lock:
-            routes = policy.routes(eval_id, rng, req.route)
+        policy = state["policy"]
+        try:
+            with rng_lock:
+                routes = policy.routes(eval_id, rng, req.route)
+        except LegacyClosed:
+            return httperrors.error(409, "the legacy path no longer accepts work (accept_legacy is false)",
+                                    "send the evaluation without route (or with route 'celery'); an operator "
+                                    "reopens legacy with PUT /api/admin/split {\"accept_legacy\": true}")
+        # Only a Celery-only evaluation can fall back, and only while legacy takes work; in safe mode it
+        # is marked before the publish (claims.py says why).
+        mode = policy.fallback if routes == ["celery"] and policy.accept_legacy else "none"
         now = time.time()
         fields = store.record_fields(eval_id, code=req.code, language=req.language, routes=routes,
                                      priority=req.priority, batch=req.batch, timeout_s=req.timeout_s,
-                                     created_at=now)
+                                     created_at=now, exactly_once=mode == "safe")
         payload = legacy_client.job_payload(eval_id=eval_id, code=req.code, language=req.language,
-                                            timeout_s=req.timeout_s, queued_at=now)
+                                            timeout_s=req.timeout_s, queued_at=now, exactly_once=mode == "safe")
         try:
             pipe = redis.pipeline(transaction=True)
             pipe.hset(record_key(eval_id), mapping=fields)  # type: ignore[arg-type]
@@ -224,13 +198,26 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         except RedisError as exc:
             return unavailable("main redis", cfg.redis_url, exc)
         if "celery" in routes:
-            queue, redis_priority = celery_queue_and_priority(req.priority, req.batch)
+            queue, redis_priority = celery_queue_and_priority(
+                req.priority, req.batch, rabbitmq_priority="rabbitmq_priority" in cfg.candidate_defects)
             try:
                 celery_app.send_task(
                     "tasks.evaluate_code", args=[eval_id, req.code, req.language],
                     kwargs={"timeout_s": req.timeout_s, "queued_at": now},
                     task_id=eval_id, queue=queue, priority=redis_priority)
             except Exception as exc:  # kombu raises OperationalError and friends
+                # accept_legacy is read again: it may have been switched off while the publish failed.
+                if mode != "none" and state["policy"].accept_legacy:
+                    with contextlib.suppress(RedisError):
+                        outcome, fallback = fallbacks.fall_back(eval_id, mode=mode, exc=exc, queued_at=now,
+                                                                job=payload)
+                        if outcome == "fell back":
+                            counts["legacy"] += 1
+                            return Accepted(eval_id=eval_id, routes=["legacy"],
+                                            fallback=FallbackInfo.model_validate(fallback))
+                        if outcome == "landed":  # Celery already holds the claim: the publish did land
+                            counts["celery"] += 1
+                            return Accepted(eval_id=eval_id, routes=routes)
                 with contextlib.suppress(RedisError):
                     pipe = redis.pipeline(transaction=True)
                     pipe.lrem(LEGACY_QUEUE, 1, payload)
@@ -238,12 +225,18 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                     pipe.execute()
                 return unavailable("celery broker", cfg.broker_url, exc)
         counts["both" if len(routes) == 2 else routes[0]] += 1
-        return {"eval_id": eval_id, "routes": routes}
+        return Accepted(eval_id=eval_id, routes=routes)
 
-    @app.get("/api/eval/{eval_id}", response_model=None)
-    async def read(eval_id: str, wait: float = Query(default=0.0, ge=0.0, le=120.0,
-                                                      description="long-poll up to this many seconds")
-                   ) -> dict[str, Any] | JSONResponse:
+    @app.get("/api/eval/{eval_id}", response_model=Record, operation_id="read_evaluation",
+             summary="Read an evaluation, optionally waiting until every path is done", responses={
+                 404: D(404, "no evaluation has this id"),
+                 413: too_large,
+                 422: D(422, f"wait is not a number within 0..{cfg.max_wait_s:g} (MAX_WAIT_S)"),
+                 503: redis_down})
+    async def read(eval_id: str, wait: float = Query(
+            default=0.0, ge=0.0, le=cfg.max_wait_s, allow_inf_nan=False,
+            description=f"long-poll: answer when every path is done or after this many seconds, at most "
+                        f"{cfg.max_wait_s:g} (MAX_WAIT_S)")) -> dict[str, Any] | JSONResponse:
         async def fetch() -> dict[str, Any] | None:
             raw = await waiters.redis.hgetall(record_key(eval_id))
             return dict(parse_record(raw)) if raw else None
@@ -251,50 +244,23 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         try:
             record = await (waiters.wait(eval_id, wait, fetch) if wait > 0 else fetch())
         except RedisError as exc:
-            return unavailable("main redis", cfg.redis_url, exc)
+            return unavailable("main redis", cfg.redis_url, exc, hint="retry the read when the main Redis is back")
         if record is None:
-            return JSONResponse(status_code=404, content={
-                "error": f"unknown evaluation id {eval_id!r}",
-                "hint": "use the eval_id returned by POST /api/eval"})
+            return httperrors.error(404, f"unknown evaluation id {eval_id!r}",
+                                    "use the eval_id returned by POST /api/eval")
         return record
 
-    def check_token(authorization: str | None, x_admin_token: str | None) -> JSONResponse | None:
-        if not cfg.admin_token:
-            return JSONResponse(status_code=403, content={
-                "error": "the admin endpoint is disabled", "hint": "start the gateway with ADMIN_TOKEN set"})
-        given = x_admin_token or (authorization or "").removeprefix("Bearer ").strip()
-        if given != cfg.admin_token:
-            return JSONResponse(status_code=401, content={
-                "error": "missing or wrong admin token",
-                "hint": "send 'Authorization: Bearer <ADMIN_TOKEN>'"})
-        return None
+    split_view = install_admin(app, guard=admin, state=state, history=history, unavailable=unavailable,
+                               redis_url=cfg.redis_url, too_large=too_large, json_only=json_only)
 
-    def split_view() -> dict[str, Any]:
-        p: SplitPolicy = state["policy"]
-        return {"celery_enabled": p.celery_enabled, "celery_percentage": p.celery_percentage,
-                "routing": p.routing, "dual_write": p.dual_write}
+    @app.get("/api/stats", response_model=Stats, operation_id="read_stats",
+             summary="Count routing decisions", responses={413: too_large})
+    def stats() -> Stats:
+        return Stats.model_validate({"routed": dict(counts), "split": split_view().model_dump()})
 
-    @app.get("/api/admin/split", response_model=None)
-    def get_split(authorization: str | None = Header(default=None),
-                  x_admin_token: str | None = Header(default=None)) -> dict[str, Any] | JSONResponse:
-        return check_token(authorization, x_admin_token) or split_view()
-
-    @app.put("/api/admin/split", response_model=None)
-    def put_split(update: SplitUpdate, authorization: str | None = Header(default=None),
-                  x_admin_token: str | None = Header(default=None)) -> dict[str, Any] | JSONResponse:
-        denied = check_token(authorization, x_admin_token)
-        if denied:
-            return denied
-        changes = {k: v for k, v in update.model_dump().items() if v is not None}
-        state["policy"] = state["policy"].with_changes(**changes)
-        return split_view()
-
-    @app.get("/api/stats")
-    def stats() -> dict[str, Any]:
-        return {"routed": dict(counts), "split": split_view()}
-
-    @app.get("/health", response_model=None)
-    def health() -> dict[str, Any] | JSONResponse:
+    @app.get("/health", response_model=Healthy, operation_id="health", summary="Check both Redis instances",
+             responses={413: too_large, 503: {"model": Degraded, "description": "a backend is unreachable"}})
+    def health() -> Healthy | JSONResponse:
         backends: dict[str, str] = {}
         for name, client in (("main_redis", redis), ("celery_broker", broker)):
             try:
@@ -302,9 +268,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 backends[name] = "ok"
             except RedisError as exc:
                 backends[name] = f"unreachable: {exc}"
-        ok = all(v == "ok" for v in backends.values())
-        body = {"status": "ok" if ok else "degraded", "backends": backends}
-        return body if ok else JSONResponse(status_code=503, content=body)
+        down = [name for name, v in backends.items() if v != "ok"]
+        if not down:
+            return Healthy(status="ok", backends=backends)
+        return httperrors.respond(503, Degraded(
+            status="degraded", backends=backends, error=f"unreachable: {', '.join(down)}",
+            hint="start the unreachable backend(s) or fix REDIS_URL / CELERY_BROKER_URL"))
 
     app.state.settings = cfg
     return app

@@ -25,7 +25,7 @@ import pytest
 
 from harness.chaos.findings import write_combined
 from harness.chaos.result import ScenarioResult
-from harness.chaos.runner import launcher_for, run_scenario
+from harness.chaos.runner import opener_for, run_scenario
 from harness.chaos.scenario import ScenarioError, load_scenario
 from harness.run import RunFolder
 
@@ -41,7 +41,7 @@ def chaos_stack(request: pytest.FixtureRequest) -> tuple[str, Any]:
     if kind not in ("processes", "containers"):
         pytest.fail(f"--stack={kind}: chaos scenarios kill, pause and restart components, so they need a stack "
                     "the harness controls: --stack=processes (default) or --stack=containers", pytrace=False)
-    return kind, launcher_for(kind)
+    return kind, opener_for(kind)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_scenario(file: Path, chaos_stack: tuple[str, Any], run_folder: RunFolde
     except ScenarioError as exc:
         pytest.fail(str(exc), pytrace=False)
     kind, launcher = chaos_stack
-    result = run_scenario(scenario, launcher=launcher, run_folder=run_folder, seed=harness_seed, stack_kind=kind,
+    result = run_scenario(scenario, opener=launcher, run_folder=run_folder, seed=harness_seed, stack_kind=kind,
                           log=print)
     chaos_results.append(result)
     # The scenario's outcome (harness.vocabulary), read as the report and junit.xml read it.

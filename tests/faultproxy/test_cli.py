@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import Upstream, is_up
+from .peers import Upstream, is_up
 
 ROOT = Path(__file__).resolve().parents[2]
 BANNER = "fault proxy API on "
@@ -87,23 +87,23 @@ def test_a_config_file_creates_its_proxies_before_the_url_is_printed(tmp_path: P
         ('{"name": "x"}', "expected a JSON array"),
         ('[{"name": "x"}]', "[0].upstream: is required"),
         ('[{"name": "a/b", "upstream": "h:1"}]', "[0]: invalid proxy name"),
-        ('[{"name": "x", "upstream": "h:1", "listen": "nope"}]', "proxy 'x': address nope: missing port"),
+        ('[{"name": "x", "upstream": "h:1", "listen": "nope"}]', "proxy 'x': listen tcp: address nope: missing port"),
     ],
 )
-def test_a_bad_config_file_exits_2_naming_the_file_and_the_entry(tmp_path: Path, content: str, fragment: str) -> None:
+def test_a_bad_config_file_exits_3_naming_the_file_and_the_entry(tmp_path: Path, content: str, fragment: str) -> None:
     config = tmp_path / "bad.json"
     config.write_text(content)
     result = run_to_exit("--port", "0", "--config", str(config))
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert str(config) in result.stderr and fragment in result.stderr
     assert result.stdout == ""
 
 
-def test_an_api_port_in_use_exits_2_with_a_hint() -> None:
+def test_an_api_port_in_use_exits_3_with_a_hint() -> None:
     with running() as (_proc, url):
         port = url.rsplit(":", 1)[1]
         result = run_to_exit("--host", "127.0.0.1", "--port", port)
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert "address already in use" in result.stderr and "--port" in result.stderr
 
 

@@ -22,7 +22,7 @@ from harness.faultproxy.connection import HELD_HIGH_WATER, Connection
 from harness.faultproxy.link import Link
 from harness.faultproxy.schema import Direction, ToxicSpec
 
-from .conftest import Api, Upstream, connect, is_up, recv_exactly, recv_until_eof
+from .peers import Api, Upstream, connect, is_up, recv_exactly, recv_until_eof
 
 
 def closed_by_peer(sock: socket.socket, timeout: float = 2.0) -> bool:
@@ -42,7 +42,7 @@ def test_a_dead_upstream_gives_the_client_a_connect_then_eof(api: Api) -> None: 
     with socket.socket() as placeholder:
         placeholder.bind(("127.0.0.1", 0))
         dead = f"127.0.0.1:{placeholder.getsockname()[1]}"
-    proxy = api.create_proxy("dead", dead)
+    proxy = api.create_proxy(api.name("dead"), dead)
     client = connect(proxy["listen"], timeout=0.5)
     start = time.monotonic()
     assert client.recv(10) == b""
@@ -50,8 +50,30 @@ def test_a_dead_upstream_gives_the_client_a_connect_then_eof(api: Api) -> None: 
     client.close()
 
 
+@pytest.mark.faultproxy_extra
+def test_a_proxys_stats_count_its_connections_and_the_bytes_each_way(api: Api, upstream: Upstream) -> None:
+    """Our extension (GET /proxies/<name>/stats): how chaos tells a fault that hit traffic from one
+    on a link no client used."""
+    name = api.name("counted")
+    proxy = api.create_proxy(name, upstream.address)
+    assert api.get(f"/proxies/{name}/stats").json() == {
+        "name": name, "enabled": True, "connections_open": 0, "connections_accepted": 0, "bytes_upstream": 0,
+        "bytes_downstream": 0}
+    client = connect(proxy["listen"])
+    server_side = upstream.accept()
+    client.sendall(b"12345")
+    assert recv_exactly(server_side, 5) == b"12345"
+    server_side.sendall(b"abc")
+    assert recv_exactly(client, 3) == b"abc"
+    stats = api.get(f"/proxies/{name}/stats").json()
+    assert (stats["connections_open"], stats["connections_accepted"], stats["bytes_upstream"],
+            stats["bytes_downstream"]) == (1, 1, 5, 3)
+    client.close()
+    assert api.get(f"/proxies/{api.name('nope')}/stats").status_code == 404
+
+
 def test_bytes_pass_through_unchanged(api: Api, upstream: Upstream) -> None:  # case 13
-    proxy = api.create_proxy("pass", upstream.address)
+    proxy = api.create_proxy(api.name("pass"), upstream.address)
     client = connect(proxy["listen"])
     server_side = upstream.accept()
     payloads = [b"hello world", os.urandom(64 * 1024)]
@@ -68,7 +90,7 @@ def test_bytes_pass_through_unchanged(api: Api, upstream: Upstream) -> None:  # 
 
 def test_many_megabytes_each_way_on_many_connections_arrive_intact(api: Api, upstream: Upstream) -> None:
     upstream.serve_echo()
-    proxy = api.create_proxy("bulk", upstream.address)
+    proxy = api.create_proxy(api.name("bulk"), upstream.address)
     payload = os.urandom(4 * 1024 * 1024)
     results: list[bool] = []
 
@@ -89,26 +111,26 @@ def test_many_megabytes_each_way_on_many_connections_arrive_intact(api: Api, ups
 
 
 def test_disable_closes_live_connections_and_refuses_new_ones(api: Api, upstream: Upstream) -> None:
-    proxy = api.create_proxy("d", upstream.address)
+    proxy = api.create_proxy(api.name("d"), upstream.address)
     client = connect(proxy["listen"])
     server_side = upstream.accept_sending(client)
-    response = api.post("/proxies/d", json={"enabled": False})
+    response = api.post(f"/proxies/{api.name('d')}", json={"enabled": False})
     assert response.status_code == 200 and response.json()["enabled"] is False
     assert closed_by_peer(client, timeout=0.5)
     assert closed_by_peer(server_side, timeout=0.5)
     with pytest.raises(ConnectionRefusedError):
         connect(proxy["listen"])
-    api.post("/proxies/d", json={"enabled": True})
+    api.post(f"/proxies/{api.name('d')}", json={"enabled": True})
     again = connect(proxy["listen"])
     upstream.accept_sending(again)
     again.close()
 
 
 def test_delete_closes_live_connections(api: Api, upstream: Upstream) -> None:
-    proxy = api.create_proxy("x", upstream.address)
+    proxy = api.create_proxy(api.name("x"), upstream.address)
     client = connect(proxy["listen"])
     server_side = upstream.accept_sending(client)
-    assert api.delete("/proxies/x").status_code == 204
+    assert api.delete(f"/proxies/{api.name('x')}").status_code == 204
     assert closed_by_peer(client, timeout=0.5) and closed_by_peer(server_side, timeout=0.5)
 
 
@@ -117,10 +139,10 @@ def test_changing_the_upstream_drops_connections_and_new_ones_go_to_the_new_upst
 ) -> None:
     other = Upstream()
     try:
-        proxy = api.create_proxy("re", upstream.address)
+        proxy = api.create_proxy(api.name("re"), upstream.address)
         client = connect(proxy["listen"])
         upstream.accept_sending(client)
-        updated = api.patch("/proxies/re", json={"upstream": other.address}).json()
+        updated = api.patch(f"/proxies/{api.name('re')}", json={"upstream": other.address}).json()
         assert updated["upstream"] == other.address and updated["listen"] == proxy["listen"]
         assert closed_by_peer(client, timeout=0.5)
         fresh = connect(proxy["listen"])
@@ -131,7 +153,7 @@ def test_changing_the_upstream_drops_connections_and_new_ones_go_to_the_new_upst
 
 
 def test_a_fin_from_the_client_tears_down_both_legs(api: Api, upstream: Upstream) -> None:
-    proxy = api.create_proxy("fin", upstream.address)
+    proxy = api.create_proxy(api.name("fin"), upstream.address)
     client = connect(proxy["listen"])
     server_side = upstream.accept_sending(client)
     client.sendall(b"last words")
@@ -142,7 +164,7 @@ def test_a_fin_from_the_client_tears_down_both_legs(api: Api, upstream: Upstream
 
 
 def test_a_fin_from_the_server_delivers_pending_data_then_closes_the_client(api: Api, upstream: Upstream) -> None:
-    proxy = api.create_proxy("fin", upstream.address)
+    proxy = api.create_proxy(api.name("fin"), upstream.address)
     client = connect(proxy["listen"])
     server_side = upstream.accept_sending(client)
     server_side.sendall(b"goodbye")
@@ -163,15 +185,15 @@ def test_stopping_the_server_closes_proxied_connections(upstream: Upstream) -> N
 
 
 def test_a_toxic_added_to_a_live_connection_applies_to_it(api: Api, upstream: Upstream) -> None:
-    proxy = api.create_proxy("live", upstream.address)
+    proxy = api.create_proxy(api.name("live"), upstream.address)
     client = connect(proxy["listen"])
     server_side = upstream.accept_sending(client)
-    api.add_toxic("live", type="latency", stream="upstream", attributes={"latency": 150})
+    api.add_toxic(api.name("live"), type="latency", stream="upstream", attributes={"latency": 150})
     start = time.monotonic()
     client.sendall(b"slow")
     assert recv_exactly(server_side, 4) == b"slow"
     assert 0.149 <= time.monotonic() - start <= 0.165
-    api.delete("/proxies/live/toxics/latency_upstream")
+    api.delete(f"/proxies/{api.name('live')}/toxics/latency_upstream")
     start = time.monotonic()
     client.sendall(b"fast")
     assert recv_exactly(server_side, 4) == b"fast"
@@ -179,9 +201,9 @@ def test_a_toxic_added_to_a_live_connection_applies_to_it(api: Api, upstream: Up
 
 
 def test_toxics_on_a_disabled_proxy_apply_again_once_enabled(api: Api, upstream: Upstream) -> None:
-    proxy = api.create_proxy("later", upstream.address, enabled=False)
-    api.add_toxic("later", type="limit_data", stream="upstream", attributes={"bytes": 3})
-    listen = api.post("/proxies/later", json={"enabled": True}).json()["listen"]
+    proxy = api.create_proxy(api.name("later"), upstream.address, enabled=False)
+    api.add_toxic(api.name("later"), type="limit_data", stream="upstream", attributes={"bytes": 3})
+    listen = api.post(f"/proxies/{api.name('later')}", json={"enabled": True}).json()["listen"]
     client = connect(listen)
     client.sendall(b"abcdef")
     server_side = upstream.accept()
@@ -190,21 +212,24 @@ def test_toxics_on_a_disabled_proxy_apply_again_once_enabled(api: Api, upstream:
 
 
 def test_a_zero_rate_bandwidth_holds_data_until_removed(api: Api, upstream: Upstream) -> None:
-    proxy = api.create_proxy("cut", upstream.address)
+    proxy = api.create_proxy(api.name("cut"), upstream.address)
     client = connect(proxy["listen"])
     server_side = upstream.accept_sending(client)
-    api.add_toxic("cut", type="bandwidth", stream="upstream", attributes={"rate": 0})
+    api.add_toxic(api.name("cut"), type="bandwidth", stream="upstream", attributes={"rate": 0})
     client.sendall(b"held back")
     server_side.settimeout(0.3)
     with pytest.raises(TimeoutError):
         server_side.recv(100)
     server_side.settimeout(2)
-    api.delete("/proxies/cut/toxics/bandwidth_upstream")
+    api.delete(f"/proxies/{api.name('cut')}/toxics/bandwidth_upstream")
     assert recv_exactly(server_side, 9) == b"held back"
 
 
+@pytest.mark.faultproxy_extra
+@pytest.mark.toxiproxy_lockup
 def test_api_calls_return_promptly_while_a_client_has_stopped_reading(api: Api, upstream: Upstream) -> None:
-    proxy = api.create_proxy("stuck", upstream.address)
+    """Toxiproxy waits on the stuck link here and its API stays locked until restart (issue #558)."""
+    proxy = api.create_proxy(api.name("stuck"), upstream.address)
     client = connect(proxy["listen"])
     client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     server_side = upstream.accept_sending(client)
@@ -221,14 +246,14 @@ def test_api_calls_return_promptly_while_a_client_has_stopped_reading(api: Api, 
     assert refused == 20, "the server could still send: the path to the client never filled up"
     timings = []
     for call in (
-        lambda: api.add_toxic("stuck", type="latency", attributes={"latency": 10}),
-        lambda: api.add_toxic("stuck", type="timeout", attributes={"timeout": 0}),
-        lambda: api.delete("/proxies/stuck/toxics/latency_downstream"),
-        lambda: api.add_toxic("stuck", type="bandwidth", stream="upstream", attributes={"rate": 0}),
-        lambda: api.delete("/proxies/stuck/toxics/bandwidth_upstream"),
+        lambda: api.add_toxic(api.name("stuck"), type="latency", attributes={"latency": 10}),
+        lambda: api.add_toxic(api.name("stuck"), type="timeout", attributes={"timeout": 0}),
+        lambda: api.delete(f"/proxies/{api.name('stuck')}/toxics/latency_downstream"),
+        lambda: api.add_toxic(api.name("stuck"), type="bandwidth", stream="upstream", attributes={"rate": 0}),
+        lambda: api.delete(f"/proxies/{api.name('stuck')}/toxics/bandwidth_upstream"),
         lambda: api.post("/reset"),
-        lambda: api.post("/proxies/stuck", json={"enabled": False}),
-        lambda: api.delete("/proxies/stuck"),
+        lambda: api.post(f"/proxies/{api.name('stuck')}", json={"enabled": False}),
+        lambda: api.delete(f"/proxies/{api.name('stuck')}"),
     ):
         start = time.monotonic()
         call()
@@ -238,20 +263,21 @@ def test_api_calls_return_promptly_while_a_client_has_stopped_reading(api: Api, 
 
 
 def test_removing_a_latency_toxic_in_front_of_a_timeout_does_not_hang(api: Api, upstream: Upstream) -> None:  # case 36
-    proxy = api.create_proxy("chain", upstream.address)
+    proxy = api.create_proxy(api.name("chain"), upstream.address)
     client = connect(proxy["listen"])
     upstream.accept_sending(client)
-    api.add_toxic("chain", type="latency", stream="upstream", attributes={"latency": 10})
-    api.add_toxic("chain", type="timeout", stream="upstream", attributes={"timeout": 0})
+    api.add_toxic(api.name("chain"), type="latency", stream="upstream", attributes={"latency": 10})
+    api.add_toxic(api.name("chain"), type="timeout", stream="upstream", attributes={"timeout": 0})
     for _ in range(20):
         client.sendall(b"x" * 1000)
     start = time.monotonic()
-    assert api.delete("/proxies/chain/toxics/latency_upstream").status_code == 204
+    assert api.delete(f"/proxies/{api.name('chain')}/toxics/latency_upstream").status_code == 204
     assert time.monotonic() - start < 1.0
 
 
 # -- bytes sent before the upstream is connected (Python 3.11.2) -------------------------------------
 #
+# These patch our own classes, so they always run against the in-process server (local_api).
 # The proxy pauses the client in connection_made() while it dials the upstream. Python 3.11.2
 # (Debian bookworm's python3, the one in the Docker image) ignores that pause and reads anyway; the
 # proxy used to throw those bytes away, so e.g. a Redis PING sent right after connect never arrived.
@@ -284,13 +310,13 @@ def early_reads(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("toxic", [None, "latency", "slicer"])
 def test_bytes_sent_before_the_upstream_is_connected_arrive_in_order(
-    api: Api, upstream: Upstream, early_reads: None, toxic: str | None
+    local_api: Api, upstream: Upstream, early_reads: None, toxic: str | None
 ) -> None:
-    proxy = api.create_proxy("early", upstream.address)
+    proxy = local_api.create_proxy("early", upstream.address)
     if toxic == "latency":
-        api.add_toxic("early", type="latency", stream="upstream", attributes={"latency": 20})
+        local_api.add_toxic("early", type="latency", stream="upstream", attributes={"latency": 20})
     elif toxic == "slicer":
-        api.add_toxic("early", type="slicer", stream="upstream", attributes={"average_size": 3, "delay": 0})
+        local_api.add_toxic("early", type="slicer", stream="upstream", attributes={"average_size": 3, "delay": 0})
     client = connect(proxy["listen"])
     client.sendall(b"PING\r\n")
     time.sleep(DIAL_DELAY / 4)  # read by the proxy while it is still dialling
@@ -305,9 +331,9 @@ def test_bytes_sent_before_the_upstream_is_connected_arrive_in_order(
 
 
 def test_a_burst_and_eof_sent_before_the_upstream_is_connected_arrive_intact(
-    api: Api, upstream: Upstream, early_reads: None
+    local_api: Api, upstream: Upstream, early_reads: None
 ) -> None:
-    proxy = api.create_proxy("burst", upstream.address)
+    proxy = local_api.create_proxy("burst", upstream.address)
     small = connect(proxy["listen"])
     small.sendall(b"last words")
     small.shutdown(socket.SHUT_WR)  # EOF before the upstream exists: it follows the data
@@ -336,6 +362,9 @@ class _Owner:
         return []
 
     def forget(self, conn: Connection) -> None:
+        pass
+
+    def count(self, direction: Direction, size: int) -> None:
         pass
 
 

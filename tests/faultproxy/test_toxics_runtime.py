@@ -13,14 +13,14 @@ import time
 
 import pytest
 
-from .conftest import Api, Upstream, connect, recv_exactly, recv_until_eof
+from .peers import Api, Upstream, connect, recv_exactly, recv_until_eof
 
 LINE = os.urandom(40 * 1024) + b"\n"  # more than one 32 KiB chunk
 TOLERANCE_S = 0.015
 
 
 def open_pair(api: Api, upstream: Upstream, name: str = "p") -> tuple[socket.socket, socket.socket]:
-    proxy = api.create_proxy(name, upstream.address)
+    proxy = api.create_proxy(api.name(name), upstream.address)
     client = connect(proxy["listen"])
     return client, upstream.accept_sending(client)
 
@@ -48,41 +48,41 @@ def echo_time(client: socket.socket, payload: bytes = LINE) -> float:
 
 def test_upstream_latency_delays_what_the_server_receives(api: Api, upstream: Upstream) -> None:
     client, server_side = open_pair(api, upstream)
-    api.add_toxic("p", type="latency", stream="upstream", attributes={"latency": 100})
+    api.add_toxic(api.name("p"), type="latency", stream="upstream", attributes={"latency": 100})
     assert_near(upstream_time(client, server_side), 0.100)
 
 
 def test_downstream_latency_delays_what_the_client_reads(api: Api, upstream: Upstream) -> None:
     client, server_side = open_pair(api, upstream)
     upstream.echo(server_side)
-    api.add_toxic("p", type="latency", stream="downstream", attributes={"latency": 100})
+    api.add_toxic(api.name("p"), type="latency", stream="downstream", attributes={"latency": 100})
     assert_near(echo_time(client), 0.100)
 
 
 def test_latency_on_both_streams_adds_up_over_a_round_trip(api: Api, upstream: Upstream) -> None:
     client, server_side = open_pair(api, upstream)
     upstream.echo(server_side)
-    api.add_toxic("p", type="latency", stream="upstream", attributes={"latency": 100})
-    api.add_toxic("p", type="latency", stream="downstream", attributes={"latency": 100})
+    api.add_toxic(api.name("p"), type="latency", stream="upstream", attributes={"latency": 100})
+    api.add_toxic(api.name("p"), type="latency", stream="downstream", attributes={"latency": 100})
     assert_near(echo_time(client), 0.200)
 
 
 def test_two_chained_latency_toxics_add_up(api: Api, upstream: Upstream) -> None:
     client, server_side = open_pair(api, upstream)
-    api.add_toxic("p", name="first", type="latency", stream="upstream", attributes={"latency": 100})
-    api.add_toxic("p", name="second", type="latency", stream="upstream", attributes={"latency": 100})
+    api.add_toxic(api.name("p"), name="first", type="latency", stream="upstream", attributes={"latency": 100})
+    api.add_toxic(api.name("p"), name="second", type="latency", stream="upstream", attributes={"latency": 100})
     assert_near(upstream_time(client, server_side), 0.200)
 
 
 def test_zero_latency_adds_no_delay(api: Api, upstream: Upstream) -> None:
     client, server_side = open_pair(api, upstream)
-    api.add_toxic("p", type="latency", stream="upstream", attributes={"latency": 0})
+    api.add_toxic(api.name("p"), type="latency", stream="upstream", attributes={"latency": 0})
     assert upstream_time(client, server_side) < TOLERANCE_S
 
 
 def test_jitter_stays_within_its_bounds(api: Api, upstream: Upstream) -> None:
     client, server_side = open_pair(api, upstream)
-    api.add_toxic("p", type="latency", stream="upstream", attributes={"latency": 60, "jitter": 20})
+    api.add_toxic(api.name("p"), type="latency", stream="upstream", attributes={"latency": 60, "jitter": 20})
     samples = [upstream_time(client, server_side, b"ping") for _ in range(8)]
     for elapsed in samples:
         assert_near(elapsed, 0.060, jitter=0.020)
@@ -91,7 +91,7 @@ def test_jitter_stays_within_its_bounds(api: Api, upstream: Upstream) -> None:
 
 def test_latency_does_not_cap_throughput(api: Api, upstream: Upstream) -> None:  # case 34
     client, server_side = open_pair(api, upstream)
-    api.add_toxic("p", type="latency", stream="downstream", attributes={"latency": 100})
+    api.add_toxic(api.name("p"), type="latency", stream="downstream", attributes={"latency": 100})
     total = 40 * 1024 * 1024
     block = os.urandom(1024 * 1024)
 
@@ -115,7 +115,7 @@ def test_latency_does_not_cap_throughput(api: Api, upstream: Upstream) -> None: 
 
 def test_toxicity_zero_leaves_the_link_untouched(api: Api, upstream: Upstream) -> None:
     client, server_side = open_pair(api, upstream)
-    api.add_toxic("p", type="latency", stream="upstream", toxicity=0, attributes={"latency": 500})
+    api.add_toxic(api.name("p"), type="latency", stream="upstream", toxicity=0, attributes={"latency": 500})
     assert upstream_time(client, server_side, b"free") < TOLERANCE_S
 
 
@@ -124,7 +124,7 @@ def test_toxicity_zero_leaves_the_link_untouched(api: Api, upstream: Upstream) -
 
 def test_upstream_bandwidth_delivers_about_rate_kilobytes_per_second(api: Api, upstream: Upstream) -> None:
     client, server_side = open_pair(api, upstream)
-    api.add_toxic("p", type="bandwidth", stream="upstream", attributes={"rate": 1000})
+    api.add_toxic(api.name("p"), type="bandwidth", stream="upstream", attributes={"rate": 1000})
     payload = os.urandom(480_000)
     elapsed = upstream_time(client, server_side, payload)
     assert 0.480 * 0.9 <= elapsed <= 0.480 * 1.1, elapsed
@@ -132,7 +132,7 @@ def test_upstream_bandwidth_delivers_about_rate_kilobytes_per_second(api: Api, u
 
 def test_downstream_bandwidth_slices_large_chunks_at_a_low_rate(api: Api, upstream: Upstream) -> None:
     client, server_side = open_pair(api, upstream)
-    api.add_toxic("p", type="bandwidth", stream="downstream", attributes={"rate": 100})
+    api.add_toxic(api.name("p"), type="bandwidth", stream="downstream", attributes={"rate": 100})
     payload = os.urandom(40_000)
     start = time.perf_counter()
     server_side.sendall(payload)
@@ -145,14 +145,14 @@ def test_downstream_bandwidth_slices_large_chunks_at_a_low_rate(api: Api, upstre
 
 def test_removing_a_zero_timeout_closes_both_sides(api: Api, upstream: Upstream) -> None:
     client, server_side = open_pair(api, upstream)
-    api.add_toxic("p", type="timeout", stream="upstream", attributes={"timeout": 0})
+    api.add_toxic(api.name("p"), type="timeout", stream="upstream", attributes={"timeout": 0})
     client.sendall(b"dropped")
     server_side.settimeout(0.1)
     with pytest.raises(TimeoutError):
         server_side.recv(10)
     server_side.settimeout(1.0)
     client.settimeout(1.0)
-    api.delete("/proxies/p/toxics/timeout_upstream")
+    api.delete(f"/proxies/{api.name('p')}/toxics/timeout_upstream")
     assert recv_until_eof(server_side) == b""
     assert recv_until_eof(client) == b""
 
@@ -160,7 +160,7 @@ def test_removing_a_zero_timeout_closes_both_sides(api: Api, upstream: Upstream)
 def test_a_timeout_closes_an_idle_connection_after_its_delay(api: Api, upstream: Upstream) -> None:
     client, server_side = open_pair(api, upstream)
     start = time.perf_counter()
-    api.add_toxic("p", type="timeout", stream="downstream", attributes={"timeout": 100})
+    api.add_toxic(api.name("p"), type="timeout", stream="downstream", attributes={"timeout": 100})
     assert recv_until_eof(client) == b""
     assert_near(time.perf_counter() - start, 0.100)
     assert recv_until_eof(server_side) == b""
@@ -170,8 +170,8 @@ def test_a_timeout_closes_an_idle_connection_after_its_delay(api: Api, upstream:
 
 
 def test_reset_peer_resets_the_client_after_its_first_write(api: Api, upstream: Upstream) -> None:
-    proxy = api.create_proxy("p", upstream.address)
-    api.add_toxic("p", type="reset_peer", stream="upstream", attributes={"timeout": 0})
+    proxy = api.create_proxy(api.name("p"), upstream.address)
+    api.add_toxic(api.name("p"), type="reset_peer", stream="upstream", attributes={"timeout": 0})
     client = connect(proxy["listen"])
     client.sendall(b"anyone there?")
     with pytest.raises(ConnectionResetError):
@@ -181,8 +181,8 @@ def test_reset_peer_resets_the_client_after_its_first_write(api: Api, upstream: 
 
 @pytest.mark.parametrize("stream", ["upstream", "downstream"])
 def test_reset_peer_with_a_timeout_resets_that_much_later(api: Api, upstream: Upstream, stream: str) -> None:
-    proxy = api.create_proxy("p", upstream.address)
-    api.add_toxic("p", type="reset_peer", stream=stream, attributes={"timeout": 100})
+    proxy = api.create_proxy(api.name("p"), upstream.address)
+    api.add_toxic(api.name("p"), type="reset_peer", stream=stream, attributes={"timeout": 100})
     client = connect(proxy["listen"])
     server_side = upstream.accept()
     upstream.echo(server_side)
@@ -196,7 +196,7 @@ def test_reset_peer_with_a_timeout_resets_that_much_later(api: Api, upstream: Up
 
 def test_reset_peer_gives_connections_opened_before_it_a_plain_close(api: Api, upstream: Upstream) -> None:
     client, _server_side = open_pair(api, upstream)
-    api.add_toxic("p", type="reset_peer", stream="upstream", attributes={"timeout": 0})
+    api.add_toxic(api.name("p"), type="reset_peer", stream="upstream", attributes={"timeout": 0})
     client.sendall(b"x")
     assert recv_until_eof(client) == b""
 
@@ -217,8 +217,8 @@ def test_reset_peer_gives_connections_opened_before_it_a_plain_close(api: Api, u
 def test_limit_data_forwards_up_to_the_limit_then_closes(
     api: Api, upstream: Upstream, writes: list[bytes], expected: bytes, closes: bool
 ) -> None:
-    proxy = api.create_proxy("p", upstream.address)
-    api.add_toxic("p", type="limit_data", stream="upstream", attributes={"bytes": 100})
+    proxy = api.create_proxy(api.name("p"), upstream.address)
+    api.add_toxic(api.name("p"), type="limit_data", stream="upstream", attributes={"bytes": 100})
     client = connect(proxy["listen"])
     server_side = upstream.accept()
     for data in writes:
@@ -234,8 +234,8 @@ def test_limit_data_forwards_up_to_the_limit_then_closes(
 
 
 def test_limit_data_zero_forwards_nothing(api: Api, upstream: Upstream) -> None:
-    proxy = api.create_proxy("p", upstream.address)
-    api.add_toxic("p", type="limit_data", stream="upstream", attributes={"bytes": 0})
+    proxy = api.create_proxy(api.name("p"), upstream.address)
+    api.add_toxic(api.name("p"), type="limit_data", stream="upstream", attributes={"bytes": 0})
     client = connect(proxy["listen"])
     server_side = upstream.accept()
     client.sendall(b"nothing")
@@ -244,10 +244,10 @@ def test_limit_data_zero_forwards_nothing(api: Api, upstream: Upstream) -> None:
 
 def test_the_limit_data_count_survives_an_update(api: Api, upstream: Upstream) -> None:
     client, server_side = open_pair(api, upstream)  # sent a 5-byte probe before the toxic existed
-    api.add_toxic("p", type="limit_data", stream="upstream", attributes={"bytes": 100})
+    api.add_toxic(api.name("p"), type="limit_data", stream="upstream", attributes={"bytes": 100})
     client.sendall(b"g" * 60)
     assert recv_exactly(server_side, 60) == b"g" * 60
-    api.patch("/proxies/p/toxics/limit_data_upstream", json={"toxicity": 1, "attributes": {"bytes": 100}})
+    api.patch(f"/proxies/{api.name('p')}/toxics/limit_data_upstream", json={"toxicity": 1, "attributes": {"bytes": 100}})
     client.sendall(b"h" * 60)
     assert recv_until_eof(server_side) == b"h" * 40
 
@@ -258,10 +258,23 @@ def test_the_limit_data_count_survives_an_update(api: Api, upstream: Upstream) -
 def test_sliced_data_arrives_intact(api: Api, upstream: Upstream) -> None:
     client, server_side = open_pair(api, upstream)
     api.add_toxic(
-        "p", type="slicer", stream="upstream", attributes={"average_size": 1024, "size_variation": 512, "delay": 10}
+        api.name("p"), type="slicer", stream="upstream", attributes={"average_size": 1024, "size_variation": 512, "delay": 10}
     )
     payload = os.urandom(480_000)
     assert upstream_time(client, server_side, payload) < 2.0
+
+
+def test_a_reader_that_keeps_up_never_gets_two_slices_in_one_read(api: Api, upstream: Upstream) -> None:
+    client, server_side = open_pair(api, upstream)
+    attributes = {"average_size": 100, "size_variation": 50, "delay": 10_000}  # 10 ms after every slice
+    api.add_toxic(api.name("p"), type="slicer", stream="upstream", attributes=attributes)
+    for _ in range(2):
+        payload = os.urandom(2000)
+        client.sendall(payload)
+        sizes: list[int] = []
+        while sum(sizes) < len(payload):
+            sizes.append(len(server_side.recv(65536)))
+        assert max(sizes) <= 150, sizes
 
 
 # -- case 40: toxic updates and churn on live connections ----------------------------------------
@@ -269,9 +282,9 @@ def test_sliced_data_arrives_intact(api: Api, upstream: Upstream) -> None:
 
 def test_turning_a_timeout_on_by_update_drops_the_next_write_and_closes(api: Api, upstream: Upstream) -> None:
     client, server_side = open_pair(api, upstream)
-    api.add_toxic("p", type="timeout", stream="upstream", toxicity=0, attributes={"timeout": 100})
+    api.add_toxic(api.name("p"), type="timeout", stream="upstream", toxicity=0, attributes={"timeout": 100})
     assert upstream_time(client, server_side, b"passes") < TOLERANCE_S
-    api.patch("/proxies/p/toxics/timeout_upstream", json={"toxicity": 1, "attributes": {"timeout": 100}})
+    api.patch(f"/proxies/{api.name('p')}/toxics/timeout_upstream", json={"toxicity": 1, "attributes": {"timeout": 100}})
     start = time.perf_counter()
     client.sendall(b"dropped")
     server_side.settimeout(1.0)
@@ -288,8 +301,8 @@ def test_adding_and_removing_noop_toxics_during_echo_traffic_corrupts_nothing(ap
         index = 0
         while not stop.is_set():
             stream = "upstream" if index % 2 else "downstream"
-            api.add_toxic("p", name=f"noop{index}", type="noop", stream=stream)
-            api.delete(f"/proxies/p/toxics/noop{index}")
+            api.add_toxic(api.name("p"), name=f"noop{index}", type="noop", stream=stream)
+            api.delete(f"/proxies/{api.name('p')}/toxics/noop{index}")
             index += 1
 
     churner = threading.Thread(target=churn)
@@ -309,7 +322,7 @@ def test_adding_and_removing_noop_toxics_during_echo_traffic_corrupts_nothing(ap
 
 def test_slow_close_passes_data_and_holds_the_close(api: Api, upstream: Upstream) -> None:
     client, server_side = open_pair(api, upstream)
-    api.add_toxic("p", type="slow_close", stream="downstream", attributes={"delay": 150})
+    api.add_toxic(api.name("p"), type="slow_close", stream="downstream", attributes={"delay": 150})
     start = time.perf_counter()
     server_side.sendall(b"bye")
     assert recv_exactly(client, 3) == b"bye"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -114,3 +115,39 @@ def test_paths_are_cleaned_like_go_with_the_trailing_slash_kept() -> None:
     assert clean_path("/proxies/") == "/proxies/"
     assert clean_path("/a/./b/../c") == "/a/c"
     assert clean_path("") == "/"
+
+
+def test_the_slicer_waits_its_delay_after_every_slice_even_when_the_loop_wakes_late() -> None:
+    """Toxiproxy sleeps ``delay`` after each slice; a timetable would send two at once after a stall."""
+    delay_s = 0.002
+
+    async def main() -> list[float]:
+        loop = asyncio.get_running_loop()
+        stamps: list[float] = []
+
+        class Stamp:
+            def put(self, item: Item) -> None:
+                if isinstance(item, Chunk):
+                    stamps.append(loop.time())
+
+        spec = ToxicSpec("t", "slicer", "upstream", 1.0, {"average_size": 100, "size_variation": 50, "delay": 2000})
+        stage = Stage(Owner(), spec, Stamp(), loop, random.Random(7))
+        stage.start(runner_for("slicer", True), True)
+
+        def stall() -> None:  # a busy loop: the slicer's timer fires up to 4 ms late
+            time.sleep(0.004)
+            if stage.task is not None and not stage.task.done():
+                loop.call_later(0.003, stall)
+
+        loop.call_later(0.001, stall)
+        stage.put(Chunk(b"x" * 3000, loop.time()))
+        stage.put(EOF)
+        assert stage.task is not None
+        await asyncio.wait_for(stage.task, 5)
+        return stamps
+
+    stamps = asyncio.run(main())
+    gaps = [later - earlier for earlier, later in zip(stamps, stamps[1:], strict=False)]
+    assert len(stamps) >= 20
+    # asyncio may fire a timer up to its clock resolution (1 ns) early: allow 1 µs.
+    assert min(gaps) >= delay_s - 1e-6, [round(gap * 1000, 3) for gap in gaps]

@@ -1,6 +1,6 @@
 """``pytest -m parity``: the same generated programs through both paths give the same results.
 
-Order matters and is the order of this file: saved counterexamples are replayed first, then A/A
+Order matters and is the order of this file: saved counterexamples and programs are replayed first, then A/A
 calibration shows that each path agrees with itself (so an A/B difference means something) and that
 a genuinely nondeterministic program is classed as noise, then the environment family through both
 paths, then the A/B search through dual-write and through forced routes, and last the coverage of
@@ -10,7 +10,9 @@ and saves the shrunk program in ``fixtures/parity/``; the coverage table is in t
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -18,8 +20,8 @@ from hypothesis import strategies as st
 
 from harness.generate.programs import ASPECTS, Exit, ProgramSpec, RawProgram, Report, program_specs
 from harness.parity import coverage
-from harness.parity.compare import ParityConfig
-from harness.parity.dispatch import DUAL, FORCED, Dispatcher, Plan
+from harness.parity.compare import Observation, ParityConfig, compare
+from harness.parity.dispatch import DUAL, FORCED, Dispatcher, Plan, Submission
 from harness.parity.explain import (
     COUNTEREXAMPLES,
     explain,
@@ -56,6 +58,27 @@ def test_saved_counterexamples_match(path: Path, session_for) -> None:  # type: 
     program, plan, _ = load_counterexample(path)
     check = session_for(plan).check([program])[0]
     assert not check.failing, explain(check, saved=path, replay=f"pytest {__file__} -k {path.stem}")
+
+
+def _saved_programs() -> list[Path]:
+    folder = COUNTEREXAMPLES / "programs"
+    return sorted(folder.glob("*.json")) if folder.is_dir() else []
+
+
+@pytest.mark.parametrize("path", _saved_programs(), ids=lambda p: p.stem)
+def test_saved_programs_match(path: Path, parity_dispatcher: Dispatcher, parity_config: ParityConfig) -> None:
+    """Programs kept as written (no spec: a background child, a limit of 1 ms; fixtures/parity/README.md)
+    must match on both paths and give the expected result, every one of ``repeat`` times."""
+    doc: dict[str, Any] = json.loads(path.read_text())
+    sub, plan, expected = doc["submission"], tuple(doc.get("plan", ["both"])), doc["expected"]
+    program = Submission(sub["code"], sub["language"], sub.get("timeout_s"))
+    for out in parity_dispatcher.run([program] * int(doc.get("repeat", 1)), plan):
+        legacy, celery = out.results["legacy"], out.results["celery"]
+        comparison = compare(Observation.from_result(out.eval_ids[0], "legacy", legacy),
+                             Observation.from_result(out.eval_ids[-1], "celery", celery), parity_config)
+        assert comparison.cls == "matched", f"{path.name}: the paths differ on {comparison.differing}: {legacy} vs {celery}"
+        wrong = {k: legacy.get(k) for k, v in expected.items() if legacy.get(k) != v}
+        assert not wrong, f"{path.name}: expected {expected}, both paths gave {wrong}"
 
 
 @pytest.mark.parametrize("path", ["legacy", "celery"])

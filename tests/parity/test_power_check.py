@@ -14,6 +14,7 @@ reported as ``missing`` within the evaluation's deadline, never as a flaky diver
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,6 @@ from harness.parity.explain import explain
 from harness.parity.suite import ParitySession, search
 from harness.run import RunFolder
 from harness.stack.config import StackConfig
-from harness.stack.processes import ProcessesStack
 from system_under_test.defects import DEFECTS
 
 pytestmark = [pytest.mark.parity, pytest.mark.slow]
@@ -56,15 +56,15 @@ def test_every_defect_has_an_expected_field() -> None:
     assert set(CORRUPTS) == set(DEFECTS)
 
 
-def _stack(run_folder: RunFolder, name: str, seed: int, **options: object) -> ProcessesStack:
-    config = StackConfig(executor_timeout_s=5.0, retry_backoff_s=0.5, flower=False, fault_proxy=False,
-                         legacy_workers=2, seed=seed, **options)  # type: ignore[arg-type]
-    return ProcessesStack(config, RunFolder.create(run_folder.path / "power", run_id=name))
+def _stack(launch_stack: Any, run_folder: RunFolder, name: str, seed: int, **options: Any) -> Any:
+    config = StackConfig.for_tests(flower=False, fault_proxy=False, legacy_workers=2, seed=seed, **options)
+    return launch_stack(config, RunFolder.create(run_folder.path / "power", run_id=name))
 
 
 @pytest.mark.parametrize("defect", sorted(DEFECTS))
-def test_the_search_catches_the_defect(defect: str, run_folder: RunFolder, harness_seed: int) -> None:
-    with _stack(run_folder, defect, harness_seed, candidate_defects=(defect,)) as stack, \
+def test_the_search_catches_the_defect(defect: str, launch_stack: Any, run_folder: RunFolder,
+                                       harness_seed: int) -> None:
+    with _stack(launch_stack, run_folder, defect, harness_seed, candidate_defects=(defect,)) as stack, \
             Dispatcher(stack.endpoints.gateway, default_timeout_s=5.0) as dispatcher:
         session = ParitySession(dispatcher, ParityConfig.load(), stack.config.executor_output_bytes, DUAL)
         outcome = search(session, profile="ci", seed=harness_seed, budget=400, database=False)
@@ -77,10 +77,10 @@ def test_the_search_catches_the_defect(defect: str, run_folder: RunFolder, harne
     assert len(outcome.failure.code.splitlines()) <= 3, "not shrunk:\n" + explain(outcome.failure, seed=harness_seed)
 
 
-def test_a_half_that_never_arrives_is_missing_within_the_deadline_not_flaky(run_folder: RunFolder,
+def test_a_half_that_never_arrives_is_missing_within_the_deadline_not_flaky(launch_stack: Any, run_folder: RunFolder,
                                                                             harness_seed: int) -> None:
     """The Celery worker consumes only the maintenance queue: every dual-write's Celery half stays queued."""
-    with _stack(run_folder, "missing", harness_seed, celery_queues=("maintenance",)) as stack, \
+    with _stack(launch_stack, run_folder, "missing", harness_seed, celery_queues=("maintenance",)) as stack, \
             Dispatcher(stack.endpoints.gateway, default_timeout_s=5.0, queue_allowance_s=5.0) as dispatcher:
         session = ParitySession(dispatcher, ParityConfig.load(), stack.config.executor_output_bytes, DUAL)
         started = time.monotonic()

@@ -63,6 +63,7 @@ def test_a_code_defect_is_seen_by_the_program_that_looks(name: str, language: st
     assert run(changed, language) != run(spec.code, language)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CODE_DEFECTS)
 def test_a_code_defect_changes_nothing_else(name: str) -> None:
     kinds = {type(s) for s in SEEN_BY[name]} | {Report}

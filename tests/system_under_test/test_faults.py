@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -14,17 +15,17 @@ from harness.client import wait_terminal
 from harness.run import RunFolder
 from harness.stack.config import StackConfig
 from harness.stack.processes import ProcessesStack
-from system_under_test.tasks import DLQ_KEY
+from harness.vocabulary import DLQ_KEY
 
 BACKOFF_S = 0.5
 
 
 @pytest.fixture(scope="module")
-def small_stack(run_folder: RunFolder) -> Iterator[ProcessesStack]:
+def small_stack(run_folder: RunFolder, launch_stack: Any) -> Iterator[ProcessesStack]:
     config = StackConfig(retry_backoff_s=BACKOFF_S, max_retries=3, legacy_workers=1, flower=False,
                          executor_timeout_s=5.0, extra_env={"EXECUTOR_MAX_TIMEOUT_S": "5"})
     run = RunFolder.create(root=run_folder.path.parent, run_id=run_folder.run_id + "-faults")
-    with ProcessesStack(config, run) as stack:
+    with launch_stack(config, run) as stack:
         yield stack
 
 

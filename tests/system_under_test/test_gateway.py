@@ -1,8 +1,14 @@
-"""The gateway: split honoured, sticky routing, admin changes, and a clear 4xx for bad input."""
+"""The gateway: split honoured, sticky routing, admin changes, a clear 4xx for bad input, and its contract:
+strict types, one error format for every error, a body limit enforced while the body streams in, and
+/docs that needs no network."""
 
 from __future__ import annotations
 
+import json
 import random
+import re
+import select
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -10,6 +16,7 @@ import requests
 from scipy.stats import binomtest
 
 from harness.stack.processes import ProcessesStack
+from system_under_test import httperrors
 from system_under_test.gateway.split import SplitPolicy, sticky_draw
 
 ADMIN = {"Authorization": "Bearer harness-admin"}
@@ -119,3 +126,135 @@ def test_an_unknown_id_is_a_404(gateway: str) -> None:
 def test_the_openapi_schema_is_served(gateway: str) -> None:
     schema = requests.get(gateway + "/openapi.json", timeout=10).json()
     assert {"/api/eval", "/api/eval/{eval_id}", "/api/admin/split"} <= set(schema["paths"])
+
+
+# -- the contract: strict types, one error format, the body limit, offline docs --------------------
+
+def _post_raw(gateway: str, body: bytes, content_type: str = "application/json") -> requests.Response:
+    return requests.post(gateway + "/api/eval", data=body, headers={"content-type": content_type}, timeout=10)
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"priority": True}, "priority"),
+    ({"priority": "5"}, "priority"),
+    ({"priority": 5.5}, "priority"),
+    ({"batch": "yes"}, "batch"),
+    ({"batch": 1}, "batch"),
+    ({"timeout_s": "5"}, "timeout_s"),
+    ({"code": 5}, "code"),
+    ({"route": 1}, "route"),
+])
+def test_submissions_are_strict_no_type_is_coerced(gateway: str, changes: dict, field: str) -> None:
+    resp = requests.post(gateway + "/api/eval", json={"code": "pass", "language": "python", **changes}, timeout=10)
+    assert resp.status_code == 422, resp.text
+    body = httperrors.Invalid.model_validate(resp.json())
+    assert [p.field for p in body.problems] == [field]
+
+
+def test_an_integral_number_is_an_integer_as_json_schema_says(gateway: str) -> None:
+    resp = requests.post(gateway + "/api/eval", json={"code": "pass", "language": "python", "priority": 7.0,
+                                                      "timeout_s": 5, "route": "legacy"}, timeout=10)
+    assert resp.status_code == 201, resp.text
+    record = requests.get(f"{gateway}/api/eval/{resp.json()['eval_id']}", timeout=10).json()
+    assert record["priority"] == 7 and record["timeout_s"] == 5.0
+
+
+def test_the_split_update_is_strict_too(gateway: str) -> None:
+    for changes in ({"dual_write": 0}, {"celery_enabled": "true"}, {"celery_percentage": "50"}):
+        resp = requests.put(gateway + "/api/admin/split", json=changes, headers=ADMIN, timeout=5)
+        assert resp.status_code == 422, (changes, resp.text)
+        assert httperrors.Invalid.model_validate(resp.json()).problems[0].field == next(iter(changes))
+
+
+def test_a_timeout_over_the_limit_names_the_limit(gateway: str) -> None:
+    resp = requests.post(gateway + "/api/eval", json={"code": "pass", "language": "python", "timeout_s": 61},
+                         timeout=10)
+    assert resp.status_code == 422
+    assert httperrors.Invalid.model_validate(resp.json()).problems[0].rule == "Input should be less than or equal to 60"
+
+
+@pytest.mark.parametrize("body, words", [
+    (b'{"code": "\xff\xfe", "language": "python"}', "not valid UTF-8"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested deeper"),
+    (b'{"code": "pass", "language": ', "Expecting value"),
+])
+def test_a_body_that_cannot_be_parsed_is_a_400_in_the_error_format(gateway: str, body: bytes, words: str) -> None:
+    resp = _post_raw(gateway, body)
+    assert resp.status_code == 400, resp.text
+    assert words in httperrors.Malformed.model_validate(resp.json()).detail
+
+
+def test_a_body_not_declared_as_json_is_a_415(gateway: str) -> None:
+    resp = _post_raw(gateway, b'{"code": "pass", "language": "python"}', content_type="text/plain")
+    assert resp.status_code == 415
+    assert "application/json" in httperrors.ErrorBody.model_validate(resp.json()).hint
+
+
+def test_unknown_paths_and_methods_answer_in_the_error_format(gateway: str) -> None:
+    missing = requests.get(gateway + "/api/nothing", timeout=5)
+    assert missing.status_code == 404 and "/openapi.json" in httperrors.ErrorBody.model_validate(missing.json()).hint
+    wrong = requests.delete(gateway + "/api/admin/split", timeout=5)
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "GET, PUT"
+    assert "DELETE /api/admin/split" in httperrors.ErrorBody.model_validate(wrong.json()).error
+
+
+def _raw_request(gateway: str, head: str) -> socket.socket:
+    host, port = gateway.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    sock.sendall(head.encode("ascii"))
+    return sock
+
+
+def _read_response(sock: socket.socket) -> tuple[int, dict]:
+    data = b""
+    while b"\r\n\r\n" not in data or not data.split(b"\r\n\r\n", 1)[1].rstrip().endswith(b"}"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+def _limit(gateway: str) -> int:
+    description = requests.get(gateway + "/openapi.json", timeout=5).json()["info"]["description"]
+    return int(re.search(r"a request body at most (\d+) bytes", description).group(1))  # type: ignore[union-attr]
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_any_body_is_sent(gateway: str) -> None:
+    with _raw_request(gateway, "POST /api/eval HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                               "Content-Length: 50000000\r\n\r\n") as sock:
+        status, body = _read_response(sock)  # not one byte of the 50 MB was sent
+    assert status == 413
+    problem = httperrors.Invalid.model_validate(body).problems[0]
+    assert problem.field == "body" and f"the limit is {_limit(gateway)} bytes" in problem.rule
+
+
+def test_a_chunked_body_is_refused_as_soon_as_it_grows_past_the_limit(gateway: str) -> None:
+    limit, chunk = _limit(gateway), b"a" * 65536
+    sent = 0
+    with _raw_request(gateway, "POST /api/eval HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                               "Transfer-Encoding: chunked\r\n\r\n") as sock:
+        while sent < 50_000_000 and not select.select([sock], [], [], 0.02)[0]:
+            try:
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sent += len(chunk)
+        status, body = _read_response(sock)
+    assert status == 413
+    assert "arrived" in httperrors.Invalid.model_validate(body).problems[0].rule
+    # Refused while streaming: at most what the socket buffers hold past the limit, never 50 MB.
+    assert sent < limit + 8 * 1024 * 1024, f"sent {sent} bytes before the gateway answered"
+
+
+def test_docs_work_with_no_network_every_asset_is_served_by_the_gateway(gateway: str) -> None:
+    page = requests.get(gateway + "/docs", timeout=5)
+    assert page.status_code == 200
+    urls = re.findall(r"""(?:src|href)=["']([^"']+)["']|url: ["']([^"']+)["']""", page.text)
+    urls = [a or b for a, b in urls]
+    assert urls and all(u.startswith("/") for u in urls), urls  # nothing from a CDN
+    for url in urls:
+        resp = requests.get(gateway + url, timeout=5)
+        assert resp.status_code == 200 and len(resp.content) > 100, url
+    assert "SwaggerUIBundle" in requests.get(gateway + "/docs/assets/swagger-ui-bundle.js", timeout=5).text

@@ -9,7 +9,7 @@ from harness.stack.processes import ProcessesStack
 
 PROGRAM = "import sys\nprint('héllo')\nprint('oops', file=sys.stderr)\nsys.exit(7)"
 RESULT_FIELDS = {"status", "output", "error", "exit_code", "timed_out", "truncated", "duration_ms",
-                 "executor_id", "attempts", "queued_at", "started_at", "finished_at"}
+                 "executor_id", "attempts", "queued_at", "started_at", "finished_at", "cpu_ms", "peak_rss_kb"}
 
 
 def submit(stack: ProcessesStack, **body: object) -> str:
@@ -30,6 +30,7 @@ def test_legacy_path_runs_on_executor_1_or_2(stack: ProcessesStack) -> None:
         "failed", "héllo\n", "oops\n", 7)
     assert result["executor_id"] in ("executor-1", "executor-2")
     assert result["queued_at"] <= result["started_at"] <= result["finished_at"]
+    assert result["cpu_ms"] > 0 and result["peak_rss_kb"] > 0  # passed through from the executor
 
 
 def test_celery_path_runs_on_executor_3(stack: ProcessesStack) -> None:
@@ -39,6 +40,7 @@ def test_celery_path_runs_on_executor_3(stack: ProcessesStack) -> None:
     assert set(result) == RESULT_FIELDS
     assert (result["status"], result["output"], result["exit_code"], result["executor_id"], result["attempts"]) == (
         "failed", "héllo\n", 7, "executor-3", 1)
+    assert result["cpu_ms"] > 0 and result["peak_rss_kb"] > 0
 
 
 def test_dual_write_keeps_both_results_and_they_agree(stack: ProcessesStack) -> None:

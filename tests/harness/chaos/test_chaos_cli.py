@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.chaos.cli import SCENARIOS, add_parser, main, resolve
+from harness.chaos.cli import add_parser, main, resolve, scenarios_dir
+
+SCENARIOS = scenarios_dir()  # the checkout's: the tests run from it
 
 
 def test_add_parser_gives_scenarios_seed_and_stack() -> None:

@@ -8,15 +8,16 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from harness.chaos.checker import (
-    PRECEDENCE,
+from harness.chaos.allowances import (
+    RULES,
+    AllowanceError,
     Allowances,
-    CheckerError,
     FaultEvent,
     allowances_for,
-    check,
+    effects,
     faults_in,
 )
+from harness.chaos.checker import PRECEDENCE, CheckerError, check
 from harness.generate.programs import Exit, ProgramSpec, Write, expect
 from harness.history import History, HistoryError, Op, from_frame, pairs, to_frame
 from harness.stack.config import StackConfig
@@ -307,7 +308,7 @@ def test_slow_toxics_allow_nothing_and_unknown_targets_are_rejected() -> None:
     assert (slow.lost, slow.duplicated) == (0, 0)
     cut = allowances_for(CFG, [FaultEvent("toxic", "celery-worker-celery-redis", 5.0, "timeout")])["celery"]
     assert cut.duplicated == 8
-    with pytest.raises(CheckerError, match="no allowance rule for a 'kill' fault on 'nowhere'"):
+    with pytest.raises(AllowanceError, match="no allowance rule for a 'kill' fault on 'nowhere'"):
         allowances_for(CFG, [FaultEvent("kill", "nowhere")])
 
 
@@ -417,3 +418,64 @@ def test_pairs_rejects_a_completion_without_an_open_invoke() -> None:
         pairs(ops((0, "ok", "a", None)))
     with pytest.raises(HistoryError, match="invoked again"):
         pairs(ops((0, "invoke", None, None), (0, "invoke", None, None)))
+
+
+def test_every_allowance_rule_is_reachable_and_its_reason_fully_filled_in() -> None:
+    """The rules are data: each row must be the first match for some fault, and read as a sentence."""
+    cfgs = [CFG, CFG.replace(acks_late=True), CFG.replace(acks_late=True, reject_on_worker_lost=True),
+            CFG.replace(celery_redis_policy="noeviction"), CFG.replace(main_redis_policy="allkeys-lru")]
+    targets = ["celery-worker-1", "legacy-worker-1", "celery-redis", "main-redis", "executor-1", "executor-3",
+               "gateway", "flower", "fault-proxy", "gateway-main-redis", "gateway-celery-redis", "legacy-main-redis",
+               "celery-worker-celery-redis", "legacy-executor-1", "celery-executor-3"]
+    kinds = ["kill", "terminate", "restart", "component-down", "pause", "kill-pool-child", "memory-pressure",
+             "disable"]
+    faults = [FaultEvent(k, t, d) for k in kinds for t in targets for d in (1.0, 100.0)]
+    faults += [FaultEvent("toxic", t, 5.0, x) for t in targets for x in ("latency", "timeout")]
+    used: set[int] = set()
+    for cfg in cfgs:
+        for fault in faults:
+            try:
+                found = effects(cfg, fault)
+            except AllowanceError:
+                continue
+            for e in found:
+                used.add(e.rule)
+                assert "{" not in e.reason and e.reason.startswith(fault.name), e.reason
+    assert used == set(range(len(RULES)))
+
+
+# -- fallbacks (phase 2): exactly once overall ------------------------------------------------------------
+
+
+def fell_back(eval_id: str, mode: str = "naive", routes: tuple[str, ...] = ("legacy",),
+              **results: dict[str, Any]) -> dict[str, Any]:
+    rec = record(eval_id, **results)
+    rec["routes"] = list(routes)
+    rec["fallback"] = {"from": "celery", "mode": mode, "reason": "ConnectionError: reset", "at": 1.0}
+    return rec
+
+
+def test_a_fallback_that_ran_once_on_legacy_is_ok_and_the_celery_side_has_no_row() -> None:
+    history = ops(*acked(0, "a", "legacy"))
+    res = check(history, [ran("a", "legacy")], {"a": fell_back("a", legacy=result())})
+    assert classes(res) == {("a", "legacy"): "ok"}
+
+
+def test_a_naive_fallback_whose_celery_publish_had_landed_runs_twice_and_is_duplicated_across_paths() -> None:
+    history = ops(*acked(0, "a", "legacy"))
+    records = {"a": fell_back("a", legacy=result(), celery=result())}
+    res = check(history, [ran("a", "legacy"), ran("a", "celery")], records)
+    assert classes(res) == {("a", "legacy"): "ok", ("a", "celery"): "duplicated"}
+    assert "must run exactly once overall" in res.table.set_index("path").loc["celery", "detail"]
+
+
+def test_a_safe_fallback_claimed_by_celery_belongs_to_celery_and_legacy_has_no_row() -> None:
+    history = ops(*acked(0, "a", "legacy"))  # the gateway answered legacy; the claim moved it to Celery
+    res = check(history, [ran("a", "celery")], {"a": fell_back("a", "safe", ("celery",), celery=result())})
+    assert classes(res) == {("a", "celery"): "ok"}
+
+
+def test_a_fallback_that_never_ran_anywhere_is_lost_on_the_path_it_belongs_to() -> None:
+    history = ops(*acked(0, "a", "legacy"))
+    res = check(history, [], {"a": fell_back("a", legacy=result("queued", None))})
+    assert classes(res) == {("a", "legacy"): "lost"}

@@ -29,9 +29,10 @@ from harness.chaos.findings import (
     write,
     write_combined,
 )
-from harness.chaos.observe import _task_id, inspect_queues, quiesce
+from harness.chaos.observe import inspect_queues, quiesce
+from harness.chaos.platform import task_id
 from harness.chaos.result import ScenarioResult, replay_commands
-from harness.chaos.runner import base_config, run_scenario, start_stack
+from harness.chaos.runner import base_config, run_scenario
 from harness.chaos.scenario import load_scenario
 from harness.chaos.workload import plan
 from harness.errors import StackError
@@ -116,9 +117,9 @@ def test_inspect_queues_reads_every_priority_list_unacked_and_the_dead_letters(
 
 def test_task_ids_come_from_the_message_headers() -> None:
     msg = {"body": "e30=", "headers": {"id": "abc"}, "properties": {"correlation_id": "abc"}}
-    assert _task_id(json.dumps(msg)) == "abc"
-    assert _task_id(json.dumps([msg, "", "evaluation"])) == "abc"
-    assert _task_id("not json") is None
+    assert task_id(json.dumps(msg)) == "abc"
+    assert task_id(json.dumps([msg, "", "evaluation"])) == "abc"
+    assert task_id("not json") is None
 
 
 def _record(main: redis_lib.Redis, eval_id: str, code: str, status: str) -> None:
@@ -178,7 +179,7 @@ def _literal_result(tmp_path: Path, scenario_file: Path, *, celery_lost: int, le
         history.complete(invoke, "ok", eval_id=eval_id, value={"eval_id": eval_id, "routes": [sub.path]})
         out = {"status": "completed", "output": sub.marker + "\n", "error": "", "exit_code": 0,
                "timed_out": False, "truncated": False, "started_at": 1.0, "queued_at": 0.5,
-               "finished_at": time.time()}
+               "finished_at": 1.5}
         row = {"eval_id": eval_id, "path": sub.path, "attempt": 1, "executor_id": "executor-3" if sub.path == "celery" else "executor-1",
                "started_at": 1.0, "exit_code": 0}
         if sub.path == "celery" and lost < celery_lost:
@@ -196,7 +197,7 @@ def _literal_result(tmp_path: Path, scenario_file: Path, *, celery_lost: int, le
     history.nemesis_stop("kill worker", "kill", "celery-worker-1")
     result.queues = {"celery_queued": {}, "celery_unacked": [], "dead_letters": [], "legacy_queued": []}
     result.timings["elapsed_s"] = 12.5
-    evaluate(result, history, ledger, records, set(), subs, "abcd0123", base, time.time() - 5, [0.1])
+    evaluate(result, history, ledger, records, set(), subs, base, time.time() - 5, [0.1])
     return result
 
 
@@ -237,7 +238,7 @@ def test_a_celery_loss_the_scenario_declares_known_is_a_known_failure_everywhere
     row = result.findings.set_index("path").loc["celery"]
     assert (row["outcome"], row["known_failure"], list(row["violations"])) == (
         "known-failure", "kombu drops a message in flight", ["lost 2 > 1"])
-    write(result, History(), [], {}, set(), [])
+    write(result, History(), [], set())
     stored = json.loads((tmp_path / "result.json").read_text())
     assert (stored["outcome"], stored["outcomes"]["celery"]) == ("known-failure", "known-failure")
     assert stored["known_failure"] == "kombu drops a message in flight"
@@ -286,26 +287,8 @@ class FailingStack:
         pass
 
 
-def test_a_start_lost_to_a_port_race_is_retried_and_other_start_errors_are_not() -> None:
-    calls: list[int] = []
-
-    class Ok:
-        def __enter__(self) -> str:
-            return "started"
-
-    def racy(config: Any, run: Any) -> Any:
-        calls.append(1)
-        return FailingStack("fault-proxy: bind: address already in use") if len(calls) < 3 else Ok()
-
-    assert start_stack(racy, base_config(0), None, lambda m: None) == "started"  # type: ignore[arg-type]
-    assert len(calls) == 3
-    with pytest.raises(StackError, match="did not become healthy"):
-        start_stack(lambda c, r: FailingStack("gateway did not become healthy"), base_config(0), None,  # type: ignore[arg-type]
-                    lambda m: None)
-
-
 def test_a_stack_that_cannot_start_is_an_error_with_its_files_written(tmp_path: Path, scenario_file: Path) -> None:
-    result = run_scenario(load_scenario(scenario_file), launcher=lambda c, r: FailingStack("no redis-server"),
+    result = run_scenario(load_scenario(scenario_file), opener=lambda c, r, s: FailingStack("no redis-server"),
                           run_folder=RunFolder.create(tmp_path), seed=0)
     assert not result.passed and "no redis-server" in result.errors[0]
     assert set(result.findings["outcome"]) == {"error"} and result.outcome == "error"
@@ -406,10 +389,10 @@ def test_ctrl_c_mid_run_heals_every_fault_stops_the_stack_and_keeps_the_history(
     path = tmp_path / "pause.toml"
     path.write_text(text)
     stack = FakeStack(fake_gateway.url, redis_server(), redis_server())
-    threading.Timer(2.0, _thread.interrupt_main).start()
+    threading.Timer(3.5, _thread.interrupt_main).start()
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
-        run_scenario(load_scenario(path), launcher=lambda c, r: stack, run_folder=RunFolder.create(tmp_path), seed=0)
+        run_scenario(load_scenario(path), opener=lambda c, r, s: stack, run_folder=RunFolder.create(tmp_path), seed=0)
     assert time.monotonic() - started < 15
     assert stack.worker.calls == ["pause", "resume"] and stack.stopped
     history = pd.read_parquet(next(tmp_path.glob("*/chaos/pause/history.parquet")))
@@ -417,3 +400,18 @@ def test_ctrl_c_mid_run_heals_every_fault_stops_the_stack_and_keeps_the_history(
     assert list(nemesis["f"]) == ["start", "stop"]
     result = json.loads(next(tmp_path.glob("*/chaos/pause/result.json")).read_text())
     assert "interrupted" in result["errors"][0]
+
+
+def test_repeated_runs_turn_each_count_into_a_rate_with_an_interval(tmp_path: Path, scenario_file: Path) -> None:
+    from harness.chaos.repeat import outcome_over, rates
+
+    runs = [_literal_result(tmp_path / str(i), scenario_file, celery_lost=lost, legacy_stuck=0)
+            for i, lost in enumerate((1, 0, 2, 0))]
+    found = {(r.path, r.name): r for r in rates(runs)}
+    lost = found[("celery", "lost")]
+    assert (lost.hits, lost.runs, lost.most) == (2, 4, 2)
+    assert str(lost).startswith("celery: lost > 0 in 2 of 4 runs (95% CI 7%–93%")
+    assert found[("legacy", "lost")].hits == 0  # a zero is the assurance the runs give: always stated
+    assert outcome_over(runs) == "held"
+    text = findings_markdown(runs)
+    assert "## Over the runs" in text and "lost > 0 in 2 of 4 runs" in text

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.chaos.checker import Allowances
+from harness.chaos.allowances import Allowances
 from harness.chaos.scenario import (
     Expectation,
     PrioritySchedule,

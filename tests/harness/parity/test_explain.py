@@ -65,8 +65,15 @@ def test_counterexamples_keep_a_spec_or_a_raw_program(tmp_path: Path) -> None:
     assert saved.name.startswith("output-") and load_counterexample(saved)[:2] == (SPEC, ("both",))
     raw = RawProgram("bash", "(sleep 5 &); sleep 0.95; exit 3", 1.0)
     path = tmp_path / "timeout.json"
-    path.write_text(json.dumps({"plan": ["both"], "program": raw.to_dict()}))
+    path.write_text(json.dumps({"plan": ["both"], "submission": raw.to_dict()}))
     assert load_counterexample(path)[:2] == (raw, ("both",))
+
+
+def test_the_kept_programs_read_as_raw_programs() -> None:
+    folder = Path(__file__).parents[3] / "fixtures" / "parity" / "programs"
+    for path in sorted(folder.glob("*.json")):
+        program, plan, _ = load_counterexample(path)
+        assert isinstance(program, RawProgram) and plan == ("both",)
 
 
 def test_the_older_stored_form_of_a_spec_still_reads() -> None:
@@ -76,9 +83,9 @@ def test_the_older_stored_form_of_a_spec_still_reads() -> None:
 
 
 @pytest.mark.parametrize("doc, message", [
-    ({"plan": ["both"]}, "'spec' or 'program'"),
-    ({"plan": ["both"], "program": {"language": "cobol", "code": "x"}}, "language must be one of"),
-    ({"plan": ["both"], "program": {"language": "bash", "code": "x", "timeout_s": -1}}, "timeout_s must be"),
+    ({"plan": ["both"]}, "'spec' or 'submission'"),
+    ({"plan": ["both"], "submission": {"language": "cobol", "code": "x"}}, "language must be one of"),
+    ({"plan": ["both"], "submission": {"language": "bash", "code": "x", "timeout_s": -1}}, "timeout_s must be"),
     ({"plan": ["celery"], "spec": SPEC.to_dict()}, "is not [\"both\"]"),
 ])
 def test_a_broken_counterexample_file_names_the_file_and_the_problem(tmp_path: Path, doc: dict[str, object],

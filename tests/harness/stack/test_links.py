@@ -6,6 +6,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -14,18 +15,18 @@ from harness.client import wait_terminal
 from harness.run import RunFolder
 from harness.stack.config import StackConfig
 from harness.stack.processes import ProcessesStack
-from harness.stack.protocol import LINKS
+from harness.stack.protocol import LINKS, Stack
 
 
 @pytest.fixture(scope="module")
-def linked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessesStack]:
+def linked(tmp_path_factory: pytest.TempPathFactory, launch_stack: Any) -> Iterator[Stack]:
     config = StackConfig(legacy_workers=1, flower=False, retry_backoff_s=0.5, max_retries=10)
-    with ProcessesStack(config, RunFolder.create(Path(tmp_path_factory.mktemp("links")))) as stack:
+    with launch_stack(config, RunFolder.create(Path(tmp_path_factory.mktemp("links")))) as stack:
         yield stack
 
 
 @contextlib.contextmanager
-def disabled(stack: ProcessesStack, link: str) -> Iterator[None]:
+def disabled(stack: Stack, link: str) -> Iterator[None]:
     assert stack.endpoints is not None and stack.endpoints.proxy_api
     url = f"{stack.endpoints.proxy_api}/proxies/{link}"
     assert requests.post(url, json={"enabled": False}, timeout=5).json()["enabled"] is False

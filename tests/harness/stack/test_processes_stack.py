@@ -53,6 +53,7 @@ def owned_by(pid: int) -> list[int]:
     return sorted(set(pids_alive(found)))
 
 
+@pytest.mark.stack  # the launcher under test starts it
 def test_the_stack_starts_healthy_and_stops_with_nothing_left_behind(tmp_path: Path) -> None:
     with ProcessesStack(SMALL, RunFolder.create(tmp_path)) as stack:
         assert isinstance(stack, Stack)
@@ -69,6 +70,7 @@ def test_the_stack_starts_healthy_and_stops_with_nothing_left_behind(tmp_path: P
     assert owned_by(os.getpid()) == []
 
 
+@pytest.mark.stack  # the launcher under test starts it
 def test_a_killed_component_is_seen_as_down_and_can_be_restarted(tmp_path: Path) -> None:
     with ProcessesStack(SMALL, RunFolder.create(tmp_path)) as stack:
         executor = stack.component("executor-2")
@@ -96,6 +98,7 @@ def test_an_unknown_component_name_lists_the_real_ones(tmp_path: Path) -> None:
         stack.component("celery-wrker")
 
 
+@pytest.mark.stack  # the launcher under test starts it
 def test_a_port_in_use_fails_fast_naming_the_component_and_tears_everything_down(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -125,9 +128,10 @@ def test_unknown_or_invalid_options_are_refused_before_anything_starts() -> None
         StackConfig(gateway_port=70000)
     cli = subprocess.run([sys.executable, "-m", "harness", "up", "--celery-precentage", "75"],
                          capture_output=True, text=True, timeout=60)
-    assert cli.returncode == 2 and "unrecognized arguments: --celery-precentage" in cli.stderr
+    assert cli.returncode == 3 and "unrecognized arguments: --celery-precentage" in cli.stderr
 
 
+@pytest.mark.stack  # the launcher under test starts it
 def test_after_the_harness_is_sigkilled_the_next_run_reaps_its_leftovers(tmp_path: Path) -> None:
     script = ("import sys, time\n"
               "from harness.stack.processes import ProcessesStack\n"
@@ -165,6 +169,7 @@ def test_the_external_launcher_checks_the_gateway_and_refuses_process_faults(
         unreachable.start()
 
 
+@pytest.mark.stack  # the launcher under test starts it
 def test_a_port_taken_after_it_was_chosen_starts_the_stack_again_on_fresh_ports(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """The race CI met: a port is free when chosen and taken before the component binds it."""
