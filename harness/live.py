@@ -60,7 +60,7 @@ class PathView:
     path: Path
     queued: int | None
     in_hand: int | None
-    completed_per_s: float
+    completed_per_s: float | None  # None while the view has watched less than a second
     p50_ms: float | None
     p95_ms: float | None
     errors: int
@@ -239,7 +239,8 @@ def summarise(feed: FeedView, created: Mapping[str, float], levels: Levels, gate
     ``gateway`` is the body of ``GET /api/stats`` (``None``: unreachable); ``oracle`` and
     ``unfinished`` are counts by path that only a load run has (``None``: not known here).
     """
-    span = max(min(window_s, now - feed.started), 1.0)
+    watched = now - feed.started
+    span = max(min(window_s, watched), 1.0)
     routed = dict(gateway["routed"]) if gateway else None
     total = sum(routed.values()) if routed else 0
     split = gateway.get("split", {}) if gateway else {}
@@ -256,7 +257,7 @@ def summarise(feed: FeedView, created: Mapping[str, float], levels: Levels, gate
             queued, in_hand, dead, unacked = levels.celery_queued, running, levels.dead_letters, levels.unacked
         mine = routed.get(path, 0) + routed.get("both", 0) if routed is not None else None
         views.append(PathView(
-            path=path, queued=queued, in_hand=in_hand, completed_per_s=len(done) / span,
+            path=path, queued=queued, in_hand=in_hand, completed_per_s=len(done) / span if watched >= 1.0 else None,
             p50_ms=p50, p95_ms=p95, errors=feed.errors.get(path, 0),
             dead_letters=dead, unacked=unacked, routed=mine,
             routed_share=100.0 * mine / total if mine is not None and total else None,

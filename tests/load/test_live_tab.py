@@ -114,7 +114,7 @@ def test_the_locust_tab_shows_both_paths_live_in_chromium(chromium: Any, tmp_pat
         def both_live() -> dict[str, dict[str, str]] | None:
             table = {r[0]: _numbers(r) for r in chromium.evaluate(ROWS_JS) or [] if len(r) == len(COLUMNS)}
             paths = [table.get(p) for p in ("legacy", "celery")]
-            if all(p and float(p["completed_per_s"]) > 0 and _routed(p["routed"]) > 0 and p["p50_ms"] != "–"
+            if all(p and p["completed_per_s"] != "–" and float(p["completed_per_s"]) > 0 and _routed(p["routed"]) > 0 and p["p50_ms"] != "–"
                    for p in paths):
                 return table
             return None
