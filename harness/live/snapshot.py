@@ -1,29 +1,16 @@
-"""A live view of both queues: one frozen snapshot per refresh, per path, from what the platform already shows.
+"""The snapshot of one refresh: what both paths hold, per path, read in one pipeline per Redis.
 
-Flower shows Celery only, and the platform's own habits (seed 000 Q4: ``llen``, ``celery inspect``)
-see one path at a time. A ``Snapshot`` holds, per path: **queued** (the legacy list; Celery's queue
-lists at every priority step), **in hand** (evaluations whose last event on the path is ``running``;
-for legacy at least the platform's own count, the hash ``legacy:inhand``, a missing hash being 0),
-**completed/s** and end-to-end **p50/p95** over a sliding window (terminal results other than
-``error``; the event's ``at`` minus the record's ``created_at``), **errors** since the view began,
-**dead letters** and **unacked** (Celery only), the gateway's **routed** count and share (``GET
-/api/stats``; a dual write counts for both paths), and what only a load run knows: **oracle
-disagreements** and **unfinished** evaluations.
-
-``EventFeed`` listens to the event bus (``evaluations:events``) in a thread and keeps the window;
-``read_snapshot`` makes the reads of one refresh (one pipeline per Redis and one HTTP request) and
-``summarise``, a pure function, turns them into the ``Snapshot``. An unreadable source leaves its
-numbers unknown (``None``) and is named in ``problems``: the view goes on through a broker restart.
+``read_snapshot`` makes the reads (the legacy list and ``legacy:inhand`` on the main Redis, with one
+``HGET created_at`` per new completion; Celery's queue lists at every priority step, ``unacked`` and
+``celery:dlq`` on the broker; ``GET /api/stats`` on the gateway) and ``summarise``, a pure function,
+turns them and the event feed's window into a frozen ``Snapshot``. ``cells`` shows a path's numbers
+as text, the same way in the terminal and in the Locust tab.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import threading
-import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,11 +21,8 @@ import requests
 from harness.chaos.migration import INHAND_KEY
 from harness.chaos.platform import UNACKED_KEY, queue_keys
 from harness.errors import HarnessError
-from harness.vocabulary import DLQ_KEY, EVENTS_CHANNEL, LEGACY_QUEUE, PATHS, TERMINAL, Path, record_key
-
-WINDOW_S = 10.0  # the sliding window of rates and percentiles
-MAX_IN_HAND = 100_000  # evaluations remembered as running (a bound, not a limit of the platform)
-
+from harness.live.feed import WINDOW_S, EventFeed, FeedView
+from harness.vocabulary import DLQ_KEY, LEGACY_QUEUE, PATHS, Path, record_key
 
 # How each column is shown, in order (the terminal view and the Locust tab share them).
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -108,127 +92,6 @@ class Levels:
     celery_queued: int | None = None
     unacked: int | None = None
     dead_letters: int | None = None
-
-
-@dataclass(frozen=True)
-class Terminal:
-    received: float  # our clock: decides the window (the writer's clock may differ)
-    at: float  # the writer's clock: the end of the end-to-end time
-    eval_id: str
-    path: Path
-    status: str
-
-
-@dataclass(frozen=True)
-class FeedView:
-    started: float
-    terminal: tuple[Terminal, ...]  # in the window, oldest first
-    running: Mapping[str, int] = field(default_factory=dict)  # by path
-    errors: Mapping[str, int] = field(default_factory=dict)  # by path, since the feed started
-    events: int = 0
-    problem: str | None = None
-
-
-class EventFeed:
-    """``with EventFeed(main) as feed:`` subscribes to the event bus in a thread; ``view()`` reads it.
-
-    A lost connection (a Redis restart) is retried every second and named by ``view().problem``
-    meanwhile; events published while it was away are not seen. Leaving the ``with`` stops the thread.
-    """
-
-    def __init__(self, main: redis_lib.Redis, *, window_s: float = WINDOW_S,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.main = main
-        self.window_s = window_s
-        self.clock = clock
-        self.started = clock()
-        self._lock = threading.Lock()
-        self._terminal: deque[Terminal] = deque()
-        self._running: dict[tuple[str, str], float] = {}
-        self._errors: Counter[str] = Counter()
-        self._events = 0
-        self._problem: str | None = "not subscribed yet"
-        self._created: dict[str, float] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def __enter__(self) -> EventFeed:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._listen, name="live-events", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def wait_subscribed(self, timeout_s: float = 5.0) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while self._problem is not None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return self._problem is None
-
-    def _listen(self) -> None:
-        while not self._stop.is_set():
-            pubsub = self.main.pubsub(ignore_subscribe_messages=True)
-            try:
-                pubsub.subscribe(EVENTS_CHANNEL)
-                self._problem = None
-                while not self._stop.is_set():
-                    message = pubsub.get_message(timeout=0.5)
-                    if message and message.get("type") == "message":
-                        self.feed(message["data"])
-            except (redis_lib.RedisError, OSError) as exc:
-                self._problem = f"event bus {EVENTS_CHANNEL} unreadable ({type(exc).__name__}); reconnecting"
-                self._stop.wait(1.0)
-            finally:
-                with contextlib.suppress(redis_lib.RedisError, OSError):
-                    pubsub.close()
-
-    def feed(self, raw: bytes | str) -> None:
-        """Take one published event (``system_under_test.contract.Event`` as JSON); others are ignored."""
-        try:
-            event = json.loads(raw)
-            eval_id, path, status, at = str(event["eval_id"]), event["path"], str(event["status"]), float(event["at"])
-        except (ValueError, TypeError, KeyError):
-            return
-        if path not in PATHS:
-            return
-        with self._lock:
-            self._events += 1
-            key = (eval_id, path)
-            if status == "running":
-                if len(self._running) < MAX_IN_HAND:
-                    self._running[key] = at
-            else:
-                self._running.pop(key, None)
-            if status in TERMINAL:
-                self._terminal.append(Terminal(self.clock(), at, eval_id, path, status))
-                if status == "error":
-                    self._errors[path] += 1
-
-    def view(self) -> FeedView:
-        """The window as of now (older terminal events are dropped)."""
-        now = self.clock()
-        with self._lock:
-            while self._terminal and self._terminal[0].received < now - self.window_s:
-                self._created.pop(self._terminal.popleft().eval_id, None)
-            return FeedView(self.started, tuple(self._terminal), dict(Counter(p for _, p in self._running)),
-                            dict(self._errors), self._events, self._problem)
-
-    def created(self) -> dict[str, float]:
-        with self._lock:
-            return dict(self._created)
-
-    def remember_created(self, found: Mapping[str, float]) -> None:
-        with self._lock:
-            self._created.update(found)
 
 
 def summarise(feed: FeedView, created: Mapping[str, float], levels: Levels, gateway: Mapping[str, Any] | None, *,
