@@ -136,25 +136,38 @@ def heading(snapshot: Snapshot, gateway: str) -> str:
             f"{snapshot.events} events · {time.strftime('%H:%M:%S', time.localtime(snapshot.at))}")
 
 
-def rich_view(snapshot: Snapshot, gateway: str) -> Any:
-    """The live table (a rich renderable)."""
+WIDE_TABLE = 112  # columns the one-row-per-path table needs; narrower terminals get one row per number
+
+
+def rich_view(snapshot: Snapshot, gateway: str, width: int = WIDE_TABLE) -> Any:
+    """The live table (a rich renderable): a row per path, or on a narrow terminal a column per path."""
+    from rich import box
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=heading(snapshot, gateway), title_justify="left", expand=False)
-    for key, title in WATCH_COLUMNS:
-        table.add_column(title, justify="left" if key == "path" else "right", no_wrap=True)
-    for view in snapshot.paths:
-        text = cells(view)
-        row = []
-        for key, _ in WATCH_COLUMNS:
-            value = getattr(view, key, None)
-            hot = key in RED_WHEN_ABOVE_ZERO and isinstance(value, int) and value > 0
-            row.append(Text(text[key], style="bold red" if hot else ""))
-        table.add_row(*row)
+    texts = {view.path: cells(view) for view in snapshot.paths}
+
+    def cell(view: Any, key: str) -> Text:
+        value = getattr(view, key, None)
+        hot = key in RED_WHEN_ABOVE_ZERO and isinstance(value, int) and value > 0
+        return Text(texts[view.path][key], style="bold red" if hot else "")
+
+    table = Table(box=box.SIMPLE_HEAD)
+    if width >= WIDE_TABLE:
+        for key, title in WATCH_COLUMNS:
+            table.add_column(title, justify="left" if key == "path" else "right", no_wrap=True)
+        for view in snapshot.paths:
+            table.add_row(*(cell(view, key) for key, _ in WATCH_COLUMNS))
+    else:
+        table.add_column("")
+        for view in snapshot.paths:
+            table.add_column(view.path, justify="right", no_wrap=True)
+        for key, title in WATCH_COLUMNS[1:]:
+            table.add_row(title, *(cell(view, key) for view in snapshot.paths))
     notes = [Text(f"problem: {p}", style="red") for p in snapshot.problems]
-    return Group(table, *notes, Text("Ctrl-C stops the view (the stack keeps running).", style="dim"))
+    return Group(Text(heading(snapshot, gateway), style="bold"), table, *notes,
+                 Text("Ctrl-C stops the view (the stack keeps running).", style="dim"))
 
 
 def use_plain(args: argparse.Namespace, stream: IO[str]) -> bool:
@@ -181,11 +194,11 @@ def watch(src: Sources, *, interval_s: float, duration_s: float | None, plain: b
     from rich.live import Live
 
     console = Console(file=stream)
-    with Live(rich_view(read_snapshot(src), src.gateway), console=console, auto_refresh=False) as live:
+    with Live(rich_view(read_snapshot(src), src.gateway, console.width), console=console, auto_refresh=False) as live:
         refreshes += 1
         while more():
             sleep(interval_s)
-            live.update(rich_view(read_snapshot(src), src.gateway), refresh=True)
+            live.update(rich_view(read_snapshot(src), src.gateway, console.width), refresh=True)
             refreshes += 1
     return refreshes
 

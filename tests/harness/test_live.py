@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -300,6 +301,12 @@ def _submit(gateway: str, n: int) -> list[str]:
     return ids
 
 
+def _last_frame(output: str) -> str:
+    """The last table a live view drew, without terminal control sequences."""
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output).replace("\r", "")
+    return "both queues" + text.split("both queues")[-1]
+
+
 def _watch_argv(stack: Any, *more: str) -> list[str]:
     ep = stack.endpoints
     return [sys.executable, "-m", "harness", "watch", "--stack-url", ep.gateway, "--main-redis", ep.main_redis,
@@ -347,6 +354,7 @@ def test_watch_draws_a_live_table_on_a_terminal_and_plain_lines_with_no_color(st
     def on_a_terminal(extra: dict[str, str]) -> str:
         primary, secondary = pty.openpty()
         env = {**{k: v for k, v in os.environ.items() if k != "NO_COLOR"}, "COLUMNS": "160", **extra}
+        env.pop("LINES", None)
         proc = subprocess.Popen(_watch_argv(stack, "--duration", "2"), cwd=ROOT, stdout=secondary,
                                 stderr=secondary, stdin=subprocess.DEVNULL, env=env)
         os.close(secondary)
@@ -368,8 +376,13 @@ def test_watch_draws_a_live_table_on_a_terminal_and_plain_lines_with_no_color(st
             assert proc.wait(30) == 0
         return out.decode("utf-8", "replace")
 
-    table = on_a_terminal({})
-    assert "\x1b[" in table and "in hand" in table and "completed/s" in table and "both queues" in table
-    assert "│ legacy" in table and "│ celery" in table
+    wide = on_a_terminal({})
+    assert "\x1b[" in wide and "both queues" in wide
+    frame = _last_frame(wide)
+    assert re.search(r"path +queued +in hand +completed/s +p50 ms +p95 ms +errors +dead letters +unacked +routed", frame)
+    assert re.search(r"legacy +\d+ +\d+ ", frame) and re.search(r"celery +\d+ +\d+ ", frame), frame
+    narrow = _last_frame(on_a_terminal({"COLUMNS": "80"}))  # one column per path: it fits 80 columns
+    assert re.search(r"legacy +celery", narrow) and re.search(r"in hand +\d+ +\d+", narrow), narrow
+    assert max(len(line) for line in narrow.splitlines()) <= 80
     plain = on_a_terminal({"NO_COLOR": "1"})
     assert "\x1b[" not in plain and " legacy queued " in plain and " celery queued " in plain
