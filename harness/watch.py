@@ -43,6 +43,14 @@ def redis_url(text: str) -> str:
     return text
 
 
+def queue_names(text: str) -> tuple[str, ...]:
+    """Comma-separated Celery queue names, at least one."""
+    names = tuple(q.strip() for q in text.split(",") if q.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated queue names such as evaluation,batch, got {text!r}")
+    return names
+
+
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``watch`` to the ``harness`` command's subparsers."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
@@ -55,7 +63,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     where.add_argument("--stack-url", type=arguments.http_url, metavar="URL", help="the gateway of a running deployment")
     where.add_argument("--main-redis", type=redis_url, metavar="URL", help="its main Redis (with --stack-url)")
     where.add_argument("--celery-broker", type=redis_url, metavar="URL", help="its Celery broker (with --stack-url)")
-    where.add_argument("--queues", type=lambda t: tuple(q for q in t.split(",") if q), metavar="Q,...",
+    where.add_argument("--queues", type=queue_names, metavar="Q,...",
                        default=StackConfig().celery_queues,
                        help=f"Celery queues to count (default {','.join(StackConfig().celery_queues)})")
     view = parser.add_argument_group("the view")

@@ -80,6 +80,7 @@ def test_watch_refuses_bad_values_and_says_what_to_watch(refuse: Any) -> None:
         (["watch", "--stack-url", "ftp://gateway"], "expected an http:// or https:// URL", True),
         (["watch", "--name", "Bad Name"], "expected a stack name", True),
         (["watch", "--intervall", "1"], "did you mean --interval?", True),
+        (["watch", "--queues", ","], "--queues: expected comma-separated queue names", True),
         (["watch"], "no stack is running to watch: start one with `harness up --detach`", False),
         (["watch", "--name", "a"], "no stack named 'a' is running (running: none)", False),
         (["watch", "--stack-url", "http://127.0.0.1:9"], "--stack-url needs --main-redis and --celery-broker too",
