@@ -12,8 +12,9 @@ The tab reads the platform where ``harness load --web`` says (``live_env``): the
 (``LIVE_MAIN_REDIS_URL``), the Celery broker (``LIVE_CELERY_BROKER_URL``) and its queues
 (``LIVE_CELERY_QUEUES``); the gateway is Locust's host. Without the two Redis URLs (Locust started
 by hand) the tab says which variables to set. In distributed mode the workers send their counts to
-the master with their stats reports. Locust is imported only inside functions: ``harness load``
-imports ``live_env`` from here without patching its process with gevent.
+the master with their stats reports. Locust and ``harness.live`` are imported only inside functions:
+``harness load`` imports ``live_env`` from here without patching its process with gevent, and a
+Locust process without the web UI (headless, or a worker) never loads the live view (nor pandas).
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness.live import COLUMNS, Snapshot, Sources, cells, open_sources, read_snapshot
 from harness.stack.config import StackConfig
+
+if TYPE_CHECKING:
+    from harness.live import Snapshot, Sources
 
 TAB = "queues"
 TITLE = "Both queues"
@@ -79,6 +82,8 @@ COUNTS = Counts()
 
 def rows(snapshot: Snapshot | None, counts: Counts, problem: str | None = None) -> list[dict[str, str]]:
     """The tab's rows: one per path, then one per problem (its text in the first column)."""
+    from harness.live import COLUMNS, cells
+
     out: list[dict[str, str]] = []
     if snapshot is not None:
         for view in snapshot.paths:
@@ -97,6 +102,8 @@ def rows(snapshot: Snapshot | None, counts: Counts, problem: str | None = None) 
 
 
 def _template_args() -> dict[str, Any]:
+    from harness.live import COLUMNS
+
     return {"extended_tabs": [{"title": TITLE, "key": TAB}],
             "extended_tables": [{"key": TAB, "structure": [{"key": key, "title": title} for key, title in COLUMNS]}]}
 
@@ -111,6 +118,8 @@ class LiveTab:
         self.problem = None if self.main and self.broker else (
             f"the tab needs {ENV_MAIN_REDIS} and {ENV_BROKER} (the main Redis and the Celery broker): "
             "`harness load --web` sets them; set them yourself when you start Locust by hand")
+        from harness.live import open_sources
+
         self._context = open_sources(self.main, self.broker, gateway, queues) if self.problem is None else None
         self._sources: Sources | None = None
         self._last: tuple[float, Snapshot] | None = None
@@ -129,6 +138,8 @@ class LiveTab:
             return None
         now = time.monotonic()
         if self._last is None or now - self._last[0] >= REFRESH_S:
+            from harness.live import read_snapshot
+
             self._last = (now, read_snapshot(self._sources))
         return self._last[1]
 
