@@ -9,6 +9,7 @@ then the whole command against the session's stack: plain lines when piped, a li
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import pty
@@ -32,6 +33,7 @@ from harness.live import (
     EventFeed,
     FeedView,
     Levels,
+    LiveError,
     Terminal,
     cells,
     open_sources,
@@ -287,6 +289,26 @@ def test_watch_needs_a_stack_or_all_three_urls(tmp_path: Path, monkeypatch: pyte
     assert watch_main(["--interval", "0"]) == 3
     assert watch_main(["--name", "nope"]) == 3
     assert "no stack named 'nope' is running (running: none)" in capsys.readouterr().err
+
+
+def test_watch_finds_the_detached_stack_by_its_state_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.stack import state as stacks
+    from harness.watch import add_parser, resolve
+
+    monkeypatch.setenv("HARNESS_REPORTS", str(tmp_path))
+    endpoints = {"gateway": "http://127.0.0.1:1", "main_redis": "redis://127.0.0.1:2/0",
+                 "celery_redis": "redis://127.0.0.1:3/0"}
+    stacks.write({"name": "a", "pid": os.getpid(), "run_dir": str(tmp_path), "launcher": "processes",
+                  "endpoints": endpoints, "components": []})
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    assert resolve(parser.parse_args(["watch"])) == ("http://127.0.0.1:1", "redis://127.0.0.1:2/0",
+                                                     "redis://127.0.0.1:3/0")
+    stacks.write({"name": "b", "pid": os.getpid(), "run_dir": str(tmp_path), "launcher": "processes",
+                  "endpoints": {**endpoints, "gateway": "http://127.0.0.1:4"}, "components": []})
+    with pytest.raises(LiveError, match=r"2 stacks are running \(a, b\): choose one with --name"):
+        resolve(parser.parse_args(["watch"]))
+    assert resolve(parser.parse_args(["watch", "--name", "b"]))[0] == "http://127.0.0.1:4"
 
 
 # -- the command on the session's stack ---------------------------------------------------------------------
