@@ -11,9 +11,9 @@ One embedded stack (processes launcher) runs throughout. Each round runs, in a r
 Measured per run: the commands the Redis servers processed of the kinds a refresh sends (``LLEN``,
 ``HLEN``, ``HGET`` on the main Redis; ``LLEN``, ``HLEN`` on the broker; from ``INFO commandstats``,
 minus the median of the ``none`` runs under the same load), the refreshes the watch printed, and the
-watch process's CPU time (user + system, from ``wait4``) split into start-up (a ``--duration 1`` run
-in the same round: the interpreter, the ``harness`` command's parser and one second of watching) and
-steady state (the CPU beyond that, per further second of watching). Medians over rounds.
+watch process's CPU time: steady state from ``/proc/<pid>/stat`` sampled when the first and the last
+refresh appear (per second between them), start-up as the rest of the whole run's CPU (``wait4``).
+Medians over rounds.
 
 Usage: ``.venv/bin/python benchmarks/watch_cost.py [--rounds 3] [--seconds 10] [--rate 8]``;
 writes ``benchmarks/results/watch.md``.
@@ -22,6 +22,7 @@ writes ``benchmarks/results/watch.md``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import pty
@@ -76,14 +77,25 @@ class Submitter:
             self._stop.wait(max(0.0, nxt - time.monotonic()))
 
 
-def run_watch(argv: list[str], *, tty: bool) -> tuple[float, int]:
-    """(CPU seconds, refreshes) of one ``harness watch`` run."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_watch(argv: list[str], *, tty: bool) -> tuple[float, int, float]:
+    """(CPU seconds of the whole run, refreshes, steady CPU in seconds per second) of one ``harness watch``.
+
+    Steady: the CPU between the first refresh drawn and the last one, over that time (``/proc`` samples),
+    so the interpreter's start-up is not in it.
+    """
+    samples: list[tuple[float, float]] = []
     if tty:
         primary, secondary = pty.openpty()
         env = {**{k: v for k, v in os.environ.items() if k != "NO_COLOR"}, "COLUMNS": "160"}
         proc = subprocess.Popen(argv, cwd=ROOT, stdout=secondary, stderr=secondary, stdin=subprocess.DEVNULL, env=env)
         os.close(secondary)
-        out = b""
+        refreshes = 0
         while True:
             try:
                 chunk = os.read(primary, 65536)
@@ -91,20 +103,29 @@ def run_watch(argv: list[str], *, tty: bool) -> tuple[float, int]:
                 break
             if not chunk:
                 break
-            out += chunk
+            drawn = chunk.count(b"both queues")
+            if drawn:
+                refreshes += drawn
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    samples.append((time.monotonic(), cpu_seconds(proc.pid)))
         os.close(primary)
-        refreshes = out.count(b"both queues")
     else:
         proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
         assert proc.stdout is not None
-        text = proc.stdout.read().decode()
-        refreshes = sum(1 for line in text.splitlines() if " celery " in line)
+        refreshes = 0
+        for line in proc.stdout:
+            if b" celery " in line:
+                refreshes += 1
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    samples.append((time.monotonic(), cpu_seconds(proc.pid)))
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"harness watch exited {proc.returncode}")
-    return usage.ru_utime + usage.ru_stime, refreshes
+    steady = ((samples[-2][1] - samples[0][1]) / (samples[-2][0] - samples[0][0])  # the last draw is the exit's
+              if len(samples) >= 3 else float("nan"))
+    return usage.ru_utime + usage.ru_stime, refreshes, steady
 
 
 def main() -> None:
@@ -128,26 +149,23 @@ def main() -> None:
                     with Submitter(ep.gateway, args.rate) if load == "load" else _nothing():
                         time.sleep(1.0)  # the load settles
                         cell = cells.setdefault((load, variant), {"cmds": [], "refreshes": [], "cpu": [],
-                                                                  "startup": [], "seconds": []})
+                                                                  "steady": [], "seconds": []})
                         before = counts(main_r, MAIN_KINDS) + counts(broker_r, BROKER_KINDS)
                         t0 = time.monotonic()
                         if variant == "none":
                             time.sleep(args.seconds)
-                            cpu, refreshes = 0.0, 0
+                            cpu, refreshes, steady = 0.0, 0, 0.0
                         else:
-                            cpu, refreshes = run_watch([*base, "--duration", f"{args.seconds:g}",
-                                                        *(["--plain"] if variant == "plain" else [])],
-                                                       tty=variant == "rich")
+                            cpu, refreshes, steady = run_watch([*base, "--duration", f"{args.seconds:g}",
+                                                                *(["--plain"] if variant == "plain" else [])],
+                                                               tty=variant == "rich")
                         elapsed = time.monotonic() - t0
                         after = counts(main_r, MAIN_KINDS) + counts(broker_r, BROKER_KINDS)
                         cell["cmds"].append(after - before)
                         cell["refreshes"].append(refreshes)
                         cell["cpu"].append(cpu)
                         cell["seconds"].append(elapsed)
-                        if variant != "none":
-                            startup, _ = run_watch([*base, "--duration", "1",
-                                                    *(["--plain"] if variant == "plain" else [])], tty=variant == "rich")
-                            cell["startup"].append(startup)
+                        cell["steady"].append(steady)
                 print(f"round {rnd + 1}/{args.rounds} done", flush=True)
     write(cells, args, load1)
 
@@ -175,9 +193,9 @@ def write(cells: dict[tuple[str, str], dict[str, list[float]]], args: Any, load1
         "--plain --interval 1`, output piped; **rich**: `harness watch --interval 1` on a pseudo-terminal",
         "- Redis commands: `LLEN`, `HLEN`, `HGET` on the main Redis and `LLEN`, `HLEN` on the broker, from "
         "`INFO commandstats`, per second, minus the baseline under the same load, and per refresh",
-        "- CPU: the watch process's user + system time (`wait4`); start-up = a whole `--duration 1` run "
-        "(interpreter, the `harness` parser with every command's imports, one second of watching); steady = "
-        "(CPU of the run − start-up) per further second of watching",
+        "- CPU: the watch process's user + system time. Steady = from `/proc/<pid>/stat` sampled at the first "
+        "and the last refresh, per second between them; start-up = the whole run's CPU (`wait4`) minus steady "
+        "× the seconds of watching (the interpreter and the `harness` parser with every command's imports)",
         "",
         "| load | variant | refreshes | Redis commands/s (minus baseline) | per refresh | CPU start-up | "
         "CPU steady (% of a core) |",
@@ -194,9 +212,10 @@ def write(cells: dict[tuple[str, str], dict[str, list[float]]], args: Any, load1
             # the live table draws once more when it stops: that draw reads nothing
             made = [r - (1 if variant == "rich" else 0) for _, _, r in runs]
             per_refresh = med([(n - baseline * s) / m for (n, s, _), m in zip(runs, made, strict=True)])
-            steady = med([(cpu - med(c["startup"])) / (args.seconds - 1) for cpu in c["cpu"]])
+            steady = med(c["steady"])
+            startup = med([cpu - st * (args.seconds - 1) for cpu, st in zip(c["cpu"], c["steady"], strict=True)])
             lines.append(f"| {load} | {variant} | {med(made):.0f} | {per_second:.1f} | {per_refresh:.1f} | "
-                         f"{med(c['startup']):.2f} s | {100 * steady:.1f} % |")
+                         f"{startup:.2f} s | {100 * steady:.1f} % |")
     lines += ["", "Command: `.venv/bin/python benchmarks/watch_cost.py "
               f"--rounds {args.rounds} --seconds {args.seconds:g} --rate {args.rate:g}`", ""]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
