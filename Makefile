@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: venv test check lint typecheck pytest run up clean docker docker-if-ci test-containers chaos
+.PHONY: venv test check lint typecheck pytest run up clean docker docker-if-ci chromium-if-ci test-containers chaos
 
 venv: $(VENV)/.installed
 
@@ -19,7 +19,7 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy harness system_under_test
 
-pytest: venv docker-if-ci
+pytest: venv docker-if-ci chromium-if-ci
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
@@ -31,6 +31,10 @@ docker: venv
 
 docker-if-ci: venv
 	@if [ -n "$$CI" ]; then bash scripts/prepare-docker.sh; fi
+
+# The browser tests (Locust's "Both queues" tab) need Debian's Chromium; under CI it is installed first.
+chromium-if-ci:
+	@if [ -n "$$CI" ]; then bash scripts/prepare-chromium.sh; fi
 
 test-containers: docker
 	$(BIN)/pytest -m containers

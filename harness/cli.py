@@ -128,6 +128,9 @@ def build_parser() -> HarnessParser:
     from harness.chaos.cli import add_parser as add_chaos_parser
 
     add_chaos_parser(sub)
+    from harness.watch import add_parser as add_watch_parser
+
+    add_watch_parser(sub)
     parity = sub.add_parser("parity", help="generated programs through both paths, compared and shrunk",
                             usage="%(prog)s [--samples N] [--profile P] [--mode M] [--replay FILE ...] [--no-save] "
                                   "[--stack-url URL] [stack options]")

@@ -55,6 +55,8 @@ from harness.load.runner import (
     worker_command,
     write_load_json,
 )
+from harness.load.webui import TAB as LIVE_TAB
+from harness.load.webui import live_env
 from harness.run import RunFolder
 from harness.stack.opening import open_stack
 
@@ -249,9 +251,12 @@ def _web(args: argparse.Namespace, options: LoadOptions, run: RunFolder, stack: 
     write_load_json(run, {"gateway": gateway, "web": True, "options": options.as_dict(), "command": argv})
     url = f"http://127.0.0.1:{port}"
     code: int | None = None
-    with LocustProcess(argv, locust_env(options, rows), load_dir(run) / "locust.log", echo=sys.stdout) as proc:
+    env = {**locust_env(options, rows), **live_env(stack.endpoints.main_redis, stack.endpoints.celery_redis,
+                                                   stack.config.celery_queues)}  # the "Both queues" tab
+    with LocustProcess(argv, env, load_dir(run) / "locust.log", echo=sys.stdout) as proc:
         _wait_for_ui(proc, url)
         print(f"\nLocust web UI   {url}   (host filled in: {gateway})")
+        print(f"both queues     {url}/?tab={LIVE_TAB}   (live, once a test runs)")
         print(f"gateway docs    {gateway}/docs")
         if getattr(stack.endpoints, "flower", None):
             print(f"Flower          {stack.endpoints.flower}")

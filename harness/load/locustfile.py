@@ -8,7 +8,9 @@ decided before this file is imported comes from the environment:
 - ``LOAD_SHAPE=step``: the step load of ``harness.load.shapes.StepLoadShape``; unset: Locust's
   constant ``-u``/``-r``;
 - ``LOAD_ROWS_DIR=<folder>``: write every request as a JSON line into that folder (one file per
-  Locust process); unset: Locust's own statistics only.
+  Locust process); unset: Locust's own statistics only;
+- ``LIVE_MAIN_REDIS_URL``, ``LIVE_CELERY_BROKER_URL`` (and ``LIVE_CELERY_QUEUES``): where the web
+  UI's "Both queues" tab reads both queues (``harness.load.webui``).
 
 The harness's options (``--route``, ``--think-time``, ``--e2e-timeout``, ``--batch-size``,
 ``--seed``, ``--steps``, ``--output-cap``) are added to Locust's parser: they are accepted on the
@@ -25,6 +27,7 @@ from locust import events
 
 from harness.load.config import ENV_MODE, ENV_SHAPE, MODES, SHAPES
 from harness.load.users import add_arguments
+from harness.load.webui import install as install_live_tab
 
 _mode = os.environ.get(ENV_MODE) or "follow"
 _shape = os.environ.get(ENV_SHAPE) or ""
@@ -46,3 +49,8 @@ if _shape == "step":
 @events.init_command_line_parser.add_listener
 def _add_arguments(parser: Any, **_: Any) -> None:
     add_arguments(parser)
+
+
+@events.init.add_listener
+def _install_live_tab(environment: Any, **_: Any) -> None:
+    install_live_tab(environment)  # the web UI's "Both queues" tab (harness.load.webui)

@@ -43,6 +43,7 @@ from locust.env import Environment
 from harness.load.config import ENV_ROWS_DIR
 from harness.load.programs import Program, draw_priority, draw_program
 from harness.load.rows import RowWriter, make_row
+from harness.load.webui import COUNTS
 
 POLL_WAIT_S = 20.0  # one long-poll; the gateway allows up to 120
 HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -129,6 +130,7 @@ def _write_unfinished(sub: Submitted) -> None:
     Without it the slowest evaluations (a starved queue's) would silently drop out of the samples.
     Its ``response_time_ms`` is a lower bound: the time waited so far.
     """
+    COUNTS.not_finished(sub.routes)  # the web UI's "Both queues" tab
     if _writer is None:
         return
     path = "both" if len(sub.routes) > 1 else sub.routes[0]
@@ -298,7 +300,9 @@ class EvaluationUser(User):
             if finished and record.get("created_at"):
                 context["server_ms"] = (max(finished) - float(record["created_at"])) * 1000
             if sub.program.expected is not None and not errors:
-                context["oracle_ok"] = all(not sub.program.expected.differences(r) for r in results.values())
+                disagreeing = [p for p, r in results.items() if sub.program.expected.differences(r)]
+                context["oracle_ok"] = not disagreeing
+                COUNTS.disagree(disagreeing)  # the web UI's "Both queues" tab
             length = sum(len(r.get("output") or "") for r in results.values())
         self.environment.events.request.fire(
             request_type="E2E", name=path, response_time=elapsed_ms, response_length=length, exception=exception,

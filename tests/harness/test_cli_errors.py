@@ -1,6 +1,6 @@
 """Every command refuses bad input with exit 3, a message naming the problem, and nothing started.
 
-One test per command (``harness up/down/status/parity/chaos/load/gate/rollout/report/run`` and
+One test per command (``harness up/down/status/parity/chaos/load/gate/rollout/report/run/watch`` and
 ``fault-proxy``), each over its table of bad inputs: an abbreviated or unknown option, a missing one,
 a number out of its range, a file or folder argument that is missing, a folder where a file is
 expected (or the reverse), a file that is not UTF-8. Each case must exit 3 with the fragment in
@@ -68,6 +68,26 @@ def refuse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captu
             assert not started, f"{argv}: started {started}"
             assert not reports.exists() or not any(reports.iterdir()), f"{argv}: created {list(reports.iterdir())}"
     return check
+
+
+def test_watch_refuses_bad_values_and_says_what_to_watch(refuse: Any) -> None:
+    refuse(harness_main, [
+        (["watch", "--interval", "0"], "--interval: expected a number >= 0.2 and <= 60, got 0", True),
+        (["watch", "--window", "0.5"], "--window: expected a number >= 1 and <= 3600, got 0.5", True),
+        (["watch", "--duration", "0"], "--duration: expected a duration of at least 1 s", True),
+        (["watch", "--duration", "soon"], "not a duration: 'soon'", True),
+        (["watch", "--main-redis", "http://127.0.0.1:6379"], "expected a redis:// URL", True),
+        (["watch", "--stack-url", "ftp://gateway"], "expected an http:// or https:// URL", True),
+        (["watch", "--name", "Bad Name"], "expected a stack name", True),
+        (["watch", "--intervall", "1"], "did you mean --interval?", True),
+        (["watch", "--queues", ","], "--queues: expected comma-separated queue names", True),
+        (["watch"], "no stack is running to watch: start one with `harness up --detach`", False),
+        (["watch", "--name", "a"], "no stack named 'a' is running (running: none)", False),
+        (["watch", "--stack-url", "http://127.0.0.1:9"], "--stack-url needs --main-redis and --celery-broker too",
+         False),
+        (["watch", "--stack-url", "http://127.0.0.1:9", "--main-redis", "redis://127.0.0.1:9/0", "--celery-broker",
+          "redis://127.0.0.1:9/0"], "the main Redis at 127.0.0.1:9 does not answer", False),
+    ])
 
 
 def test_up_refuses_abbreviations_and_values_out_of_range(refuse: Any) -> None:
