@@ -18,11 +18,11 @@ import numpy as np
 import redis as redis_lib
 import requests
 
-from harness.chaos.migration import INHAND_KEY
 from harness.chaos.platform import UNACKED_KEY, queue_keys
 from harness.errors import HarnessError
 from harness.live.feed import WINDOW_S, EventFeed, FeedView
 from harness.vocabulary import DLQ_KEY, LEGACY_QUEUE, PATHS, Path, record_key
+from harness.vocabulary import LEGACY_INHAND as INHAND_KEY
 
 # How each column is shown, in order (the terminal view and the Locust tab share them).
 COLUMNS: tuple[tuple[str, str], ...] = (

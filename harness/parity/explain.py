@@ -27,9 +27,9 @@ from harness.generate.spec import Program, ProgramSpec, RawProgram, SpecError
 from harness.parity.compare import COMPARED_FIELDS
 from harness.parity.dispatch import Plan
 from harness.parity.session import Check
-from harness.run import PROJECT_ROOT
+from harness.run import workspace
 
-COUNTEREXAMPLES = PROJECT_ROOT / "fixtures" / "parity"
+COUNTEREXAMPLES = workspace() / "fixtures" / "parity"  # the working directory's (harness.run.workspace)
 _WIDTH = 26
 
 

@@ -35,9 +35,9 @@ from harness.generate.spec import Language, ProgramSpec
 from harness.generate.strategies import program_specs
 from harness.parity.session import Check, ParitySession
 from harness.parity.shrink import shrink
-from harness.run import PROJECT_ROOT
+from harness.run import workspace
 
-EXAMPLE_DB = PROJECT_ROOT / ".hypothesis" / "parity"
+EXAMPLE_DB = workspace() / ".hypothesis" / "parity"  # the working directory's (harness.run.workspace)
 # Programs per Hypothesis example at most. Each example ends at a barrier (its slowest program), so
 # the executors idle at the end of every batch. With the edge-covering generator (about one program
 # in six ends near its 1 s deadline) 48 keeps parity within about 1.2× of the executors' own limit
