@@ -54,7 +54,9 @@ clean:
 # The fast loop: lint, types and every test that starts no stack (under 90 s on a 2-core machine).
 # Tests that start a stack are marked `stack` by the fixture they request (harness/pytest_plugin.py);
 # the suites users run (parity, chaos, load, security, containers) are left to `make test`.
-CHECK_MARKERS := not stack and not slow and not parity and not chaos and not load and not security and not containers
+# Two pytest workers, one test file each at a time (--dist loadfile): the sandbox tests of different files
+# use different uid ranges, so files may run side by side.
+CHECK_MARKERS := not stack and not slow and not parity and not chaos and not transition and not load and not security and not containers
 
 check: lint typecheck
-	$(BIN)/pytest -q -p no:cacheprovider -m "$(CHECK_MARKERS)" $(PYTEST_ARGS)
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile -m "$(CHECK_MARKERS)" $(PYTEST_ARGS)
