@@ -47,6 +47,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
         search,
         write_outputs,
     )
+    from harness.report import report_lines
 
     register_profiles()
     profile = check_profile(args.profile)
@@ -67,7 +68,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
                 print(explain(check, seed=config.seed, saved=path) if check.failing else f"MATCHED  {path}")
             write_outputs(session, run.path, title="Parity replay")
             print(f"\n{'FAIL' if failing else 'PASS'}: {failing}/{len(replays)} saved counterexamples fail\n"
-                  f"summary: {run.path / 'parity.md'}")
+                  f"parity: {run.path / 'parity.md'}\n" + "\n".join(report_lines(run.path)))
             return 1 if failing else 0
         mode = "dual-write" if plan == DUAL else "forced routes"
         print(f"checking {args.samples} generated programs through {mode} (profile {profile}, batches of up to "
@@ -97,7 +98,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
     else:
         verdict = "PASS" if session.checks else "INCONCLUSIVE"
     print(f"\n{verdict}: parity of {len(session.checks)} programs\nobservations: {run.path / 'observations.parquet'}\n"
-          f"summary: {summary}")
+          f"parity: {summary}\n" + "\n".join(report_lines(run.path)))
     return VERDICT_EXIT_CODES[verdict]
 
 

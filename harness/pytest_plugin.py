@@ -187,6 +187,35 @@ def parity_recorder(request: pytest.FixtureRequest, run_folder: RunFolder) -> It
         request.config._harness_parity = (len(merged.checks), summary, table)  # type: ignore[attr-defined]
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A session that used a run folder ends, like every command, with its three reports."""
+    run = getattr(session.config, "_harness_run", None)
+    if run is None or not run.path.is_dir():
+        return
+    try:
+        from harness.report import build_frames, build_reports, read_run
+
+        session.config._harness_reports = build_reports(run.path)  # type: ignore[attr-defined]
+        session.config._harness_frames = build_frames(read_run(run.path))  # type: ignore[attr-defined]
+    except Exception as exc:  # the tests' own result stands; say why there is no report
+        session.config._harness_reports = exc  # type: ignore[attr-defined]
+
+
+def _evidence_lines(config: pytest.Config) -> list[str]:
+    """What the session's run folder holds, counted: programs per parity class, scenarios per outcome."""
+    frames = getattr(config, "_harness_frames", None)
+    lines = []
+    if frames is not None and frames.has_parity:
+        classes = frames.parity_classes
+        lines.append(f"parity: {int(classes['programs'].sum())} programs: "
+                     + ", ".join(f"{r['cls']} {r['programs']}" for r in classes.to_dict("records")))
+    if frames is not None and frames.has_chaos:
+        outcomes = frames.chaos_scenarios["outcome"].fillna("unknown").value_counts()
+        lines.append(f"chaos: {len(frames.chaos_scenarios)} scenario run(s): "
+                     + ", ".join(f"{o} {n}" for o, n in outcomes.items()))
+    return lines
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     parity = getattr(terminalreporter.config, "_harness_parity", None)
     if parity is not None:
@@ -197,4 +226,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(line)
     run = getattr(terminalreporter.config, "_harness_run", None)
     if run is not None:
+        terminalreporter.section("harness")
+        for line in _evidence_lines(terminalreporter.config):
+            terminalreporter.write_line(line)
         terminalreporter.write_line(f"harness run folder: {run.path}")
+        reports = getattr(terminalreporter.config, "_harness_reports", None)
+        if isinstance(reports, dict):
+            for name, path in reports.items():
+                terminalreporter.write_line(f"{name}: {path}")
+        elif reports is not None:
+            terminalreporter.write_line(f"no report: {type(reports).__name__}: {reports}")

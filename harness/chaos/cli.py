@@ -26,6 +26,7 @@ from harness.chaos.repeat import rates
 from harness.chaos.runner import opener_for, run_scenario
 from harness.chaos.scenario import Scenario, ScenarioError, load_all, load_files
 from harness.commands import HarnessParser, parse, run_command
+from harness.report import report_lines
 from harness.run import RunFolder, workspace
 from harness.vocabulary import OUTCOMES
 
@@ -111,6 +112,7 @@ def cmd_chaos(args: argparse.Namespace) -> int:
             if args.runs > 1:
                 print("\nover the runs:\n" + "\n".join(f"  {r.scenario}: {r}" for r in rates(results)))
             print(f"\nfindings: {written}")
+            print("\n".join(report_lines(run.path)))
     failed = [r for r in results if not r.passed]
     by_outcome = Counter(r.outcome for r in results)
     print(f"{len(results) - len(failed)} of {len(results)} scenario(s) hold every Celery invariant ("

@@ -338,6 +338,9 @@ def write(result: ScenarioResult, history: History, ledger: list[dict[str, Any]]
     (folder / "findings.md").write_text(findings_markdown([result], title=f"Chaos: {result.scenario.name}"))
     summary = {
         "scenario": result.scenario.name, "file": result.scenario.file, "seed": result.seed,
+        "title": result.scenario.title, "description": " ".join(result.scenario.description.split()),
+        "finding": " ".join(result.scenario.finding.split()),
+        "config": {p: config_summary(result.config, p) for p in result.scenario.expect},
         "history_started_at": result.history_started_at,
         "stack": result.stack_kind, "outcome": result.outcome,
         "outcomes": {p: result.outcome_on(p) for p in result.scenario.expect},

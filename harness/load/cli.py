@@ -57,6 +57,7 @@ from harness.load.runner import (
 )
 from harness.load.webui import TAB as LIVE_TAB
 from harness.load.webui import live_env
+from harness.report import report_lines
 from harness.run import RunFolder
 from harness.stack.opening import open_stack
 
@@ -237,6 +238,7 @@ def _headless(args: argparse.Namespace, options: LoadOptions, run: RunFolder, ga
     print(format_summary(summary))
     _print_files(run.path)
     verdict = "no failures" if summary.failures == 0 else f"{summary.failures} failures"
+    print("\n".join(report_lines(run.path)))
     print(f"\n{verdict}; run folder {run.path}")
     return 0 if summary.failures == 0 else 1
 
@@ -320,6 +322,7 @@ def _cmd_collect(folder: Path) -> int:
     summary = collect(folder)
     print(format_summary(summary))
     _print_files(folder)
+    print("\n".join(report_lines(folder)))
     return 0 if summary.failures == 0 else 1
 
 

@@ -65,5 +65,11 @@ def build_reports(run_dir: str | Path) -> dict[str, Path]:
     return written
 
 
-__all__ = ["OUTPUTS", "Frames", "ReportError", "RunData", "build_frames", "build_reports", "read_run", "render_html",
+def report_lines(run_dir: str | Path) -> list[str]:
+    """Build the three reports of a finished run and say where they are (one line each): what every
+    command that produces evidence ends with."""
+    return [f"{name}: {path}" for name, path in build_reports(run_dir).items()]
+
+
+__all__ = ["OUTPUTS", "report_lines", "Frames", "ReportError", "RunData", "build_frames", "build_reports", "read_run", "render_html",
            "render_junit", "render_markdown"]

@@ -158,7 +158,7 @@ def _worst_class(evaluations: pd.DataFrame) -> dict[str, str]:
 
 _FINDING_TEXT = ("config", "outcome", "known_failure", "violations", "notes", "errors")
 _FINDING_NUMBERS = ("submitted", "acked", "failed", "info", *CHAOS_CLASSES, "max_executions", "dead_lettered",
-                    "still_queued", "recovery_s")
+                    "still_queued", "recovery_s", "elapsed_s")
 FINDING_COLUMNS = ("scenario", "path", *_FINDING_NUMBERS, *_FINDING_TEXT)
 
 
@@ -211,7 +211,7 @@ def chaos_scenarios(findings: pd.DataFrame, data: RunData | None = None) -> pd.D
     ``detail`` saying why: the errors, the Celery violations, the known failure's reason, or the
     findings. ``outcome`` is ``None`` when the stored findings carry no outcome word (an older run):
     unknown, which every reader shows as not passed."""
-    columns = ["scenario", "outcome", "detail"]
+    columns = ["scenario", "outcome", "detail", "elapsed_s"]
     results = {s.name: s.result or {} for s in (data.scenarios if data else ())}
     names = list(dict.fromkeys([*findings["scenario"], *results]))
     rows = []
@@ -225,7 +225,8 @@ def chaos_scenarios(findings: pd.DataFrame, data: RunData | None = None) -> pd.D
         except VocabularyError:
             words = []
         if not words:
-            rows.append({"scenario": name, "outcome": None, "detail": "the stored findings carry no outcome"})
+            rows.append({"scenario": name, "outcome": None, "detail": "the stored findings carry no outcome",
+                         "elapsed_s": None})
             continue
         outcome = combine_outcomes(words)
         if outcome == "error":
@@ -240,7 +241,10 @@ def chaos_scenarios(findings: pd.DataFrame, data: RunData | None = None) -> pd.D
         else:
             detail = "; ".join(f"{r['path']} finding: {r['violations'] or r['notes']}" for r in part
                                if r["outcome"] == "finding")
-        rows.append({"scenario": name, "outcome": outcome, "detail": detail})
+        elapsed = [float(r["elapsed_s"]) for r in part if r.get("elapsed_s") is not None
+                   and not pd.isna(r["elapsed_s"])]
+        rows.append({"scenario": name, "outcome": outcome, "detail": detail,
+                     "elapsed_s": max(elapsed) if elapsed else None})
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -54,6 +54,7 @@ background: #fff5f5; } .verdict.v-INCONCLUSIVE { border-color: var(--inconclusiv
 .verdict .big { font-size: 24px; padding: 3px 14px; border-radius: 14px; margin-right: 10px; vertical-align: middle; }
 .verdict .headline { font-size: 16px; font-weight: 600; } .verdict td { background: #fff; }
 .verdict tr.bad td { background: #ffebe9; }
+table.facts th { text-align: left; font-weight: 600; white-space: nowrap; vertical-align: top; padding-right: 12px; }
 .dot { display: inline-block; width: 10px; height: 10px; border-radius: 50%; margin-right: 6px; }
 figure { margin: 10px 0 18px; } figure img { width: 100%; height: auto; border: 1px solid var(--line); border-radius: 6px; }
 .sample { border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; margin: 12px 0; }
@@ -70,6 +71,8 @@ details summary { cursor: pointer; color: var(--muted); }
 
 
 def _e(value: Any) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "–"  # a missing value read back from parquet
     return html.escape("" if value is None else str(value))
 
 
@@ -336,7 +339,9 @@ def _chaos_table(f: Frames) -> str:
     findings = f.chaos_findings
     if findings.empty:
         return ""
-    classes = [c for c in CHAOS_CLASSES if findings[c].fillna(0).sum() > 0 or c == "ok"]
+    # The classes a scenario bounds are always shown, zeros included: "lost 0" is the assurance.
+    always = ("ok", "lost", "duplicated", "stuck", "wrong")
+    classes = [c for c in CHAOS_CLASSES if c in always or findings[c].fillna(0).sum() > 0]
     extra = [c for c in ("max_executions", "dead_lettered", "still_queued", "recovery_s") if findings[c].notna().any()
              and (c == "max_executions" or findings[c].fillna(0).sum() > 0)]
     header = ("scenario", "path", "acked", *classes, *(c.replace("_", " ") for c in extra), "outcome",
@@ -352,7 +357,21 @@ def _chaos_table(f: Frames) -> str:
     return _table(header, rows, numeric=range(2, 3 + len(classes) + len(extra)), bad=bad)
 
 
-def _scenario(s: ScenarioFrames, verdict: Mapping[str, Any] | None) -> str:
+def _scenario_facts(result: Mapping[str, Any] | None) -> str:
+    """What the scenario claims and how it ran: the claim, what measuring showed, the configuration
+    per path, the seed and the commands that replay it (from its result.json)."""
+    if not result:
+        return ""
+    rows = [("claim", result.get("description")), ("measured before", result.get("finding")),
+            *((f"configuration ({p})", c) for p, c in (result.get("config") or {}).items()),
+            ("seed", result.get("seed")), ("replay", "<br>".join(f"<code>{_e(c)}</code>"
+                                                              for c in result.get("replay") or []) or None)]
+    cells = "".join(f"<tr><th>{_e(k)}</th><td>{v if k == 'replay' else _e(v)}</td></tr>" for k, v in rows
+                    if v not in (None, ""))
+    return f'<table class="facts">{cells}</table>' if cells else ""
+
+
+def _scenario(s: ScenarioFrames, verdict: Mapping[str, Any] | None, result: Mapping[str, Any] | None = None) -> str:
     chart = charts.timeline_chart(s.name, s.operations, s.windows, s.executions)
     windows = ""
     if not s.windows.empty:
@@ -372,7 +391,7 @@ def _scenario(s: ScenarioFrames, verdict: Mapping[str, Any] | None) -> str:
         status = str(verdict["outcome"] or "unknown")
         head += f" {_pill(status, _OUTCOME_CSS.get(status, 'INCONCLUSIVE'))}"
     head += "</h3>" + (f"<p class=note>{_e(verdict['detail'])}</p>" if verdict and verdict["detail"] else "")
-    return head + _figure(chart) + windows + flagged
+    return head + _scenario_facts(result) + _figure(chart) + windows + flagged
 
 
 def _chaos(f: Frames) -> str:
@@ -381,7 +400,8 @@ def _chaos(f: Frames) -> str:
     verdicts = {r["scenario"]: r for r in f.chaos_scenarios.to_dict("records")}
     counts = f.chaos_scenarios["outcome"].fillna("unknown").value_counts()
     summary = ", ".join(f"{n} {v}" for v, n in counts.items())
-    parts = [_scenario(s, verdicts.get(s.name)) for s in f.scenarios]
+    results = {s.name: s.result for s in f.data.scenarios}
+    parts = [_scenario(s, verdicts.get(s.name), results.get(s.name)) for s in f.scenarios]
     return ('<section id="chaos"><h2>Chaos</h2>'
             + f"<p><b>{len(f.chaos_scenarios)} scenario(s)</b>: {_e(summary)}.</p>" + _chaos_table(f)
             + "<p class=note>Classes per evaluation and path (the checker's): ok; recovered (an unknown submission "

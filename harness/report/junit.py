@@ -16,6 +16,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Any
 
+import pandas as pd
+
 from harness.report.frames import Frames
 
 
@@ -86,7 +88,9 @@ def render_junit(f: Frames) -> str:
         suite = _suite(root, "chaos")
         for r in f.chaos_scenarios.to_dict("records"):
             outcome, detail = r["outcome"], str(r["detail"] or "")
+            seconds = r.get("elapsed_s")
             _case(suite, "chaos", str(r["scenario"]), text=detail,
+                  seconds=float(seconds) if seconds is not None and not pd.isna(seconds) else 0.0,
                   failure=f"Celery invariants violated: {detail}" if outcome == "failed" else None,
                   error=f"the scenario could not be carried out: {detail}" if outcome == "error" else None,
                   xfail=f"known failure: {detail}" if outcome == "known-failure" else None,

@@ -183,7 +183,9 @@ def write_run(folder: Path, *, parity: bool = True, load: bool = True, chaos: bo
             ledger().to_parquet(scenario / "executions.parquet", index=False)
             evaluations().to_parquet(scenario / "evaluations.parquet", index=False)
             findings(name, outcomes, errors).to_parquet(scenario / "findings.parquet", index=False)
-            (scenario / "result.json").write_text(json.dumps({"scenario": name, "errors": list(errors)}))
+            (scenario / "result.json").write_text(json.dumps({
+                "scenario": name, "errors": list(errors), "seed": 7, "description": f"the claim of {name}",
+                "config": {"celery": "early ack, vt 4s"}, "replay": [f"harness chaos {name} --seed 7"]}))
     if verdict is not None:
         (folder / "verdict.json").write_text(json.dumps(verdict))
     return folder
@@ -346,6 +348,8 @@ def test_the_html_report_has_every_section_with_a_verdict_at_the_top(full: tuple
     assert sections(page) == set(SECTIONS)
     assert page.index('id="verdict"') < page.index('id="parity"') < page.index('id="chaos"')
     assert "celery is wrong: the paths differ on output" in page and 'class="del"' in page  # a sample with its diff
+    assert "the claim of worker-kill" in page and "harness chaos worker-kill --seed 7" in page
+    assert "<th class=num>stuck</th>" in page  # a bounded class is shown at zero too
     assert page.count("<img ") == 2 + 3 + 1 + 4  # parity (2), latency (3), throughput, a timeline per scenario
     assert "kill worker" in page and "not healed" in page
 
@@ -397,6 +401,7 @@ def test_junit_has_failures_exactly_for_fail_criteria_and_failed_chaos_or_parity
     chaos = {c.get("name"): c for c in suites["chaos"].iter("testcase")}
     assert chaos["worker-kill"].find("failure") is not None and chaos["broken"].find("error") is not None
     assert len(chaos["broker-latency"]) == 0 or chaos["broker-latency"].find("failure") is None
+    assert chaos["worker-kill"].get("time") == "10.000"  # the scenario's own time, not 0
     xfail = chaos["partition"].find("skipped")  # a known failure: an xfail, as pytest reports it
     assert xfail is not None and xfail.get("type") == "pytest.xfail" and "kombu drops it" in xfail.get("message", "")
     parity = next(suites["parity"].iter("testcase"))
