@@ -48,6 +48,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
         write_outputs,
     )
     from harness.report import report_lines
+    from harness.terminal import progress, styled
 
     register_profiles()
     profile = check_profile(args.profile)
@@ -73,7 +74,14 @@ def cmd_parity(args: argparse.Namespace) -> int:
         mode = "dual-write" if plan == DUAL else "forced routes"
         print(f"checking {args.samples} generated programs through {mode} (profile {profile}, batches of up to "
               f"{BATCH_SIZE[profile]}, seed {config.seed}) ...", flush=True)
-        outcome = search(session, profile=profile, budget=args.samples, seed=config.seed)
+        with progress("parity: programs checked", args.samples) as shown:
+            def on_progress(step: str, count: int) -> None:
+                if step == "search":
+                    shown.update(count)
+                else:  # the first failure is being shrunk: the count is of programs tried
+                    shown.update(shown.done, note=f"a divergence found; shrinking, {count} program(s) tried")
+            outcome = search(session, profile=profile, budget=args.samples, seed=config.seed,
+                             on_progress=on_progress)
         extra = [f"- seed {config.seed}, profile {profile}, Hypothesis examples {outcome.examples}"]
         found = outcome.missing or outcome.failure
         if found is not None:
@@ -97,7 +105,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
         verdict = "FAIL"
     else:
         verdict = "PASS" if session.checks else "INCONCLUSIVE"
-    print(f"\n{verdict}: parity of {len(session.checks)} programs\nobservations: {run.path / 'observations.parquet'}\n"
+    print(f"\n{styled(verdict)}: parity of {len(session.checks)} programs\nobservations: {run.path / 'observations.parquet'}\n"
           f"parity: {summary}\n" + "\n".join(report_lines(run.path)))
     return VERDICT_EXIT_CODES[verdict]
 

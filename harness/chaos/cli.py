@@ -99,8 +99,10 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     results = []
     started = time.monotonic()
     try:
+        planned = len(scenarios) * args.runs
         for scenario in scenarios:
             for seed in range(args.seed, args.seed + args.runs):
+                print(f"[{len(results) + 1}/{planned}, {time.monotonic() - started:.0f} s]", flush=True)
                 results.append(run_scenario(
                     scenario, opener=opener, run_folder=run, seed=seed, stack_kind=args.stack,
                     log=lambda m: print(m, flush=True), folder=None if args.runs == 1 else f"{scenario.name}-seed{seed}"))

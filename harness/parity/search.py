@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,16 +96,20 @@ class SearchOutcome:
 
 def search(session: ParitySession, *, profile: str = "ci", budget: int | None = None, seed: int | None = None,
            languages: tuple[Language, ...] = ("python", "bash"), database: ExampleDatabase | None | bool = True,
-           batch_size: int | None = None, shrink_s: float = SHRINK_S) -> SearchOutcome:
+           batch_size: int | None = None, shrink_s: float = SHRINK_S,
+           on_progress: Callable[[str, int], None] | None = None) -> SearchOutcome:
     """Generate batches until a program fails (then shrink it), a result is missing, or the budget is spent.
 
     Hypothesis generates (its example database replays a failing batch first next time); the failing
     program is known by the batch's check, so it is shrunk alone (``shrink``: spec simplifications,
     at most ``shrink_s`` seconds), then sent again and confirmed (legacy re-run to rule out noise):
     that fresh execution is the failure reported. If it no longer fails, the outcome is ``flaky``.
-    ``budget`` caps the number of programs checked (default: the profile's examples × batches);
-    ``database=False`` keeps nothing (used by the power check, whose failures are deliberate).
+    ``budget`` caps the number of programs checked, exactly (the last batch is cut to what is left;
+    default: the profile's examples × batches); ``database=False`` keeps nothing (used by the power
+    check, whose failures are deliberate). ``on_progress(step, count)`` is told the programs checked
+    after each batch (``"search"``) and the programs tried while shrinking (``"shrink"``).
     """
+    tell = on_progress or (lambda _step, _count: None)
     base = settings.get_profile(check_profile(profile))
     size = batch_size or BATCH_SIZE[profile]
     # With a budget, enough examples to spend it (a batch averages about size / 2 programs); the
@@ -123,7 +128,10 @@ def search(session: ParitySession, *, profile: str = "ci", budget: int | None = 
         if budget is not None and len(session.checks) - first_count >= budget:
             return  # the budget is spent; this costs nothing
         state["examples"] += 1
+        if budget is not None:
+            batch = batch[:budget - (len(session.checks) - first_count)]
         checks = session.check(batch)
+        tell("search", len(session.checks) - first_count)
         missing = [c for c in checks if c.comparison.missing]
         if missing:
             state["missing"], state["first_at"] = missing[0], time.monotonic() - started
@@ -147,8 +155,14 @@ def search(session: ParitySession, *, profile: str = "ci", budget: int | None = 
     first: Check | None = state["first"]
     failure, flaky = None, False
     if first is not None and isinstance(first.program, ProgramSpec):
-        smallest, _ = shrink(first.program, lambda p: session.check([p], confirm=False)[0].failing, budget_s=shrink_s,
-                             output_cap=session.output_cap)
+        tried = [0]
+
+        def still_fails(program: ProgramSpec) -> bool:
+            tried[0] += 1
+            tell("shrink", tried[0])
+            return session.check([program], confirm=False)[0].failing
+
+        smallest, _ = shrink(first.program, still_fails, budget_s=shrink_s, output_cap=session.output_cap)
         final = session.check([smallest], resend=True)[0]  # a fresh execution, noise ruled out
         failure, flaky = (final, False) if final.failing else (None, True)
     elif first is not None:
