@@ -23,6 +23,7 @@ from typing import Any
 from harness import arguments
 from harness.chaos.findings import combine, findings_table, write_combined
 from harness.chaos.repeat import rates
+from harness.chaos.result import ScenarioResult
 from harness.chaos.runner import opener_for, run_scenario
 from harness.chaos.scenario import Scenario, ScenarioError, load_all, load_files
 from harness.commands import HarnessParser, parse, run_command
@@ -96,7 +97,7 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     run = RunFolder.create(args.reports)
     print(f"{len(scenarios)} chaos scenario(s), seed {args.seed}, {args.stack} stack; run folder {run.path}",
           flush=True)
-    results = []
+    results: list[ScenarioResult] = []
     started = time.monotonic()
     try:
         planned = len(scenarios) * args.runs
