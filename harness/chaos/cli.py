@@ -44,7 +44,7 @@ def transitions_dir() -> Path:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``chaos`` to the ``harness`` command's subparsers."""
-    parser = subparsers.add_parser(
+    parser: argparse.ArgumentParser = subparsers.add_parser(
         "chaos", help="faults under a workload: run scenario files, print the findings table",
         description=__doc__.splitlines()[0] if __doc__ else None,
         epilog="exit status: 0 every scenario held (or a finding), 1 otherwise, 3 a usage error or a broken "

@@ -185,8 +185,8 @@ class Connection:
     async def _connect(self) -> None:
         try:
             host, port = upstream_target(self.owner.upstream)
-            self.upstream = Side(self, "upstream")
-            await self.loop.create_connection(lambda: cast(Side, self.upstream), host, port)
+            side = self.upstream = Side(self, "upstream")
+            await self.loop.create_connection(lambda: side, host, port)
         except (OSError, ApiError) as exc:
             log.info("dial %s failed: %s", self.owner.upstream, exc)
             self.upstream = None

@@ -70,6 +70,10 @@ from harness.gate import stats
 from harness.vocabulary import PATHS, VERDICT_EXIT_CODES, Outcome, VocabularyError, outcome_of
 from harness.vocabulary import Verdict as Status
 
+__all__ = ["DEFAULT_THRESHOLDS", "EXIT_CODES", "Budget", "ChaosOutcome", "Criterion", "ErrorCount", "Evidence",
+           "GateError", "LatencyEvidence", "ParityEvidence", "SplitEvidence", "Status", "Thresholds",
+           "ThresholdsError", "Verdict", "check_step", "decide", "load_thresholds", "render_text"]
+
 EXIT_CODES: Mapping[Status, int] = VERDICT_EXIT_CODES
 DEFAULT_THRESHOLDS = Path(__file__).with_name("thresholds.toml")
 
@@ -369,7 +373,8 @@ class Verdict:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict for ``verdict.json`` (non-finite numbers become null)."""
-        return _json_safe(asdict(self))
+        doc: dict[str, Any] = _json_safe(asdict(self))
+        return doc
 
 
 def _json_safe(value: Any) -> Any:

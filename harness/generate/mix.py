@@ -129,7 +129,7 @@ def byte_writes(rng: random.Random, cap: int) -> ProgramSpec:
 
 
 def blank(rng: random.Random, cap: int) -> ProgramSpec:
-    steps = tuple(Write(s, "\n") for s in ("stdout", "stderr") if rng.random() < 0.5)  # type: ignore[misc]
+    steps = tuple(Write(s, "\n") for s in ("stdout", "stderr") if rng.random() < 0.5)
     return ProgramSpec(_language(rng), steps, Exit(rng.choice([0, 1])))
 
 

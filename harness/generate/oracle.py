@@ -146,7 +146,7 @@ def expect(program: Program, *, output_cap: int) -> Expected | None:
         err, cut_err = _decode(raw_err + (end.message + "\n").encode(), cap)
         return Expected("failed", out, 1, False, cut_out or cut_err, err, None, True, unknown)
     if isinstance(end, Exit | Late) or (isinstance(end, Signal) and _tail(end, spec.language) is None):
-        code = end.code % 256 if isinstance(end, Exit | Late) else 128 + end.signum  # type: ignore[union-attr]
+        code = end.code % 256 if isinstance(end, Exit | Late) else 128 + end.signum
         err, cut_err = _decode(raw_err, cap)
         return Expected("completed" if code == 0 else "failed", out, code, False, cut_out or cut_err, err, None, True,
                         unknown)

@@ -135,7 +135,7 @@ def reports(draw: st.DrawFn) -> tuple[Step, ...]:
 @st.composite
 def blanks(draw: st.DrawFn) -> tuple[Step, ...]:
     """Nothing at all versus an empty line, per stream (and nothing else in the program)."""
-    return tuple(Write(stream, "\n") for stream in ("stdout", "stderr") if draw(st.booleans()))  # type: ignore[misc]
+    return tuple(Write(stream, "\n") for stream in ("stdout", "stderr") if draw(st.booleans()))
 
 
 # Endings, weighted by repetition (``sampled_from`` shrinks towards the first, a plain exit).

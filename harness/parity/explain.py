@@ -148,7 +148,7 @@ def load_counterexample(path: Path) -> tuple[Program, Plan, dict[str, Any]]:
                            "and a 'plan'") from exc
     if plan not in (("both",), ("legacy", "celery")):
         raise HarnessError(f"{path}: plan {list(plan)} is not [\"both\"] or [\"legacy\", \"celery\"]")
-    return program, plan, doc  # type: ignore[return-value]
+    return program, plan, doc
 
 
 def saved_counterexamples(directory: Path = COUNTEREXAMPLES) -> list[Path]:

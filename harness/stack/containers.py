@@ -69,15 +69,20 @@ from harness.stack.container import (
     proxy_probe,
     redis_probe,
 )
-from harness.stack.container_cleanup import (  # LABEL_OWNER, LABEL_RUN, reap: tests import them from here
-    LABEL_OWNER,
-    LABEL_RUN,
+from harness.stack.container_cleanup import (  # reap: tests import it from here
     configure_ryuk,
     owner_gone,
     reap,
     run_labels,
 )
-from harness.stack.images import DockerUnavailable, ImageSet, docker_client, ensure_images
+from harness.stack.images import (
+    LABEL_OWNER,
+    LABEL_RUN,
+    DockerUnavailable,
+    ImageSet,
+    docker_client,
+    ensure_images,
+)
 from harness.stack.ports import free_port
 from harness.stack.protocol import LINKS, Endpoints, Link
 from system_under_test.redis_server import redis_argv

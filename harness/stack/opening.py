@@ -52,7 +52,7 @@ def check_kind(kind: str, *, controllable: bool = False) -> StackKind:
     if controllable and kind == "external":
         raise StackError("this needs a stack whose processes the harness controls: --stack processes or "
                          "containers, not external (faults kill, pause and restart components)")
-    return cast(StackKind, kind)
+    return kind
 
 
 @contextlib.contextmanager

@@ -80,7 +80,7 @@ class GatewaySettings:
                 celery_percentage=env_float("CELERY_PERCENTAGE", 50.0, minimum=0, maximum=100, env=env),
                 routing=routing,  # type: ignore[arg-type]
                 dual_write=env_bool("DUAL_WRITE", False, env=env),
-                fallback=fallback,  # type: ignore[arg-type]
+                fallback=fallback,
                 accept_legacy=accept_legacy,
             ),
             admin_token=env_str("ADMIN_TOKEN", "", env=env),

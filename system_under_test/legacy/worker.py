@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import time
+from typing import Any
 
 import requests
 from redis import Redis
@@ -98,7 +99,7 @@ def forget_stale(redis: Redis, worker_id: str) -> None:
         redis.hdel(LEGACY_INHAND, worker_id)
 
 
-def handle(job: dict, store: EvaluationStore, session: requests.Session, executor_url: str,
+def handle(job: dict[str, Any], store: EvaluationStore, session: requests.Session, executor_url: str,
            worker_id: str) -> None:
     """Run one popped job, claiming it first if it must execute exactly once."""
     eval_id = job["eval_id"]
@@ -117,7 +118,7 @@ def handle(job: dict, store: EvaluationStore, session: requests.Session, executo
     process(job, store, session, executor_url, worker_id)
 
 
-def process(job: dict, store: EvaluationStore, session: requests.Session, executor_url: str,
+def process(job: dict[str, Any], store: EvaluationStore, session: requests.Session, executor_url: str,
             worker_id: str) -> None:
     eval_id = job["eval_id"]
     started_at = time.time()
