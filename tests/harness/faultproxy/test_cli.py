@@ -15,7 +15,7 @@ import requests
 
 from .peers import Upstream, is_up
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 BANNER = "fault proxy API on "
 
 
