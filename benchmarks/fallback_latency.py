@@ -43,7 +43,7 @@ from harness.stack.config import StackConfig  # noqa: E402
 from harness.stack.processes import ProcessesStack  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
-ADMIN = {"Authorization": "Bearer harness-admin"}
+ADMIN: dict[str, str] = {}  # set from the stack's config (its token is random per stack)
 LINK = "gateway-celery-redis"
 CODE = {"code": "print(1)", "language": "python", "route": "celery"}
 
@@ -74,6 +74,7 @@ def measure(rounds: int, cold: int, seed: int) -> tuple[dict[str, list[float]], 
     samples: dict[str, list[float]] = defaultdict(list)
     loads = []
     config = StackConfig.for_tests(legacy_workers=1, flower=False, seed=seed)
+    ADMIN["Authorization"] = f"Bearer {config.admin_token}"
     with ProcessesStack(config, RunFolder.create()) as stack:
         expect(timed_submit(stack)[1], 201, ["celery"])  # connects the gateway's result consumer
         for _ in range(rounds):

@@ -111,7 +111,8 @@ def add_stack_options(parser: argparse.ArgumentParser, title: str = "stack optio
         elif f.name == "admin_token":
             group.add_argument(flag, dest=f.name, default=os.environ.get(ADMIN_TOKEN_VAR) or None,
                                type=STACK_OPTION_TYPES[f.name], metavar="TOKEN",
-                               help=f"the gateway's admin token (default: {ADMIN_TOKEN_VAR}, else {default}); "
+                               help=f"the gateway's admin token (default: {ADMIN_TOKEN_VAR}, else a random one per "
+                                    "stack: set one to call the admin endpoint yourself); "
                                     "prefer the variable: a command line is visible to other processes")
         else:
             group.add_argument(flag, dest=f.name, default=None, type=STACK_OPTION_TYPES[f.name],

@@ -257,7 +257,7 @@ def add_parsers(sub: Any) -> None:
     gate.add_argument("--stack-url", type=arguments.http_url,
                       help="gateway URL of a running deployment instead of the embedded stack")
     gate.add_argument("--admin-token", type=arguments.non_empty,
-                      default=os.environ.get(ADMIN_TOKEN_VAR, StackConfig.admin_token),
+                      default=os.environ.get(ADMIN_TOKEN_VAR),
                       help=f"bearer token of the gateway's admin endpoint (default: {ADMIN_TOKEN_VAR}, else the "
                            "embedded stack's); prefer the variable: a command line is visible to other processes")
     gate.add_argument("--apply", action="store_true", help="move the split to --target on PASS (with --stack-url)")

@@ -20,6 +20,7 @@ Celery worker topology (``celery_topology``):
 from __future__ import annotations
 
 import dataclasses
+import secrets
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -49,7 +50,8 @@ class StackConfig:
     # the migration's later phases: phase 2's fallback, phase 3's ACCEPT_LEGACY_TASKS
     fallback: FallbackMode = "none"
     accept_legacy: bool = True
-    admin_token: str = "harness-admin"
+    # random per stack: a published default would be a password anyone knows (give one to reach it by hand)
+    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     # Celery delivery
     acks_late: bool = False
     reject_on_worker_lost: bool = False

@@ -19,12 +19,12 @@ from harness.stack.processes import ProcessesStack
 from system_under_test import httperrors
 from system_under_test.gateway.split import SplitPolicy, sticky_draw
 
-ADMIN = {"Authorization": "Bearer harness-admin"}
+ADMIN: dict[str, str] = {}  # the session stack's admin header: its token is random per stack (set below)
 
 
 @pytest.fixture
 def gateway(stack: ProcessesStack) -> Iterator[str]:
-    assert stack.endpoints is not None
+    ADMIN["Authorization"] = f"Bearer {stack.config.admin_token}"
     url = stack.endpoints.gateway
     before = requests.get(url + "/api/admin/split", headers=ADMIN, timeout=5).json()
     yield url

@@ -20,7 +20,7 @@ from system_under_test.contract import ADMIN_CHANGES, LEGACY_INHAND, LEGACY_QUEU
 from system_under_test.legacy.client import job_payload
 from system_under_test.store import EvaluationStore
 
-ADMIN = {"Authorization": "Bearer harness-admin"}
+ADMIN: dict[str, str] = {}  # this file's stack's admin header: its token is random per stack (set below)
 DEFAULTS = {"celery_enabled": True, "celery_percentage": 50.0, "routing": "random", "dual_write": False,
             "fallback": "none", "accept_legacy": True}
 BROKER_LINK = "gateway-celery-redis"
@@ -30,6 +30,7 @@ BROKER_LINK = "gateway-celery-redis"
 def phases_stack(run_folder: RunFolder, launch_stack: Any) -> Iterator[ProcessesStack]:
     config = StackConfig.for_tests(legacy_workers=1, flower=False)
     run = RunFolder.create(root=run_folder.path.parent, run_id=run_folder.run_id + "-phases")
+    ADMIN["Authorization"] = f"Bearer {config.admin_token}"
     with launch_stack(config, run) as stack:
         yield stack
 
