@@ -12,6 +12,7 @@ with the usage line before anything starts.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -59,7 +60,8 @@ def cmd_parity(args: argparse.Namespace) -> int:
     print(f"run {run.run_id}: starting the stack ...", flush=True)
     with open_stack("external" if args.stack_url else "processes", config, run, url=args.stack_url) as stack, \
             Dispatcher(stack.endpoints.gateway, default_timeout_s=config.executor_timeout_s) as dispatcher:
-        session = ParitySession(dispatcher, ParityConfig.load(), config.executor_output_bytes, plan)
+        session = ParitySession(dispatcher, ParityConfig.load(), config.executor_output_bytes, plan,
+                                journal=run.path)
         if replays:
             failing = 0
             for path, program, saved_plan in replays:
@@ -80,8 +82,16 @@ def cmd_parity(args: argparse.Namespace) -> int:
                     shown.update(count)
                 else:  # the first failure is being shrunk: the count is of programs tried
                     shown.update(shown.done, note=f"a divergence found; shrinking, {count} program(s) tried")
-            outcome = search(session, profile=profile, budget=args.samples, seed=config.seed,
-                             on_progress=on_progress)
+            try:
+                outcome = search(session, profile=profile, budget=args.samples, seed=config.seed,
+                                 on_progress=on_progress)
+            except KeyboardInterrupt:  # keep what was checked: the report shows it, marked interrupted
+                (run.path / "parity.json").write_text(json.dumps({"interrupted": True,
+                                                                    "programs": len(session.checks)}) + "\n")
+                write_outputs(session, run.path, title="Parity (interrupted)")
+                print(f"\ninterrupted after {len(session.checks)} programs; they are kept:\n"
+                      + "\n".join(report_lines(run.path)), flush=True)
+                raise
         extra = [f"- seed {config.seed}, profile {profile}, Hypothesis examples {outcome.examples}"]
         found = outcome.missing or outcome.failure
         if found is not None:

@@ -24,6 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -96,6 +97,16 @@ class ParitySession:
     hits: Counter[str] = field(default_factory=Counter)
     passed: dict[Program, Check] = field(default_factory=dict)
     failed: dict[Program, Check] = field(default_factory=dict)
+    # Where every batch's observations are written as soon as it is checked (``observations.parquet``
+    # there), so an interrupted or killed run keeps what it checked; None: only at the end.
+    journal: Path | None = None
+
+    def _write_journal(self) -> None:
+        assert self.journal is not None
+        self.journal.mkdir(parents=True, exist_ok=True)
+        part = self.journal / "observations.parquet.part"
+        self.frame().to_parquet(part, index=False)
+        part.replace(self.journal / "observations.parquet")  # whole or not at all, even if killed mid-write
 
     @staticmethod
     def submission(program: Program) -> Submission:
@@ -128,6 +139,8 @@ class ParitySession:
                 break
         self.elapsed_s += time.monotonic() - started
         self.checks.extend(checks)
+        if self.journal is not None and checks:
+            self._write_journal()
         for c in checks:
             self.hits.update(c.comparison.hits)
             if not sample:

@@ -137,6 +137,7 @@ def read_run(run_dir: str | Path) -> RunData:
         path=path, run=reader.json(path / "run.json"), observations=reader.parquet(path / "observations.parquet"),
         load_requests=reader.parquet(path / "load_requests.parquet"),
         load_stats=reader.parquet(path / "load_stats.parquet"), verdict=reader.json(path / "verdict.json"),
+        parity_run=reader.json(path / "parity.json"),
         scenarios=tuple(scenarios), combined_findings=combined, problems=tuple(reader.problems))
 
 

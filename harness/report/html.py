@@ -265,6 +265,9 @@ def _parity(f: Frames) -> str:
         if "plan" in obs else ""
     head = (f"<p><b>{total} programs</b>, {_pill('FAIL') if failing else _pill('PASS')} "
             f"{failing} failing · {plans} · {langs}</p>")
+    if (f.data.parity_run or {}).get("interrupted"):
+        head += ("<p class=note><b>Interrupted</b> (Ctrl-C): these are the programs checked before the run was "
+                 "stopped; every batch was stored as it was checked.</p>")
     rows = [(_e(r["cls"]), str(r["programs"]), str(r["failing"]), f"{100 * r['share']:.1f} %")
             for r in classes.to_dict("records")]
     table = _table(("class", "programs", "failing", "share"), rows, numeric=(1, 2, 3),

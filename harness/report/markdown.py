@@ -45,7 +45,9 @@ def render_markdown(f: Frames) -> str:
     if f.has_parity:
         classes = f.parity_classes
         failing = int(classes["failing"].sum())
-        lines += ["## Parity", "", f"{int(classes['programs'].sum())} programs, {failing} failing.", ""]
+        lines += ["## Parity", "", f"{int(classes['programs'].sum())} programs, {failing} failing."
+                  + (" Interrupted (Ctrl-C): the programs checked before the run was stopped."
+                     if (f.data.parity_run or {}).get("interrupted") else ""), ""]
         lines += _table(("class", "programs", "failing"), classes[["cls", "programs", "failing"]].itertuples(index=False))
         if not f.parity_fields.empty:
             lines += _table(("field", "paths differ", "celery wrong", "legacy wrong"),

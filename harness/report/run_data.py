@@ -44,6 +44,7 @@ class RunData:
     load_requests: pd.DataFrame | None = None
     load_stats: pd.DataFrame | None = None
     verdict: Mapping[str, Any] | None = None
+    parity_run: Mapping[str, Any] | None = None  # parity.json: {"interrupted": true, ...} when Ctrl-C cut it
     scenarios: tuple[Scenario, ...] = ()
     combined_findings: pd.DataFrame | None = None  # the run's findings.parquet: rows name their scenario
     problems: tuple[str, ...] = ()  # files present but unreadable, in words

@@ -72,3 +72,34 @@ def test_harness_parity_shows_progress_on_a_terminal_and_checks_exactly_its_samp
     assert "parity: programs checked" in text  # the live line, drawn while it ran
     assert "40 programs checked in" in text  # the budget, exactly
     assert "\033[1;32mPASS\033[0m" in text
+
+
+@pytest.mark.stack  # `harness parity` starts one
+@pytest.mark.slow
+def test_ctrl_c_during_harness_parity_keeps_every_batch_checked_and_the_report_says_so(tmp_path: object) -> None:
+    import json
+    import signal
+    from pathlib import Path
+
+    import pandas as pd
+
+    reports = Path(str(tmp_path))
+    env = {**os.environ, "HYPOTHESIS_PROFILE": "dev", "HARNESS_REPORTS": str(reports)}
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "parity", "--samples", "2000"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                            cwd=str(reports), text=True)
+    try:
+        deadline = time.monotonic() + 180
+        observed: list[Path] = []
+        while time.monotonic() < deadline and not observed and proc.poll() is None:
+            observed = list(reports.rglob("observations.parquet"))
+            time.sleep(0.5)
+        assert observed, "no batch was stored while the run went on"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out[-2000:]
+    run = observed[0].parent
+    kept = pd.read_parquet(run / "observations.parquet")
+    assert len(kept) > 0 and json.loads((run / "parity.json").read_text())["interrupted"] is True
+    assert "Interrupted" in (run / "report.html").read_text() and "they are kept" in out
