@@ -151,6 +151,12 @@ def build_parser() -> HarnessParser:
 
     add_watch_parser(sub)
     parity = sub.add_parser("parity", help="generated programs through both paths, compared and shrunk",
+                            description="Generate programs with an oracle, send them through both paths (dual-write "
+                                        "or forced routes), compare each path with the other and with the oracle, "
+                                        "and shrink the first failure to the smallest program that still fails.",
+                            epilog="exit status: 0 PASS, 1 FAIL (a failing program, shown on one screen), "
+                                   "2 INCONCLUSIVE (nothing checked), 3 a usage error or a stack that cannot start, "
+                                   "130 Ctrl-C (what was checked is kept)",
                             usage="%(prog)s [--samples N] [--profile P] [--mode M] [--replay FILE ...] [--no-save] "
                                   "[--stack-url URL] [stack options]")
     parity.add_argument("--samples", type=arguments.integer(1), default=200, help="programs to check (default 200)")

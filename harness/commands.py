@@ -98,11 +98,30 @@ _NOT_OPTIONS = ("extra_env", "candidate_defects", "celery_queues")
 ADMIN_TOKEN_VAR = "HARNESS_ADMIN_TOKEN"
 
 
+# The stack options in the help, grouped as a user thinks of them (a field not listed goes to "other").
+OPTION_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("the gateway: split and migration phase", ("celery_enabled", "celery_percentage", "routing", "dual_write",
+                                                "fallback", "accept_legacy", "admin_token", "gateway_port")),
+    ("Celery delivery", ("acks_late", "reject_on_worker_lost", "visibility_timeout_s", "prefetch_multiplier",
+                         "restore_interval_s", "restore_throttle", "max_retries", "retry_backoff_s",
+                         "task_time_limit_s", "task_soft_time_limit_s")),
+    ("workers", ("legacy_workers", "celery_workers", "celery_concurrency", "celery_topology", "celery_executor")),
+    ("Redis", ("celery_redis_maxmemory", "celery_redis_policy", "main_redis_maxmemory", "main_redis_policy")),
+    ("executors", ("executor_timeout_s", "executor_memory_mb", "executor_output_bytes", "executor_concurrency",
+                   "executor_max_procs")),
+)
+
+
 def add_stack_options(parser: argparse.ArgumentParser, title: str = "stack options (StackConfig)") -> None:
-    group = parser.add_argument_group(title)
+    groups = {}
+    for label, names in OPTION_GROUPS:
+        group = parser.add_argument_group(f"{title}: {label}")
+        groups.update(dict.fromkeys(names, group))
+    other = parser.add_argument_group(f"{title}: other")
     for f in dataclasses.fields(StackConfig):
         if f.name in _NOT_OPTIONS:
             continue
+        group = groups.get(f.name, other)
         flag = "--" + f.name.replace("_", "-")
         default = f.default
         if isinstance(default, bool):
@@ -119,7 +138,7 @@ def add_stack_options(parser: argparse.ArgumentParser, title: str = "stack optio
                                metavar=f.name.upper(), help=f"(default {default})")
     from system_under_test.defects import BEHAVIOUR, DEFECTS
 
-    group.add_argument("--candidate-defects", dest="candidate_defects", default=None, metavar="DEFECT,...",
+    other.add_argument("--candidate-defects", dest="candidate_defects", default=None, metavar="DEFECT,...",
                        type=a.csv_of(sorted([*DEFECTS, *BEHAVIOUR])),
                        help="comma-separated Celery-path defects for the power check")
 

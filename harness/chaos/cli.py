@@ -1,4 +1,4 @@
-"""``harness chaos [SCENARIO...] [--seed N] [--stack processes|containers]``.
+"""`harness chaos [SCENARIO...] [--seed N] [--runs K] [--stack processes|containers]`.
 
 Runs each scenario (a file, or a name in ``scenarios/chaos/``; default: every file there) on its
 own fresh stack, prints the findings table, writes it with each scenario's history, executions and
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 import time
 from collections import Counter
 from pathlib import Path
@@ -44,11 +45,16 @@ def transitions_dir() -> Path:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``chaos`` to the ``harness`` command's subparsers."""
+    names = sorted(p.stem for d in (scenarios_dir(), transitions_dir()) for p in d.glob("*.toml"))
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "chaos", help="faults under a workload: run scenario files, print the findings table",
-        description=__doc__.splitlines()[0] if __doc__ else None,
-        epilog="exit status: 0 every scenario held (or a finding), 1 otherwise, 3 a usage error or a broken "
-               "scenario file (nothing was started)")
+        description="Run chaos and transition scenarios, each on a fresh stack of its own, and print the findings "
+                    "table; the run folder gets each scenario's history, executions, findings and the reports.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(textwrap.fill("scenarios: " + (", ".join(names) or "none found in this workspace"), 100,
+                              subsequent_indent="  ", break_on_hyphens=False) + "\n\n"
+                + textwrap.fill("exit status: 0 every scenario held (or a finding), 1 otherwise, 3 a usage error "
+                                "or a broken scenario file (nothing was started)", 100)))
     parser.add_argument("scenarios", nargs="*", metavar="SCENARIO",
                         help="scenario files or names in scenarios/chaos/ (default: all of them)")
     parser.add_argument("--seed", type=arguments.seed, default=0, help="seed of the workload and the faults (default 0)")
