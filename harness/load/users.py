@@ -13,7 +13,9 @@ statistics, the web UI and the per-request rows show exactly three kinds of entr
 An E2E entry fails only for the platform's own failures: a path ending with status ``error``, a record
 the gateway no longer knows (``lost``, 404) or one not terminal within ``--e2e-timeout`` (``stuck``).
 A user's program failing (non-zero exit, an exception) is a successful evaluation. The long-polls are
-not reported on their own: their time is the E2E time. An evaluation still in flight when Locust
+not reported on their own: their time is the E2E time; the row of a single-path evaluation also splits
+it into stages (submission, queue, execution, delivery) and carries the execution's resource use
+(``harness.load.rows.stages_of``). An evaluation still in flight when Locust
 stops its user (after ``--stop-timeout``) is written as an ``unfinished`` row only, not as a Locust
 request: it is neither a success nor a platform error, but dropping it would hide the slowest ones.
 
@@ -42,7 +44,7 @@ from locust.env import Environment
 
 from harness.load.config import ENV_ROWS_DIR
 from harness.load.programs import Program, draw_priority, draw_program
-from harness.load.rows import RowWriter, make_row
+from harness.load.rows import RowWriter, make_row, stages_of
 from harness.load.webui import COUNTS
 
 POLL_WAIT_S = 20.0  # one long-poll; the gateway allows up to 120
@@ -166,6 +168,7 @@ class Submitted:
     batch: bool
     t0: float  # perf_counter just before the submission
     start_time: float  # epoch seconds, same instant
+    submit_ms: float  # the POST /api/eval round trip (its ``POST submit`` row's response_time_ms)
 
 
 _user_numbers = itertools.count()
@@ -213,7 +216,7 @@ class EvaluationUser(User):
         start_time, t0 = time.time(), time.perf_counter()
         exception: Exception | None = None
         length = 0
-        submitted = None
+        accepted: tuple[str, list[str]] | None = None
         try:
             resp = self.http.post("/api/eval", body=json.dumps(body), headers=HEADERS)
             raw = resp.read()
@@ -223,17 +226,20 @@ class EvaluationUser(User):
                 data = json.loads(raw)
                 routes = list(data["routes"])
                 context.update(eval_id=data["eval_id"], path="both" if len(routes) > 1 else routes[0])
-                submitted = Submitted(data["eval_id"], routes, program, priority, batch, t0, start_time)
+                accepted = data["eval_id"], routes
             else:
                 exception = SubmitRejected(f"HTTP {resp.status_code}")
                 context["detail"] = raw[:300].decode("utf-8", "replace")
         except Exception as exc:  # no answer at all: refused, reset, timed out
             exception = SubmitRejected(f"no answer ({type(exc).__name__})")
             context.update(http_status=0, detail=str(exc)[:300])
+        submit_ms = (time.perf_counter() - t0) * 1000
         self.environment.events.request.fire(
-            request_type="POST", name="submit", response_time=(time.perf_counter() - t0) * 1000,
+            request_type="POST", name="submit", response_time=submit_ms,
             response_length=length, exception=exception, context=context, start_time=start_time, url="/api/eval")
-        return submitted
+        if accepted is None:
+            return None
+        return Submitted(accepted[0], accepted[1], program, priority, batch, t0, start_time, submit_ms)
 
     # -- following it to the end -----------------------------------------------------------------------
 
@@ -250,6 +256,7 @@ class EvaluationUser(User):
         deadline = sub.t0 + float(_option(self.environment, "e2e_timeout", 120.0))
         record: dict[str, Any] | None = None
         http_status: int | None = None
+        seen_wall: float | None = None  # time.time() when the last record read came back
         exception: Exception | None = None
         detail = ""
         while True:
@@ -260,7 +267,7 @@ class EvaluationUser(User):
                 resp = self.http.get(f"/api/eval/{sub.eval_id}?wait={min(POLL_WAIT_S, remaining):.2f}",
                                      headers=HEADERS)
                 raw = resp.read()
-                http_status = resp.status_code
+                http_status, seen = resp.status_code, time.time()
             except Exception as exc:  # the gateway did not answer: try again until the deadline
                 http_status, detail = 0, f"{type(exc).__name__}: {exc}"
                 gevent.sleep(min(0.5, max(remaining, 0)))
@@ -273,7 +280,7 @@ class EvaluationUser(User):
                 detail = f"HTTP {http_status}: {raw[:200].decode('utf-8', 'replace')}"
                 gevent.sleep(min(0.5, max(remaining, 0)))
                 continue
-            record = json.loads(raw)
+            record, seen_wall = json.loads(raw), seen
             if record.get("done"):
                 break
         elapsed_ms = (time.perf_counter() - sub.t0) * 1000
@@ -304,6 +311,7 @@ class EvaluationUser(User):
                 context["oracle_ok"] = not disagreeing
                 COUNTS.disagree(disagreeing)  # the web UI's "Both queues" tab
             length = sum(len(r.get("output") or "") for r in results.values())
+            context.update(stages_of(record, path, submit_ms=sub.submit_ms, seen_wall=seen_wall))
         self.environment.events.request.fire(
             request_type="E2E", name=path, response_time=elapsed_ms, response_length=length, exception=exception,
             context=context, start_time=sub.start_time, url=f"/api/eval/{sub.eval_id}")
