@@ -24,11 +24,14 @@ each step's evidence is gathered on a stack started at that step's split.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +40,15 @@ import requests
 from harness import arguments
 from harness.commands import ADMIN_TOKEN_VAR
 from harness.errors import HarnessError
+from harness.gate import sequential
 from harness.gate.decide import (
-    Evidence,
     Thresholds,
     Verdict,
     check_step,
     decide,
     load_thresholds,
     render_text,
+    samples_needed,
 )
 from harness.gate.evidence import collect
 from harness.run import RunFolder
@@ -55,6 +59,9 @@ from harness.stack.opening import open_stack
 # death with acks_late, retries through an executor outage, a slow broker link).
 GATE_SCENARIOS = ("celery-worker-kill-acks-late", "executor-3-outage-recovers", "celery-broker-latency")
 EVIDENCE_KINDS = ("parity", "load", "chaos")
+LOAD_ROUNDS = "load-rounds"  # one subfolder per round's Locust window (two levels down: not pooled twice)
+# make run (the gate 50 → 75 on the embedded stack) in about 3 minutes on a 2-core machine.
+DEFAULT_MAX_TIME_S = 170.0
 
 
 def apply_split(gateway: str, token: str, percentage: float) -> dict[str, Any]:
@@ -67,32 +74,59 @@ def apply_split(gateway: str, token: str, percentage: float) -> dict[str, Any]:
     return body
 
 
-def gather_parity(gateway: str, run: RunFolder, config: StackConfig, programs: int, seed: int,
-                  say: Callable[[str], None]) -> None:
+def parity_session(gateway: str, config: StackConfig) -> Any:
+    """A parity session over dual-write whose checks accumulate over the rounds."""
     from harness.parity.compare import ParityConfig
     from harness.parity.dispatch import DUAL, Dispatcher
-    from harness.parity.suite import POPULATION, ParitySession, register_profiles, sample, write_outputs
+    from harness.parity.suite import ParitySession, register_profiles
 
     register_profiles()
+    dispatcher = Dispatcher(gateway, default_timeout_s=config.executor_timeout_s)
+    return ParitySession(dispatcher, ParityConfig.load(), config.executor_output_bytes, DUAL)
+
+
+def gather_parity(session: Any, run: RunFolder, programs: int, seed: int, say: Callable[[str], None]) -> None:
+    from harness.parity.suite import POPULATION, sample
+
     say(f"parity: {programs} programs drawn from the mix `{POPULATION.removeprefix('mix:')}` (seed {seed}) "
         "through dual-write ...")
-    with Dispatcher(gateway, default_timeout_s=config.executor_timeout_s) as dispatcher:
-        session = ParitySession(dispatcher, ParityConfig.load(), config.executor_output_bytes, DUAL)
-        sample(session, programs=programs, seed=seed)
-    write_outputs(session, run.path, title="Parity (gate evidence)")
+    before = len(session.checks)
+    sample(session, programs=programs, seed=seed)
+    write_parity(session, run)
     counts = session.counts()
-    say(f"parity: {len(session.checks)} programs in {session.elapsed_s:.0f} s: "
+    say(f"parity: {len(session.checks) - before} programs, {len(session.checks)} in all: "
         + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
 
 
-def gather_load(gateway: str, run: RunFolder, evaluations: int, say: Callable[[str], None]) -> None:
-    from harness.load.runner import run_headless
+def write_parity(session: Any, run: RunFolder) -> None:
+    from harness.parity.suite import write_outputs
 
-    # Enough time for `evaluations` at the end-to-end rate 16 users reach here (about 10 per second
-    # on 2 cores), bounded.
-    duration = min(max(30, math.ceil(evaluations / 9)), 180)
-    say(f"load: Locust, 16 users, {duration} s through the gateway's split ...")
-    run_headless(gateway, run, users=16, spawn_rate=16, duration_s=duration)
+    write_outputs(session, run.path, title="Parity (gate evidence)")
+
+
+def gather_load(gateway: str, run: RunFolder, seconds: float, seed: int, round_no: int,
+                say: Callable[[str], None]) -> None:
+    """One Locust window into ``load-rounds/<k>/``, then every round so far pooled into the run folder's own
+    ``load_requests.parquet`` and ``load_stats.parquet`` (what the gate and the reports read)."""
+    from harness.load.frames import per_second
+    from harness.load.runner import REQUESTS_FILE, STATS_FILE, run_headless
+
+    duration = math.ceil(seconds)
+    say(f"load: Locust, {LOAD_USERS} users, {duration} s through the gateway's split ...")
+    folder = run.path / LOAD_ROUNDS / f"{round_no:02d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    run_headless(gateway, folder, users=LOAD_USERS, spawn_rate=LOAD_USERS, duration_s=duration, seed=seed)
+    import pandas as pd
+
+    rounds = []
+    for k, part in enumerate(sorted((run.path / LOAD_ROUNDS).glob(f"*/{REQUESTS_FILE}")), start=1):
+        frame = pd.read_parquet(part)
+        frame["test_run"] = k  # the round: Locust numbers the runs of one process only
+        rounds.append(frame)
+    requests = pd.concat(rounds, ignore_index=True)
+    requests.to_parquet(run.path / REQUESTS_FILE, index=False)
+    per_second(requests).to_parquet(run.path / STATS_FILE, index=False)
+    shutil.copyfile(folder / "load.json", run.path / "load.json")
 
 
 def chaos_scenarios(names: Sequence[str]) -> list[Any]:
@@ -113,21 +147,122 @@ def gather_chaos(run: RunFolder, names: Sequence[str], seed: int, say: Callable[
         say(f"chaos: {scenario.name}: " + "; ".join(rows))
 
 
-def gather(args: argparse.Namespace, run: RunFolder, thresholds: Thresholds, say: Callable[[str], None]) -> None:
-    needed = decide(Evidence(), args.current, args.target, thresholds).samples_needed
-    programs = math.ceil(needed["parity_pairs"] * args.budget)
-    per_path = needed["error_rate_per_path"]
+# The criteria each kind of evidence decides (the error rate is fed by both).
+PARITY_CRITERIA = ("parity mismatch rate", "critical fields", "oracle (wrong results)")
+LOAD_CRITERIA = ("latency (queueing + delivery)", "execution time", "resources (CPU, peak memory)", "error rate",
+                 "split accuracy")
+# Time kept for each chaos scenario at the end of the run (each starts a stack of its own; measured 19 s).
+CHAOS_RESERVE_S = 20.0
+LOAD_USERS = 16
+# Evaluations per second through the gateway at LOAD_USERS users on this 2-core machine (measured ~10).
+LOAD_RATE = 9.0
+MIN_ROUND_LOAD_S = 20.0
+
+
+@dataclass
+class Rounds:
+    """The sequential record: one look per round, why gathering stopped, and the plan it started from."""
+
+    plan: dict[str, int]
+    max_time_s: float
+    looks: list[dict[str, Any]] = field(default_factory=list)
+    stopped: str = ""
+    elapsed_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": sequential.METHOD, "plan": self.plan, "max_time_s": self.max_time_s, "looks": self.looks,
+                "rounds": len(self.looks), "stopped": self.stopped, "elapsed_s": round(self.elapsed_s, 1)}
+
+
+def _open(verdict: Verdict, names: Sequence[str]) -> list[str]:
+    return [c.name for c in verdict.criteria if c.name in names and c.status == "INCONCLUSIVE"]
+
+
+def _failed(verdict: Verdict, names: Sequence[str]) -> list[str]:
+    return [c.name for c in verdict.criteria if c.name in names and c.status == "FAIL"]
+
+
+def gather(args: argparse.Namespace, run: RunFolder, thresholds: Thresholds, say: Callable[[str], None]) -> Rounds:
+    """Gather evidence in rounds, looking after each, until the parity and load criteria are decided (or one
+    fails), or the time left is what the chaos scenarios need; then run the chaos scenarios (unless a
+    criterion already failed). Every look is valid at any round: the bounds are confidence sequences."""
+    started = time.monotonic()
+    plan = samples_needed(thresholds, args.target)
+    rounds = Rounds(plan, args.max_time)
+    scenarios = (args.chaos or GATE_SCENARIOS) if "chaos" in args.collect else ()
+    deadline = started + args.max_time - CHAOS_RESERVE_S * len(scenarios)
     config = StackConfig.for_tests(celery_percentage=args.current, seed=args.seed)
+    failed: list[str] = []
     with open_stack("external" if args.stack_url else "processes", config, run, url=args.stack_url) as stack:
         gateway = stack.endpoints.gateway
         if args.stack_url:
             apply_split(gateway, args.admin_token, args.current)
-        if "parity" in args.collect:
-            gather_parity(gateway, run, config, programs, args.seed, say)
-        if "load" in args.collect:
-            gather_load(gateway, run, math.ceil(2 * per_path * args.budget), say)
-    if "chaos" in args.collect:
-        gather_chaos(run, args.chaos or GATE_SCENARIOS, args.seed, say)
+        session = parity_session(gateway, config) if "parity" in args.collect else None
+        want_parity, want_load = session is not None, "load" in args.collect
+        round_no = 0
+        while want_parity or want_load:
+            round_no += 1
+            if want_parity and session is not None:
+                # first round: the fewest clean pairs that can pass (+5 % for A/A noise); then a third more
+                programs = math.ceil(plan["parity_pairs"] * (1.05 if round_no == 1 else 0.35))
+                gather_parity(session, run, programs, args.seed * 1000 + round_no, say)
+            if want_load:
+                # first round: enough for the split's and the error rate's minimum (parity's programs count for
+                # the error rate too); then shorter rounds
+                first = max(plan["split_routed"], 2 * plan["error_rate_per_path"] - (plan["parity_pairs"] if
+                                                                                       want_parity else 0))
+                seconds = max(MIN_ROUND_LOAD_S, first / LOAD_RATE) if round_no == 1 else MIN_ROUND_LOAD_S
+                gather_load(gateway, run, min(seconds, max(MIN_ROUND_LOAD_S, deadline - time.monotonic())),
+                            args.seed * 1000 + round_no, round_no, say)
+            verdict = decide(collect([run.path], configured_percentage=args.current), args.current, args.target,
+                             thresholds)
+            gathered = [c.name for c in verdict.criteria if c.name in (*PARITY_CRITERIA, *LOAD_CRITERIA)]
+            failed = _failed(verdict, gathered)
+            open_ = _open(verdict, gathered)
+            rounds.looks.append({"round": round_no, "elapsed_s": round(time.monotonic() - started, 1),
+                                 "statuses": {c.name: c.status for c in verdict.criteria if c.name in gathered},
+                                 "samples": {c.name: c.sample_size for c in verdict.criteria if c.name in gathered}})
+            say(f"look {round_no} at {time.monotonic() - started:.0f} s: "
+                + (f"FAIL on {', '.join(failed)}" if failed else
+                   f"undecided: {', '.join(open_)}" if open_ else "every gathered criterion decided"))
+            if failed:
+                rounds.stopped = "decided: a criterion failed"
+                break
+            if not open_:
+                rounds.stopped = "decided"
+                break
+            if time.monotonic() + MIN_ROUND_LOAD_S + 5 > deadline:  # no time left for one more round
+                rounds.stopped = f"--max-time {args.max_time:g} s (keeping {CHAOS_RESERVE_S * len(scenarios):.0f} s " \
+                                 "for chaos)" if scenarios else f"--max-time {args.max_time:g} s"
+                break
+            want_parity = want_parity and any(name in open_ for name in PARITY_CRITERIA)
+            want_load = want_load and (any(name in open_ for name in LOAD_CRITERIA) or not want_parity)
+        if session is not None:
+            write_parity(session, run)
+            session.dispatcher.close()
+    if scenarios and not failed:
+        gather_chaos(run, scenarios, args.seed, say)
+    elif scenarios:
+        say("chaos: skipped, a criterion already failed")
+    if not rounds.stopped:
+        rounds.stopped = "decided"
+    rounds.elapsed_s = time.monotonic() - started
+    return rounds
+
+
+def plan_text(args: argparse.Namespace, thresholds: Thresholds) -> str:
+    """The plan printed up front: the fewest samples each criterion can pass with, and the most the gate spends."""
+    plan = samples_needed(thresholds, args.target)
+    scenarios = (args.chaos or GATE_SCENARIOS) if "chaos" in args.collect else ()
+    lines = [f"plan: evidence in rounds with a look after each (confidence sequences, valid at every look); it "
+             f"stops once every criterion is decided, or at --max-time {args.max_time:g} s",
+             f"  at least {plan['parity_pairs']} clean dual-write pairs (parity, ε = "
+             f"{100 * thresholds.epsilon(args.target):g} %), {plan['error_rate_per_path']} evaluations per path "
+             f"without error (error rate), {plan['latency_per_path']} latency samples per path, "
+             f"{plan['split_routed']} routed evaluations (split)"]
+    if scenarios:
+        lines.append(f"  then {len(scenarios)} chaos scenario(s): {', '.join(scenarios)}")
+    return "\n".join(lines)
 
 
 def write_verdict(verdict: Verdict, run_dir: Path) -> dict[str, Path]:
@@ -164,18 +299,19 @@ def cmd_gate(args: argparse.Namespace) -> int:
     if args.evidence:
         folders = list(args.evidence)  # readable folders (checked by the parser)
         out = folders[0]
+        rounds = None
     else:
         run = RunFolder.create()
         out = run.path
-        needed = decide(Evidence(), args.current, args.target, thresholds).samples_needed
-        say(f"gate {args.current:g} % → {args.target:g} %: run {run.run_id}; this step needs "
-            + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in needed.items()))
-        started = time.monotonic()
-        gather(args, run, thresholds, say)
-        say(f"evidence gathered in {time.monotonic() - started:.0f} s")
+        say(f"gate {args.current:g} % → {args.target:g} %: run {run.run_id}")
+        say(plan_text(args, thresholds))
+        rounds = gather(args, run, thresholds, say)
+        say(f"evidence gathered in {rounds.elapsed_s:.0f} s, {len(rounds.looks)} look(s); stopped: {rounds.stopped}")
         folders = [run.path]
     evidence = collect(folders, configured_percentage=args.current)
     verdict = decide(evidence, args.current, args.target, thresholds)
+    if rounds is not None:
+        verdict = dataclasses.replace(verdict, sequential=rounds.to_dict())
     written = write_verdict(verdict, out)
     print("\n" + render_text(verdict))
     for name, path in written.items():
@@ -216,8 +352,9 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         step_args = argparse.Namespace(**{**vars(args), "current": current, "target": target})
         run = RunFolder.create()
         print(f"\n== gate {current:g} % → {target:g} % (run {run.run_id})", flush=True)
-        gather(step_args, run, thresholds, lambda text: print("  " + text, flush=True))
+        rounds = gather(step_args, run, thresholds, lambda text: print("  " + text, flush=True))
         verdict = decide(collect([run.path], configured_percentage=current), current, target, thresholds)
+        verdict = dataclasses.replace(verdict, sequential=rounds.to_dict())
         write_verdict(verdict, run.path)
         print(verdict.headline, flush=True)
         walked.append((current, target, verdict.verdict, run.path))
@@ -252,8 +389,9 @@ def add_parsers(sub: Any) -> None:
                       help="which evidence to gather (default parity,load,chaos)")
     gate.add_argument("--chaos", nargs="*", metavar="SCENARIO",
                       help=f"chaos scenarios to run (default: {', '.join(GATE_SCENARIOS)})")
-    gate.add_argument("--budget", type=arguments.number(above=0), default=1.1,
-                      help="evidence per criterion as a multiple of the samples needed, > 0 (default 1.1)")
+    gate.add_argument("--max-time", type=arguments.number(above=0), default=DEFAULT_MAX_TIME_S, metavar="SECONDS",
+                      help=f"the most time evidence gathering may take, chaos included (default "
+                           f"{DEFAULT_MAX_TIME_S:g}); it stops earlier once every criterion is decided")
     gate.add_argument("--stack-url", type=arguments.http_url,
                       help="gateway URL of a running deployment instead of the embedded stack")
     gate.add_argument("--admin-token", type=arguments.non_empty,
@@ -268,7 +406,7 @@ def add_parsers(sub: Any) -> None:
     rollout = sub.add_parser("rollout", help="walk the split through steps with the gate between them",
                              epilog="exit status: 0 every step passed, 1 FAIL, 2 INCONCLUSIVE, 3 a usage or stack error")
     rollout.add_argument("--steps", type=parse_steps, required=True, help="e.g. 10,25,50,75,100 (the first is now)")
-    for name in ("--collect", "--chaos", "--budget", "--stack-url", "--admin-token", "--thresholds", "--seed"):
+    for name in ("--collect", "--chaos", "--max-time", "--stack-url", "--admin-token", "--thresholds", "--seed"):
         action = next(a for a in gate._actions if name in a.option_strings)
         rollout._add_action(action)
     rollout.set_defaults(func=cmd_rollout)

@@ -19,17 +19,19 @@ makes its criteria INCONCLUSIVE:
   disagreements per path (``None``: no oracle was checked).
 - ``chaos``: one ``ChaosOutcome`` per scenario run: the Celery path's outcome
   (``harness.vocabulary.Outcome``: held, finding, known-failure, failed, error), what broke and why.
-- ``latency``: end-to-end latency samples (ms) per path and platform error counts per path.
+- ``latency``: end-to-end latency samples (ms) per path, their stages and resources, and platform
+  error counts per path.
 - ``split``: the configured percentage, evaluations routed, and how many went to Celery.
 
-Criteria, in order (``Thresholds`` supplies confidence c, ε(target) and the tolerances):
+Criteria, in order (``Thresholds`` supplies confidence c, ε(target) and the tolerances). Every bound
+is a confidence sequence (``sequential``): valid at every sample size at once, so the gate may look
+after every round of evidence and stop at the first decisive look; α = 1 − c per criterion, α/2 per
+path where two paths are compared.
 
-1. parity mismatch rate: the one-sided upper bound of k/n (rule of three for k = 0, Clopper–Pearson
-   otherwise) < ε → PASS; the point estimate k/n > ε (the best estimate is over budget; implied
-   whenever the lower bound is) → FAIL; otherwise INCONCLUSIVE: with k = 0 that is only "too few
-   samples" and the gate says how many it needs; with k > 0 the interval straddles ε. n = 0 →
-   INCONCLUSIVE. The detail names the population ("0/299 mismatched in programs drawn from mix
-   `parity-v1`").
+1. parity mismatch rate: the rare-event CS of k/n: upper end < ε → PASS; lower end > ε → FAIL;
+   otherwise INCONCLUSIVE: with k = 0 that is only "too few samples" and the gate says how many it
+   needs; with k > 0 the sequence straddles ε. n = 0 → INCONCLUSIVE. The detail names the population
+   ("0/304 mismatched in programs drawn from mix `parity-v1`").
 2. critical fields: any mismatch on a field of ``thresholds.critical_fields`` → FAIL.
 3. oracle: any wrong result on any path → FAIL. A wrong legacy result also fails: it means the
    oracle or the platform is broken and no parity claim can be trusted until it is fixed.
@@ -37,17 +39,29 @@ Criteria, in order (``Thresholds`` supplies confidence c, ε(target) and the tol
    by name (``[chaos.accepted_known_failures]``) → FAIL (a known defect is never "held"); else any
    ``error`` (the scenario could not be carried out) → INCONCLUSIVE; no scenario run → INCONCLUSIVE;
    else PASS, and an accepted known failure is named in the verdict's headline with its reason.
-5. latency: fewer than ``latency_min_samples`` per path → INCONCLUSIVE. Otherwise the
-   Hodges–Lehmann interval of (celery − legacy) at c: upper end <= tolerance → PASS, lower end >
-   tolerance → FAIL, else INCONCLUSIVE; tolerance = max(tolerance_ms, tolerance_fraction × legacy
-   median). p50 / p95 / p99 per path and the one-sided Mann–Whitney p-value are reported.
-6. error rate: Newcombe's interval for (celery − legacy) platform error rate at c: upper end <=
-   ``max_increase`` → PASS, lower end > it → FAIL, else INCONCLUSIVE (a difference of two rates
-   with sampling error on both sides; comparing Celery's upper bound with legacy's point estimate
-   would not be).
-7. split accuracy: the evidence must have been collected at ``current`` percent and have at least
-   ``split_min_samples`` routed evaluations (else INCONCLUSIVE); the two-sided binomial p-value of
-   "to_celery of routed at configured %" < ``split_p_value_floor`` → FAIL.
+5. latency (queueing + delivery): the stage the migration changes, end-to-end − execution, per
+   single-path evaluation of the load run. Fewer than ``latency_min_samples`` per path →
+   INCONCLUSIVE. The CS of the median of paired differences (the i-th Celery evaluation minus the
+   i-th legacy one, both in submission order: pairs submitted at about the same time at a 50 % split;
+   at uneven splits they drift apart in time and stay independent draws; the shorter path sets the
+   number of pairs): upper end <= tolerance → PASS, lower end > tolerance → FAIL, else INCONCLUSIVE;
+   tolerance = max(tolerance_ms, tolerance_fraction × legacy median). First, the A/A noise floor
+   (per path, |median of the differences between consecutive evaluations|, two halves sharing the
+   same time windows whose true difference is zero; the larger path's) must be within the
+   tolerance, else INCONCLUSIVE: the machine is noisier than the difference the gate is asked to
+   see. Each Celery evaluation still in flight at the end adds a pair Celery lost by +inf; legacy
+   ones still in flight count only as errors.
+6. execution time: the same rule on the executions' own time; both paths run the same executor code,
+   so a difference means the executors differ (image, settings, host), not the queue.
+7. resources (CPU, peak memory): the same rule on each execution's CPU time and peak RSS (seed 000,
+   Q7: Celery's memory may not exceed legacy's), without the noise floor.
+8. error rate: a rare-event CS per path at α/2 over the load run's evaluations and parity's dual-write
+   programs: upper end of (celery − legacy) <= ``max_increase`` → PASS, lower end > it → FAIL, else
+   INCONCLUSIVE.
+9. split accuracy: the evidence must have been collected at ``current`` percent and have at least
+   ``split_min_samples`` routed evaluations (else INCONCLUSIVE); the configured share outside the
+   share's CS at level ``split_p_value_floor`` → FAIL; the CS at c within configured ±
+   ``split_tolerance`` → PASS; else INCONCLUSIVE.
 
 Overall: any FAIL → FAIL; else any INCONCLUSIVE → INCONCLUSIVE; else PASS. ``Verdict`` carries
 the headline (the first line of ``render_text``), every criterion with observed value, threshold,
@@ -66,7 +80,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from harness.errors import HarnessError
-from harness.gate import stats
+from harness.gate import sequential, stats
 from harness.vocabulary import PATHS, VERDICT_EXIT_CODES, Outcome, VocabularyError, outcome_of
 from harness.vocabulary import Verdict as Status
 
@@ -109,6 +123,11 @@ class Thresholds:
     error_rate_max_increase: float
     split_p_value_floor: float
     split_min_samples: int
+    split_tolerance: float
+    cpu_tolerance_ms: float
+    cpu_tolerance_fraction: float
+    memory_tolerance_kb: float
+    memory_tolerance_fraction: float
     # scenario name -> the reviewed reason a step may move past its known failure
     accepted_known_failures: Mapping[str, str] = field(default_factory=dict, hash=False)
 
@@ -164,7 +183,7 @@ class _Reader:
         return value
 
     def thresholds(self, doc: Mapping[str, Any]) -> Thresholds:
-        self.only(doc, {"confidence", "parity", "latency", "error_rate", "split", "chaos"}, "")
+        self.only(doc, {"confidence", "parity", "latency", "error_rate", "split", "resources", "chaos"}, "")
         confidence = self.number(doc, "confidence", "", 0, 1, lo_open=True, hi_open=True)
         parity = self.table(doc, "parity", {"critical_fields", "budget"})
         fields = parity.get("critical_fields")
@@ -175,7 +194,9 @@ class _Reader:
         budgets = self.budgets(parity.get("budget"))
         latency = self.table(doc, "latency", {"min_samples", "tolerance_ms", "tolerance_fraction"})
         error_rate = self.table(doc, "error_rate", {"max_increase"})
-        split = self.table(doc, "split", {"p_value_floor", "min_samples"})
+        split = self.table(doc, "split", {"p_value_floor", "min_samples", "tolerance"})
+        resources = self.table(doc, "resources", {"cpu_tolerance_ms", "cpu_tolerance_fraction",
+                                                  "memory_tolerance_kb", "memory_tolerance_fraction"})
         return Thresholds(
             confidence=float(confidence),
             budgets=budgets,
@@ -189,6 +210,14 @@ class _Reader:
             split_p_value_floor=float(self.number(split, "p_value_floor", "split.", 0, 1, lo_open=True,
                                                   hi_open=True)),
             split_min_samples=int(self.number(split, "min_samples", "split.", 1, math.inf, integer=True)),
+            split_tolerance=float(self.number(split, "tolerance", "split.", 0, 1, lo_open=True, hi_open=True)),
+            cpu_tolerance_ms=float(self.number(resources, "cpu_tolerance_ms", "resources.", 0, math.inf,
+                                               hi_open=True)),
+            cpu_tolerance_fraction=float(self.number(resources, "cpu_tolerance_fraction", "resources.", 0, 10)),
+            memory_tolerance_kb=float(self.number(resources, "memory_tolerance_kb", "resources.", 0, math.inf,
+                                                  hi_open=True)),
+            memory_tolerance_fraction=float(self.number(resources, "memory_tolerance_fraction", "resources.", 0,
+                                                        10)),
             accepted_known_failures=self.accepted(doc.get("chaos", {})),
         )
 
@@ -242,6 +271,11 @@ def _non_negative(value: Any, name: str) -> None:
         raise GateError(f"evidence: {name} must be a non-negative integer, got {value!r}")
 
 
+class ErrorCount(NamedTuple):
+    n: int  # evaluations submitted on the path
+    errors: int  # of those, ending in a platform error (status "error", lost, stuck), not a user program failure
+
+
 @dataclass(frozen=True)
 class ParityEvidence:
     """``n`` and ``mismatches`` are the sample the rate bound is computed on: programs drawn independently
@@ -256,6 +290,9 @@ class ParityEvidence:
     noise: int | None = None  # evaluations the A/A control disagreed on (excluded from n); None: no A/A
     population: str | None = None
     searched: int = 0
+    # path -> (dual-write evaluations, of those ending in a platform error or never finished): every
+    # judged program is an evaluation on both paths, so it is evidence for the error-rate criterion too
+    errors: Mapping[str, ErrorCount] = field(default_factory=dict)
 
     @property
     def checked(self) -> int:
@@ -299,18 +336,25 @@ class ChaosOutcome:
                             f"{list(self.violations)}: the findings contradict themselves")
 
 
-class ErrorCount(NamedTuple):
-    n: int  # evaluations submitted on the path
-    errors: int  # of those, ending in a platform error (status "error", lost, stuck), not a user program failure
+STAGES = ("submit", "queue", "execution", "delivery")  # the parts of end-to-end latency, in order
+OVERHEAD = "overhead"  # submit + queue + delivery = end-to-end − execution: what the migration changes
+RESOURCES = ("cpu_ms", "peak_rss_kb")
 
 
 @dataclass(frozen=True)
 class LatencyEvidence:
+    """What the load run measured per path, every sequence in submission order (the A/A noise floor
+    splits it alternately). ``stages_ms[path]`` has the ``STAGES`` and ``OVERHEAD`` of every finished
+    single-path evaluation whose stages were measured; ``resources[path]`` has ``cpu_ms`` and
+    ``peak_rss_kb`` of every finished execution."""
+
     samples_ms: Mapping[str, Sequence[float]]  # path -> end-to-end latencies (submit to final result)
     errors: Mapping[str, ErrorCount] = field(default_factory=dict)  # path -> (n, errors)
     # path -> time waited so far by evaluations still in flight when the load run ended: their
     # latency is at least this (right-censored). Dropping them would hide a starved queue.
     unfinished_ms: Mapping[str, Sequence[float]] = field(default_factory=dict)
+    stages_ms: Mapping[str, Mapping[str, Sequence[float]]] = field(default_factory=dict)
+    resources: Mapping[str, Mapping[str, Sequence[float]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for path, count in self.errors.items():
@@ -370,6 +414,13 @@ class Verdict:
     target: float = 0.0
     epsilon: float = 0.0
     confidence: float = 0.0
+    # per path, per stage (``STAGES``, ``OVERHEAD``, ``end_to_end``) and resource: n, p50, p95 and the
+    # median's confidence sequence; the A/A noise floor per compared quantity
+    stages: Mapping[str, Any] = field(default_factory=dict)
+    noise_floor: Mapping[str, Any] = field(default_factory=dict)
+    method: str = ""
+    # the rounds of a sequential run (``harness gate`` fills it in): looks, why it stopped, the plan
+    sequential: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict for ``verdict.json`` (non-finite numbers become null)."""
@@ -419,18 +470,22 @@ def _missing(name: str, threshold: str, what: str) -> Criterion:
     return Criterion(name, "INCONCLUSIVE", "not collected", threshold, None, "-", f"no {what} evidence")
 
 
+def _alpha(th: Thresholds) -> float:
+    return 1 - th.confidence
+
+
 def _parity_rate(parity: ParityEvidence | None, eps: float, th: Thresholds, target: float) -> Criterion:
     name = "parity mismatch rate"
-    threshold = f"upper bound < ε = {_pct(eps)} (target {_num(target)} %)"
+    threshold = f"upper < ε = {_pct(eps)} (target {_num(target)} %)"
     if parity is None:
         return _missing(name, threshold, "parity")
     k, n = parity.mismatches, parity.n
     noise = "" if parity.noise is None else f"; {parity.noise} A/A noise evaluations excluded"
     drawn = (f"programs drawn from mix `{parity.population.removeprefix('mix:')}`" if parity.population
              else "programs of an undeclared population (stored before populations were recorded)")
-    needed = stats.samples_needed(eps, th.confidence)
-    rb = stats.rate_bound(k, n, th.confidence)
-    values = {"k": k, "n": n, "estimate": rb.estimate, "lower": rb.lower, "upper": rb.upper, "epsilon": eps,
+    needed = sequential.min_clean_samples(eps, _alpha(th))
+    cs = sequential.proportion_cs(k, n, _alpha(th), rare=True, prior_mean=eps)
+    values = {"k": k, "n": n, "estimate": cs.estimate, "lower": cs.lower, "upper": cs.upper, "epsilon": eps,
               "noise": parity.noise, "samples_needed": needed, "population": parity.population,
               "searched": parity.searched}
     if n == 0:
@@ -440,13 +495,14 @@ def _parity_rate(parity: ParityEvidence | None, eps: float, th: Thresholds, targ
                          f"no programs drawn from a declared mix: need >= {needed} with zero mismatches"
                          f"{searched}{noise}", values)
     observed = f"{k}/{n} = {_pct(k / n)}"
-    bound = f"{_pct(th.confidence)} upper {_pct(rb.upper)} ({rb.method})"
-    if rb.upper < eps:
+    bound = f"{_pct(th.confidence)} CS [{_pct(cs.lower)}, {_pct(cs.upper)}]"
+    if cs.upper < eps:
         status: Status = "PASS"
         detail = f"{k}/{n} mismatched in {drawn}: bound below ε{noise}"
-    elif k / n > eps:
+    elif cs.lower > eps:
         status = "FAIL"
-        detail = f"mismatch rate {_pct(k / n)} exceeds ε = {_pct(eps)} ({k}/{n} mismatched in {drawn}){noise}"
+        detail = (f"mismatch rate above ε = {_pct(eps)}: at least {_pct(cs.lower)} ({k}/{n} mismatched in "
+                  f"{drawn}){noise}")
     elif k == 0:
         status = "INCONCLUSIVE"
         detail = f"too few samples: 0/{n} mismatched in {drawn}, need >= {needed} with zero mismatches{noise}"
@@ -543,103 +599,199 @@ def _accepted(outcome: ChaosOutcome, th: Thresholds) -> str:
             f"({th.accepted_known_failures[outcome.scenario]})")
 
 
-def _latency(latency: LatencyEvidence | None, th: Thresholds) -> Criterion:
-    name = "latency (end-to-end)"
-    rule = f"HL upper <= max({_num(th.latency_tolerance_ms)} ms, {_pct(th.latency_tolerance_fraction)} of legacy median)"
-    if latency is None:
-        return _missing(name, rule, "latency")
-    unfinished: dict[str, list[float]] = {p: list(latency.unfinished_ms.get(p, ())) for p in PATHS}
-    sizes: dict[str, int] = {p: len(latency.samples_ms.get(p, ())) + len(unfinished[p]) for p in PATHS}
+def _summary(samples: Sequence[float], alpha: float) -> dict[str, float | int | None]:
+    """n, p50, p95 and the median's confidence sequence (at ``alpha``) of one path's samples."""
+    finite = [v for v in samples if math.isfinite(v)]
+    cs = sequential.median_cs(samples, alpha)
+    p95 = stats.percentiles(finite).p95 if finite else None
+    return {"n": len(samples), "p50": cs.estimate if samples else None, "p95": p95, "lower": cs.lower,
+            "upper": cs.upper}
+
+
+def paired_differences(candidate: Sequence[float], control: Sequence[float]) -> list[float]:
+    """candidate[i] − control[i] for i below the shorter length (both in submission order): each pair is a
+    random evaluation of each path, submitted at about the same time (a blocked design: a slow minute of
+    the machine slows both members of a pair). A +inf candidate stays +inf."""
+    return [math.inf if math.isinf(c) and c > 0 else c - x for c, x in zip(candidate, control, strict=False)]
+
+
+def _noise_floor(samples: Mapping[str, Sequence[float]], alpha: float) -> tuple[float, dict[str, float]]:
+    """The A/A noise floor: per path, |median of the differences between consecutive evaluations of that
+    path| (the 2nd minus the 1st, the 4th minus the 3rd, ...: two halves in the same time windows, whose
+    true difference is zero); the floor is the larger of the two paths'. It is what the machine's own
+    variation makes of "no difference at all" in this run."""
+    per_path: dict[str, float] = {}
+    for path in PATHS:
+        values = [v for v in samples.get(path, ()) if math.isfinite(v)]
+        diffs = paired_differences(values[1::2], values[0::2])
+        per_path[path] = abs(float(sequential.median_cs(diffs, alpha).estimate)) if diffs else math.inf
+    return max(per_path.values()), per_path
+
+
+def _compare_medians(name: str, what: str, unit: str, samples: Mapping[str, Sequence[float]], tol_abs: float,
+                     tol_fraction: float, th: Thresholds, *, min_samples: int, noise: bool,
+                     extra_observed: str = "", extra_detail: str = "", worse: str = "slower by",
+                     unfinished_celery: int = 0) -> Criterion:
+    """Celery's median of ``samples`` may exceed legacy's by at most max(tol_abs, tol_fraction × legacy's
+    median): PASS / FAIL on the confidence sequence of the difference, INCONCLUSIVE in between, with too
+    few samples, or (``noise``) when the machine's A/A noise floor is above the tolerance."""
+    alpha = _alpha(th)
+    rule = (f"median of paired celery − legacy upper <= max({_num(tol_abs)} {unit}, {_pct(tol_fraction)} of "
+            "legacy's median)")
+    sizes: dict[str, int] = {p: len(samples.get(p, ())) + (unfinished_celery if p == "celery" else 0) for p in PATHS}
     smallest = min(sizes.values())
-    if smallest < th.latency_min_samples:
+    if smallest < min_samples:
         return Criterion(name, "INCONCLUSIVE", ", ".join(f"{p} n={c}" for p, c in sizes.items()), rule, smallest,
-                         "-", f"too few latency samples: {', '.join(f'{p} {c}' for p, c in sizes.items())} "
-                         f"(need >= {th.latency_min_samples} per path)", dict(sizes))
+                         "-", f"too few {what} samples: {', '.join(f'{p} {c}' for p, c in sizes.items())} "
+                         f"(need >= {min_samples} per path)", dict(sizes))
     try:
-        legacy = stats.percentiles(latency.samples_ms["legacy"])
-        celery = stats.percentiles(latency.samples_ms["celery"])
-        control, candidate, worst = _censored(latency.samples_ms, unfinished)
-        shift = stats.hodges_lehmann(control, candidate, th.confidence)
-    except stats.StatsError as exc:
-        raise GateError(f"evidence: latency samples: {exc}") from exc
-    tolerance = max(th.latency_tolerance_ms, th.latency_tolerance_fraction * legacy.p50)
-    threshold = f"HL upper <= {tolerance:.1f} ms = max({_num(th.latency_tolerance_ms)} ms, " \
-                f"{_pct(th.latency_tolerance_fraction)} × legacy median {legacy.p50:.1f} ms)"
-    observed = (f"shift {_ms(shift.estimate)} ms; p50/p95/p99 legacy {legacy.p50:.1f}/{legacy.p95:.1f}/"
-                f"{legacy.p99:.1f}, celery {celery.p50:.1f}/{celery.p95:.1f}/{celery.p99:.1f} ms")
-    if any(unfinished.values()):
-        observed += "; unfinished " + ", ".join(f"{p} {len(unfinished[p])}" for p in PATHS)
-    bound = (f"{_pct(th.confidence)} CI [{_ms(shift.lower)}, {_ms(shift.upper)}] ms ({shift.method}); "
-             f"MW p = {shift.p_value:.3g}")
+        legacy = sequential.median_cs(samples["legacy"], alpha)
+        celery = sequential.median_cs([*samples["celery"], *[math.inf] * unfinished_celery], alpha)
+        # each Celery evaluation still in flight at the end is a pair Celery lost by +inf: a PASS on them is a PASS
+        diff = sequential.median_cs([*paired_differences(samples["celery"], samples["legacy"]),
+                                     *[math.inf] * unfinished_celery], alpha)
+    except sequential.SequentialError as exc:
+        raise GateError(f"evidence: {what} samples: {exc}") from exc
+    tolerance = max(tol_abs, tol_fraction * legacy.estimate)
+    threshold = (f"upper <= {tolerance:.1f} {unit} = max({_num(tol_abs)} {unit}, {_pct(tol_fraction)} × legacy "
+                 f"median {legacy.estimate:.1f} {unit})")
+    observed = (f"celery − legacy {_ms(diff.estimate)} {unit} (median of {diff.n} pairs); median legacy "
+                f"{legacy.estimate:.1f}, celery {celery.estimate:.1f} {unit}{extra_observed}")
+    bound = f"{_pct(th.confidence)} CS [{_ms(diff.lower)}, {_ms(diff.upper)}] {unit}"
     values: dict[str, float | int | str | None] = {
-        "n_legacy": legacy.n, "n_celery": celery.n, "shift_ms": shift.estimate, "lower_ms": shift.lower,
-        "upper_ms": shift.upper, "tolerance_ms": tolerance, "p_value": shift.p_value, "method": shift.method,
-        **{f"{p}_{q}_ms": getattr(s, q) for p, s in (("legacy", legacy), ("celery", celery))
-           for q in ("p50", "p95", "p99")},
-        **{f"{p}_unfinished": len(unfinished[p]) for p in PATHS}}
-    if shift.upper <= tolerance:
-        status: Status = "PASS"
-        detail = f"Celery slower by at most {shift.upper:.1f} ms (tolerance {tolerance:.1f} ms)"
-    elif shift.lower > tolerance:
+        "n_legacy": sizes["legacy"], "n_celery": sizes["celery"], "pairs": diff.n, "legacy_median": legacy.estimate,
+        "celery_median": celery.estimate, "difference": diff.estimate, "lower": diff.lower, "upper": diff.upper,
+        "tolerance": tolerance, "unit": unit}
+    floor = None
+    if noise:
+        floor, per_path = _noise_floor(samples, alpha)
+        values.update({"noise_floor": floor, **{f"noise_{p}": v for p, v in per_path.items()}})
+        bound += f"; A/A noise floor {floor:.1f} {unit}"
+    if floor is not None and floor > tolerance:
+        status: Status = "INCONCLUSIVE"
+        detail = (f"{what}: the machine's own A/A noise ({floor:.1f} {unit}) is above the tolerance "
+                  f"{tolerance:.1f} {unit}: collect more samples or run on a quieter machine")
+    elif diff.upper <= tolerance:
+        status = "PASS"
+        detail = f"{what}: Celery {worse} at most {_ms(diff.upper)} {unit} (tolerance {tolerance:.1f} {unit})"
+    elif diff.lower > tolerance:
         status = "FAIL"
-        detail = f"latency regression: Celery slower by at least {shift.lower:.1f} ms (tolerance {tolerance:.1f} ms)"
+        detail = (f"{what} regression: Celery {worse} at least {diff.lower:.1f} {unit} "
+                  f"(tolerance {tolerance:.1f} {unit})")
     else:
         status = "INCONCLUSIVE"
-        detail = f"latency interval straddles the tolerance {tolerance:.1f} ms: collect more samples"
+        detail = f"{what}: the confidence sequence straddles the tolerance {tolerance:.1f} {unit}: collect more samples"
+    return Criterion(name, status, observed, threshold, smallest, bound, detail + extra_detail, values)
+
+
+def _stage(latency: LatencyEvidence, stage: str) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {p: [float(v) for v in latency.stages_ms.get(p, {}).get(stage, ())]
+                                   for p in PATHS}
+    return out
+
+
+def _latency(latency: LatencyEvidence | None, th: Thresholds) -> Criterion:
+    name = "latency (queueing + delivery)"
+    if latency is None:
+        return _missing(name, "celery − legacy median of end-to-end − execution", "latency")
+    if not any(latency.stages_ms.values()):
+        return Criterion(name, "INCONCLUSIVE", "no stages", "-", 0, "-",
+                         "the load evidence has no latency stages (stored by an older harness): run the load again")
+    unfinished: dict[str, list[float]] = {p: list(latency.unfinished_ms.get(p, ())) for p in PATHS}
+    samples = _stage(latency, OVERHEAD)
+    e2e = {p: stats.percentiles(latency.samples_ms[p]) for p in PATHS if len(latency.samples_ms.get(p, ())) > 0}
+    observed = "; end-to-end p50/p95 " + ", ".join(f"{p} {v.p50:.0f}/{v.p95:.0f}" for p, v in e2e.items()) + " ms"
     if any(unfinished.values()):
-        detail += (f"; counted conservatively: {len(unfinished['celery'])} Celery evaluation(s) still in flight at "
-                   f"the end of the load run as slower than every finished one ({worst:.0f} ms), "
-                   f"{len(unfinished['legacy'])} legacy one(s) at the time waited so far")
-    return Criterion(name, status, observed, threshold, smallest, bound, detail, values)
+        observed += "; unfinished " + ", ".join(f"{p} {len(unfinished[p])}" for p in PATHS)
+    extra = ""
+    if any(unfinished.values()):
+        extra = (f"; counted conservatively: {len(unfinished['celery'])} Celery evaluation(s) still in flight at "
+                 "the end of the load run as slower than any legacy one (their legacy counterparts, "
+                 f"{len(unfinished['legacy'])} unfinished, count as errors only)")
+    return _compare_medians(name, "queueing + delivery", "ms", samples, th.latency_tolerance_ms,
+                            th.latency_tolerance_fraction, th, min_samples=th.latency_min_samples, noise=True,
+                            extra_observed=observed, extra_detail=extra, unfinished_celery=len(unfinished["celery"]))
 
 
-def _censored(finished: Mapping[str, Sequence[float]], unfinished: Mapping[str, Sequence[float]]
-              ) -> tuple[list[float], list[float], float]:
-    """Legacy and Celery samples with the unfinished evaluations put in, as Celery's worst case.
-
-    An unfinished evaluation's latency is only known to be at least the time it waited. Counting a
-    legacy one at that lower bound makes legacy look as fast as it can; counting a Celery one as
-    slower than anything observed makes Celery look as slow as it can. The Hodges–Lehmann shift of
-    these samples is then an upper bound on the true one: a PASS on them is a PASS, and a queue that
-    starves some of its work cannot pass by leaving that work out of the samples.
-    """
-    everything = [*finished.get("legacy", ()), *finished.get("celery", ()), *unfinished.get("legacy", ()),
-                  *unfinished.get("celery", ())]
-    worst = 2.0 * max(everything, default=0.0) + 1.0
-    control = [*finished.get("legacy", ()), *unfinished.get("legacy", ())]
-    candidate = [*finished.get("celery", ()), *[worst] * len(unfinished.get("celery", ()))]
-    return control, candidate, worst
+def _execution(latency: LatencyEvidence | None, th: Thresholds) -> Criterion:
+    name = "execution time"
+    if latency is None:
+        return _missing(name, "celery − legacy median of the executions' own time", "latency")
+    return _compare_medians(name, "execution", "ms", _stage(latency, "execution"), th.latency_tolerance_ms,
+                            th.latency_tolerance_fraction, th, min_samples=th.latency_min_samples, noise=True)
 
 
-def _error_rate(latency: LatencyEvidence | None, th: Thresholds, needed: int) -> Criterion:
+def _resources(latency: LatencyEvidence | None, th: Thresholds) -> Criterion:
+    name = "resources (CPU, peak memory)"
+    if latency is None:
+        return _missing(name, "celery − legacy median CPU time and peak RSS", "latency")
+    parts = []
+    for key, unit, tol_abs, tol_fraction in (("cpu_ms", "ms", th.cpu_tolerance_ms, th.cpu_tolerance_fraction),
+                                             ("peak_rss_kb", "KiB", th.memory_tolerance_kb,
+                                              th.memory_tolerance_fraction)):
+        samples: dict[str, list[float]] = {p: [float(v) for v in latency.resources.get(p, {}).get(key, ())]
+                                           for p in PATHS}
+        what = "CPU time" if key == "cpu_ms" else "peak memory"
+        parts.append(_compare_medians(name, what, unit, samples, tol_abs, tol_fraction, th,
+                                      min_samples=th.latency_min_samples, noise=False, worse="above legacy by"))
+    worst = _worst(tuple(c.status for c in parts))
+    values: dict[str, float | int | str | None] = {f"{key}_{k}": v for key, c in zip(RESOURCES, parts, strict=True)
+                                                     for k, v in c.values.items()}
+    return Criterion(name, worst, "; ".join(c.observed for c in parts), "; ".join(c.threshold for c in parts),
+                     min((c.sample_size or 0) for c in parts), "; ".join(c.bound for c in parts),
+                     "; ".join(c.detail for c in parts if c.status == worst), values)
+
+
+def _worst(statuses: Sequence[Status]) -> Status:
+    return "FAIL" if "FAIL" in statuses else "INCONCLUSIVE" if "INCONCLUSIVE" in statuses else "PASS"
+
+
+def _error_rate(latency: LatencyEvidence | None, parity: ParityEvidence | None, th: Thresholds,
+                needed: int) -> Criterion:
     name = "error rate"
     threshold = f"celery − legacy upper <= {_pp(th.error_rate_max_increase)}"
-    if latency is None:
+    if latency is None and (parity is None or not parity.errors):
         return _missing(name, threshold, "latency/error")
     # An evaluation still in flight when the load run ended (after Locust's stop timeout) is counted
     # as an error: the platform did not answer in time. Without this a queue that starves part of
     # its work would show a clean error rate, and a latency shift the starved work is not part of.
-    unfinished = {p: len(latency.unfinished_ms.get(p, ())) for p in PATHS}
-    counts = {p: None if c is None else ErrorCount(c.n + unfinished[p], c.errors + unfinished[p])
-              for p, c in ((p, latency.errors.get(p)) for p in PATHS)}
-    if any(c is None or c.n == 0 for c in counts.values()):
-        shown = ", ".join(f"{p} {'-' if c is None else f'{c.errors}/{c.n}'}" for p, c in counts.items())
+    unfinished = {p: len(latency.unfinished_ms.get(p, ())) if latency else 0 for p in PATHS}
+    population = []
+    counts: dict[str, ErrorCount] = {}
+    for path in PATHS:
+        n = errors = 0
+        load = latency.errors.get(path) if latency else None
+        if load is not None:
+            n, errors = load.n + unfinished[path], load.errors + unfinished[path]
+        dual = parity.errors.get(path) if parity else None
+        if dual is not None:
+            n, errors = n + dual.n, errors + dual.errors
+        counts[path] = ErrorCount(n, errors)
+    if latency is not None and any(latency.errors.values()):
+        population.append("the load mix")
+    if parity is not None and parity.errors:
+        population.append("parity's dual-write programs")
+    if any(c.n == 0 for c in counts.values()):
+        shown = ", ".join(f"{p} {c.errors}/{c.n}" for p, c in counts.items())
         return Criterion(name, "INCONCLUSIVE", shown, threshold, 0, "-",
-                         "no error counts for " + ", ".join(p for p, c in counts.items() if c is None or c.n == 0))
+                         "no error counts for " + ", ".join(p for p, c in counts.items() if c.n == 0))
     leg, cel = counts["legacy"], counts["celery"]
-    assert leg is not None and cel is not None
-    diff = stats.rate_difference_interval(cel.errors, cel.n, leg.errors, leg.n, th.confidence)
+    alpha = _alpha(th)
+    mean = th.error_rate_max_increase
+    c_cs = sequential.proportion_cs(cel.errors, cel.n, alpha / 2, rare=True, prior_mean=mean)
+    l_cs = sequential.proportion_cs(leg.errors, leg.n, alpha / 2, rare=True, prior_mean=mean)
+    diff = sequential.difference_cs(c_cs, l_cs)
     observed = f"legacy {leg.errors}/{leg.n} = {_pct(leg.errors / leg.n)}, celery {cel.errors}/{cel.n} = " \
-               f"{_pct(cel.errors / cel.n)}"
+               f"{_pct(cel.errors / cel.n)} (in {' and '.join(population)})"
     if any(unfinished.values()):
         observed += " (of which unfinished at the end of the load run: " + \
             ", ".join(f"{p} {unfinished[p]}" for p in PATHS) + ")"
-    bound = f"{_pct(th.confidence)} CI of difference [{_pp(diff.lower)}, {_pp(diff.upper)}] (Newcombe)"
+    bound = f"{_pct(th.confidence)} CS of difference [{_pp(diff.lower)}, {_pp(diff.upper)}]"
     values: dict[str, float | int | str | None] = {
         "legacy_n": leg.n, "legacy_errors": leg.errors, "celery_n": cel.n, "celery_errors": cel.errors,
         "legacy_unfinished": unfinished["legacy"], "celery_unfinished": unfinished["celery"],
         "difference": diff.estimate, "lower": diff.lower, "upper": diff.upper,
-        "max_increase": th.error_rate_max_increase}
+        "max_increase": th.error_rate_max_increase, "population": " and ".join(population)}
     smallest = min(leg.n, cel.n)
     if diff.upper <= th.error_rate_max_increase:
         status: Status = "PASS"
@@ -652,13 +804,14 @@ def _error_rate(latency: LatencyEvidence | None, th: Thresholds, needed: int) ->
         detail = f"too few samples for the error rate: {smallest} per path, need >= {needed} with zero errors"
     else:
         status = "INCONCLUSIVE"
-        detail = "error-rate interval straddles the tolerance: collect more samples"
+        detail = "error-rate confidence sequence straddles the tolerance: collect more samples"
     return Criterion(name, status, observed, threshold, smallest, bound, detail, values)
 
 
 def _split(split: SplitEvidence | None, th: Thresholds, current: float) -> Criterion:
     name = "split accuracy"
-    threshold = f"binomial p >= {_num(th.split_p_value_floor)} (n >= {th.split_min_samples})"
+    threshold = (f"configured share within the {_pct(1 - th.split_p_value_floor)} CS, and the "
+                 f"{_pct(th.confidence)} CS within ± {_pp(th.split_tolerance)} (n >= {th.split_min_samples})")
     if split is None:
         return _missing(name, threshold, "split")
     observed = f"{split.to_celery}/{split.routed} to celery (configured {_num(split.configured_percentage)} %)"
@@ -671,17 +824,41 @@ def _split(split: SplitEvidence | None, th: Thresholds, current: float) -> Crite
     if split.routed < th.split_min_samples:
         return Criterion(name, "INCONCLUSIVE", observed, threshold, split.routed, "-",
                          f"too few routed evaluations: {split.routed}, need >= {th.split_min_samples}", values)
-    test = stats.binomial_share_test(split.to_celery, split.routed, split.configured_percentage / 100,
-                                     th.confidence)
-    observed = f"{_pct(test.observed)} of {split.routed} to celery (configured {_num(split.configured_percentage)} %)"
-    bound = f"{_pct(th.confidence)} CI [{_pct(test.lower)}, {_pct(test.upper)}]; p = {test.p_value:.3g}"
-    values.update({"observed": test.observed, "p_value": test.p_value, "lower": test.lower, "upper": test.upper})
-    if test.p_value < th.split_p_value_floor:
+    share = split.configured_percentage / 100
+    strict = sequential.proportion_cs(split.to_celery, split.routed, th.split_p_value_floor)
+    usual = sequential.proportion_cs(split.to_celery, split.routed, _alpha(th))
+    observed = f"{_pct(usual.estimate)} of {split.routed} to celery (configured {_num(split.configured_percentage)} %)"
+    bound = (f"{_pct(th.confidence)} CS [{_pct(usual.lower)}, {_pct(usual.upper)}]; {_pct(1 - th.split_p_value_floor)}"
+             f" CS [{_pct(strict.lower)}, {_pct(strict.upper)}]")
+    values.update({"observed": usual.estimate, "lower": usual.lower, "upper": usual.upper,
+                   "strict_lower": strict.lower, "strict_upper": strict.upper})
+    if not strict.lower <= share <= strict.upper:
         return Criterion(name, "FAIL", observed, threshold, split.routed, bound,
-                         f"split inaccurate: {_pct(test.observed)} routed to Celery, configured "
-                         f"{_num(split.configured_percentage)} % (p = {test.p_value:.2g})", values)
-    return Criterion(name, "PASS", observed, threshold, split.routed, bound,
-                     "routed share consistent with the configured percentage", values)
+                         f"split inaccurate: {_pct(usual.estimate)} routed to Celery, configured "
+                         f"{_num(split.configured_percentage)} % (outside the {_pct(1 - th.split_p_value_floor)} "
+                         "confidence sequence)", values)
+    if share - th.split_tolerance <= usual.lower and usual.upper <= share + th.split_tolerance:
+        return Criterion(name, "PASS", observed, threshold, split.routed, bound,
+                         "routed share consistent with the configured percentage", values)
+    return Criterion(name, "INCONCLUSIVE", observed, threshold, split.routed, bound,
+                     f"routed share not yet known within ± {_pp(th.split_tolerance)}: collect more evaluations",
+                     values)
+
+
+def stage_table(latency: LatencyEvidence | None, th: Thresholds) -> dict[str, Any]:
+    """Per path: every stage's, end-to-end's and every resource's n, p50, p95 and median CS (``verdict.stages``)."""
+    if latency is None:
+        return {}
+    alpha = _alpha(th) / 2
+    table: dict[str, Any] = {}
+    for path in PATHS:
+        row: dict[str, Any] = {"end_to_end": _summary(list(latency.samples_ms.get(path, ())), alpha)}
+        for stage in (*STAGES, OVERHEAD):
+            row[stage] = _summary([float(v) for v in latency.stages_ms.get(path, {}).get(stage, ())], alpha)
+        for key in RESOURCES:
+            row[key] = _summary([float(v) for v in latency.resources.get(path, {}).get(key, ())], alpha)
+        table[path] = row
+    return table
 
 
 # ---------------------------------------------------------------------------------------------
@@ -708,19 +885,16 @@ def decide(evidence: Evidence, current: float, target: float, thresholds: Thresh
     check_step(current, target)
     th = thresholds
     eps = th.epsilon(target)
-    needed = {
-        "parity_pairs": stats.samples_needed(eps, th.confidence),
-        "latency_per_path": th.latency_min_samples,
-        "error_rate_per_path": stats.samples_needed_rate_difference(th.error_rate_max_increase, th.confidence),
-        "split_routed": th.split_min_samples,
-    }
+    needed = samples_needed(th, target)
     criteria = (
         _parity_rate(evidence.parity, eps, th, target),
         _critical(evidence.parity, th),
         _oracle(evidence.parity),
         _chaos(evidence.chaos, th),
         _latency(evidence.latency, th),
-        _error_rate(evidence.latency, th, needed["error_rate_per_path"]),
+        _execution(evidence.latency, th),
+        _resources(evidence.latency, th),
+        _error_rate(evidence.latency, evidence.parity, th, needed["error_rate_per_path"]),
         _split(evidence.split, th, current),
     )
     step = f"{_num(current)} % → {_num(target)} %"
@@ -739,7 +913,20 @@ def decide(evidence: Evidence, current: float, target: float, thresholds: Thresh
                 if o.outcome == "known-failure" and o.scenario in th.accepted_known_failures]
     if accepted:
         headline += ", " + "; ".join(accepted)
-    return Verdict(verdict, EXIT_CODES[verdict], headline, criteria, needed, current, target, eps, th.confidence)
+    noise = {c.name: c.values.get("noise_floor") for c in criteria if "noise_floor" in c.values}
+    return Verdict(verdict, EXIT_CODES[verdict], headline, criteria, needed, current, target, eps, th.confidence,
+                   stages=stage_table(evidence.latency, th), noise_floor=noise, method=sequential.METHOD)
+
+
+def samples_needed(th: Thresholds, target: float) -> dict[str, int]:
+    """The fewest samples with which each counting criterion can PASS (zero events), for the plan."""
+    alpha = _alpha(th)
+    return {
+        "parity_pairs": sequential.min_clean_samples(th.epsilon(target), alpha),
+        "latency_per_path": max(th.latency_min_samples, sequential.min_median_samples(alpha / 2)),
+        "error_rate_per_path": sequential.min_clean_samples(th.error_rate_max_increase, alpha / 2),
+        "split_routed": th.split_min_samples,
+    }
 
 
 _NEEDED_TEXT = {
@@ -766,4 +953,26 @@ def render_text(verdict: Verdict) -> str:
     for key, count in verdict.samples_needed.items():
         text = _NEEDED_TEXT.get(key, key).format(eps=_pct(verdict.epsilon))
         out.append(f"  {count:>6}  {text}")
+    if verdict.stages:
+        columns = (*STAGES, OVERHEAD, "end_to_end")
+        heads = ("submit", "queue", "execution", "delivery", "queue+deliv", "end-to-end")
+        out += ["", "latency by stage, median ms:  " + "  ".join(f"{h:>11}" for h in heads) + "      n"]
+        for path, row in verdict.stages.items():
+            n = (row.get("end_to_end") or {}).get("n", 0)
+            out.append(f"  {path:<27} " + "  ".join(f"{_median_text(row.get(c)):>11}" for c in columns) + f"  {n:>5}")
+    if verdict.noise_floor:
+        out.append("A/A noise floor: " + ", ".join(f"{name} {_ms_or_dash(v)} ms" for name, v in verdict.noise_floor.items()))
+    if verdict.sequential:
+        seq = verdict.sequential
+        out.append(f"evidence: {seq.get('rounds')} round(s) in {seq.get('elapsed_s')} s, stopped: {seq.get('stopped')}")
     return "\n".join(out) + "\n"
+
+
+def _median_text(summary: Mapping[str, Any] | None) -> str:
+    if not summary or not summary.get("n") or summary.get("p50") is None:
+        return "-"
+    return f"{summary['p50']:.1f}"
+
+
+def _ms_or_dash(value: Any) -> str:
+    return f"{value:.1f}" if isinstance(value, int | float) and math.isfinite(value) else "-"

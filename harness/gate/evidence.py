@@ -9,13 +9,17 @@
   derived ones the thresholds name as critical: ``error_class`` (the exception class on the error's
   last line differs, e.g. ``ValueError`` vs ``MemoryError``) and ``lost`` (one path never finished).
   ``wrong`` counts oracle disagreements per path; ``noise`` the programs legacy disagreed with
-  itself on.
+  itself on. Each sampled program ran on both paths, so its statuses also count for the error rate
+  (``errors``: per path, the programs whose result there is ``error`` or never terminal).
 - **latency**, **errors** and **split** from ``load_requests.parquet`` (the load run's end-to-end
   rows, ``request_type == "E2E"``, one per evaluation, named by path): the samples are end-to-end
   milliseconds of evaluations that finished, plus those still in flight when the load run ended
-  (``unfinished``, with the time waited so far; see ``decide._censored``); an error is a platform
-  failure (status ``error``, or never finished), never a user program's own failure. The split is the share of evaluations the
-  gateway routed to Celery during the load run.
+  (``unfinished``, with the time waited so far; see ``decide._with_unfinished``); an error is a platform
+  failure (status ``error``, or never finished), never a user program's own failure. The stages
+  (``submit``, ``queue``, ``execution``, ``delivery``; ``overhead`` = end-to-end − execution) and the
+  resources (``cpu_ms``, ``peak_rss_kb``) come from the same rows, in submission order. The split is the
+  share of evaluations the gateway routed to Celery during the load run. Rows of several load rounds
+  (``load-<k>/`` subfolders of one run) are pooled.
 - **chaos** from each scenario's ``chaos/<scenario>/findings.parquet`` (see ``harness.chaos.findings``;
   else a combined ``findings.parquet``): the Celery path's stored ``outcome`` (``harness.vocabulary``).
 
@@ -34,6 +38,9 @@ from typing import Any
 import pandas as pd
 
 from harness.gate.decide import (
+    OVERHEAD,
+    RESOURCES,
+    STAGES,
     ChaosOutcome,
     ErrorCount,
     Evidence,
@@ -86,8 +93,14 @@ def parity_evidence(observations: pd.DataFrame) -> ParityEvidence | None:
             by_field["lost"] += 1
     wrong = {"legacy": int((judged["control_wrong"].fillna("") != "").sum()),
              "celery": int((judged["candidate_wrong"].fillna("") != "").sum())}
+    # Every judged program ran on both paths: an evaluation that ended in a platform error, or never
+    # finished, counts for the error rate (the sample of the declared mix only: a population).
+    errors: dict[str, ErrorCount] = {path: ErrorCount(len(sample), int((sample[f"{path}_status"].isin(["error"])
+                                                 | ~sample[f"{path}_status"].isin(TERMINAL)).sum()))
+              for path in PATHS if f"{path}_status" in sample} if population else {}
     return ParityEvidence(n=len(sample), mismatches=int(sample["failing"].sum()), mismatches_by_field=dict(by_field),
-                          wrong=wrong, noise=noise, population=population, searched=len(judged) - len(sample))
+                          wrong=wrong, noise=noise, population=population, searched=len(judged) - len(sample),
+                          errors=errors)
 
 
 def load_evidence(requests: pd.DataFrame, configured_percentage: float | None
@@ -97,9 +110,12 @@ def load_evidence(requests: pd.DataFrame, configured_percentage: float | None
     e2e = requests[requests["request_type"] == "E2E"]
     if e2e.empty:
         return None, None
+    e2e = e2e.sort_values("time", kind="stable") if "time" in e2e else e2e  # submission order (A/A halves)
     samples: dict[str, list[float]] = {}
     errors: dict[str, ErrorCount] = {}
     unfinished: dict[str, list[float]] = {}
+    stages: dict[str, dict[str, list[float]]] = {}
+    resources: dict[str, dict[str, list[float]]] = {}
     for path in PATHS:
         # "unfinished": still in flight when Locust stopped its users; not an error, and a latency
         # known only to be at least its response_time_ms (the decision counts it conservatively).
@@ -109,12 +125,26 @@ def load_evidence(requests: pd.DataFrame, configured_percentage: float | None
         samples[path] = [float(x) for x in finished["response_time_ms"]]
         errors[path] = ErrorCount(len(mine), len(mine) - len(finished))
         unfinished[path] = [float(x) for x in e2e[in_flight]["response_time_ms"]]
-    latency = LatencyEvidence(samples, errors, unfinished)
+        stages[path], resources[path] = _stages(finished)
+    latency = LatencyEvidence(samples, errors, unfinished, stages, resources)
     split = None
     if configured_percentage is not None:
         routed = int(e2e["name"].isin(["legacy", "celery"]).sum())
         split = SplitEvidence(configured_percentage, routed, int((e2e["name"] == "celery").sum()))
     return latency, split
+
+
+def _stages(finished: pd.DataFrame) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """The measured stages (``submit``, ``queue``, ``execution``, ``delivery`` and ``overhead`` = end-to-end
+    − execution) and resources of finished single-path evaluations, in submission order; empty for rows
+    stored before stages were measured."""
+    if "execution_ms" not in finished:
+        return {}, {}
+    measured = finished[finished["execution_ms"].notna()]
+    stages = {stage: [float(x) for x in measured[f"{stage}_ms"]] for stage in STAGES if f"{stage}_ms" in measured}
+    stages[OVERHEAD] = [float(x) for x in measured["response_time_ms"] - measured["execution_ms"]]
+    resources = {key: [float(x) for x in finished[key].dropna()] for key in RESOURCES if key in finished}
+    return stages, resources
 
 
 def chaos_evidence(findings: pd.DataFrame) -> list[ChaosOutcome] | None:

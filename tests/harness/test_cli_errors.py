@@ -170,14 +170,14 @@ def test_load_checks_every_number_and_folder(refuse: Any, files: Files) -> None:
     ])
 
 
-def test_gate_checks_the_step_the_budget_and_every_file_before_gathering(refuse: Any, files: Files) -> None:
+def test_gate_checks_the_step_the_max_time_and_every_file_before_gathering(refuse: Any, files: Files) -> None:
     step = ["gate", "--current", "50", "--target", "75"]
     refuse(harness_main, [
         (["gate", "--current", "50"], "the following arguments are required: --target", True),
         (["gate", "--current", "150", "--target", "175"], "--current: expected a number >= 0 and <= 100", True),
-        ([*step, "--budget", "-1"], "--budget: expected a number > 0, got -1", True),
-        ([*step, "--budget", "0"], "--budget: expected a number > 0, got 0", True),
-        ([*step, "--budget", "nan"], "--budget: expected a number > 0, got nan", True),
+        ([*step, "--max-time", "-1"], "--max-time: expected a number > 0, got -1", True),
+        ([*step, "--max-time", "0"], "--max-time: expected a number > 0, got 0", True),
+        ([*step, "--max-time", "nan"], "--max-time: expected a number > 0, got nan", True),
         ([*step, "--evidence", str(files.missing)], f"{files.missing}: no such run folder", True),
         ([*step, "--evidence", str(files.file)], f"{files.file} is a file; expected a folder", True),
         ([*step, "--thresholds", str(files.folder)], f"{files.folder} is a folder; expected a file", True),
@@ -186,7 +186,7 @@ def test_gate_checks_the_step_the_budget_and_every_file_before_gathering(refuse:
         ([*step, "--chaos", str(files.folder)], f"{files.folder} is a folder; expected a file", False),
         ([*step, "--seed", "-1"], "--seed: expected an integer >= 0", True),
         ([*step, "--stack-url", "gateway:8000"], "expected an http:// or https:// URL", True),
-        ([*step, "--budge", "2"], "did you mean --budget?", True),
+        ([*step, "--max-tim", "2"], "did you mean --max-time?", True),
         (["gate", "--current", "75", "--target", "50"], "75", False),
     ])
 
@@ -196,7 +196,7 @@ def test_rollout_checks_its_steps_and_options_before_gathering(refuse: Any, file
         (["rollout"], "the following arguments are required: --steps", True),
         (["rollout", "--steps", "50,25"], "at least two increasing percentages within 0..100", True),
         (["rollout", "--steps", "10,x"], "percentages like 10,25,50,75,100", True),
-        (["rollout", "--steps", "10,25", "--budget", "0"], "--budget: expected a number > 0", True),
+        (["rollout", "--steps", "10,25", "--max-time", "0"], "--max-time: expected a number > 0", True),
         (["rollout", "--steps", "10,25", "--chaos", str(files.missing)], "no such scenario file or name", False),
         (["rollout", "--steps", "10,25", "--see", "2"], "did you mean --seed?", True),
     ])

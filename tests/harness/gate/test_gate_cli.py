@@ -57,6 +57,35 @@ def test_load_rows_still_in_flight_at_the_end_are_kept_as_unfinished_not_dropped
     assert {p: tuple(c) for p, c in latency.errors.items()} == {"legacy": (2, 0), "celery": (2, 1)}
 
 
+def test_load_rows_give_stages_and_resources_per_path_in_submission_order(tmp_path: Path) -> None:
+    rows = [{"request_type": "E2E", "name": path, "status": "completed", "time": t, "response_time_ms": e2e,
+             "submit_ms": 2.0, "queue_ms": q, "execution_ms": x, "delivery_ms": d, "cpu_ms": 20.0 + t,
+             "peak_rss_kb": 9000 + t}
+            for path, t, e2e, q, x, d in [("celery", 3, 130.0, 10.0, 100.0, 18.0), ("legacy", 2, 112.0, 4.0, 100.0, 6.0),
+                                          ("legacy", 1, 120.0, 5.0, 105.0, 8.0)]]
+    rows.append({"request_type": "E2E", "name": "celery", "status": "completed", "time": 4, "response_time_ms": 99.0,
+                 "execution_ms": None})  # measured before stages were: a latency sample, no stages
+    pd.DataFrame(rows).to_parquet(tmp_path / "load_requests.parquet")
+    latency = collect([tmp_path]).latency
+    assert latency is not None
+    assert latency.samples_ms["legacy"] == [120.0, 112.0]  # sorted by submission time
+    assert latency.stages_ms["legacy"]["queue"] == [5.0, 4.0]
+    assert latency.stages_ms["legacy"]["overhead"] == [15.0, 12.0]  # end-to-end − execution
+    assert latency.stages_ms["celery"]["overhead"] == [30.0]
+    assert latency.resources["celery"]["cpu_ms"] == [23.0]
+
+
+def test_parity_programs_count_for_the_error_rate_on_both_paths(tmp_path: Path) -> None:
+    frame = observations(10)
+    frame["population"] = "mix:parity-v1"
+    frame.loc[3, "celery_status"] = "error"
+    frame.loc[4, "legacy_status"] = "queued"  # never finished
+    frame.to_parquet(tmp_path / "observations.parquet")
+    parity = collect([tmp_path]).parity
+    assert parity is not None
+    assert {p: tuple(c) for p, c in parity.errors.items()} == {"legacy": (10, 1), "celery": (10, 1)}
+
+
 def test_gate_on_stored_evidence_fails_on_one_critical_mismatch_and_writes_its_verdict(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     observations(400, {3: {"differing": "exit_code", "celery_error": "Traceback\nValueError: x\n"}}).to_parquet(
@@ -90,7 +119,7 @@ def test_rollout_moves_on_pass_and_rolls_back_to_the_previous_step_on_fail(
     from harness.gate.decide import Verdict
 
     monkeypatch.setenv("HARNESS_REPORTS", str(tmp_path))
-    monkeypatch.setattr(gate_cli, "gather", lambda *args, **kwargs: None)  # evidence is decided below
+    monkeypatch.setattr(gate_cli, "gather", lambda *args, **kwargs: gate_cli.Rounds({}, 1.0))  # decided below
     verdicts = iter(["PASS", "FAIL", "PASS"])
     steps_seen: list[tuple[float, float]] = []
 
