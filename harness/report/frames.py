@@ -34,7 +34,8 @@ writers show nothing for an empty frame rather than an empty chart.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,6 +169,44 @@ def gate_criteria(verdict: Mapping[str, Any] | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(CRITERIA_COLUMNS))
 
 
+# the rows of the gate's latency-by-stage table (``verdict.stages[path]``): key, label
+STAGE_ROWS = (("submit", "submit"), ("queue", "queue"), ("execution", "execution"), ("delivery", "delivery"),
+              ("overhead", "queueing + delivery"), ("end_to_end", "end-to-end"), ("cpu_ms", "CPU time (ms)"),
+              ("peak_rss_kb", "peak memory (KiB)"))
+STAGES_NOTE = ("The latency criterion judges queueing + delivery (end-to-end − execution), the stage the migration "
+               "changes; execution is judged apart: both paths run the same executor code.")
+NOISE_FLOOR_NOTE = ("the median difference between alternate evaluations of the same path, in the same time windows: "
+                    "what the machine's own variation makes of no difference at all.")
+
+
+def noise_floor_text(floor: Mapping[str, Any]) -> str:
+    """``A/A noise floor: latency (queueing + delivery) 1.0 ms, execution time 0.3 ms`` (``verdict.noise_floor``)."""
+    def ms(value: Any) -> str:
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        return f"{float(value):.1f} ms" if ok else "not measured"  # as ``harness gate`` prints it
+    return "A/A noise floor: " + ", ".join(f"{name} {ms(value)}" for name, value in floor.items())
+
+
+def sequential_text(seq: Mapping[str, Any]) -> str:
+    """One sentence on a sequential gate's rounds (``verdict.sequential``): how many, how long, why it stopped."""
+    rounds = seq.get("rounds", len(seq.get("looks") or ()))
+    text = f"{rounds} round{'' if rounds == 1 else 's'} with a look after each"
+    if seq.get("elapsed_s") is not None:
+        text += f", {seq['elapsed_s']} s in all"
+        if seq.get("max_time_s") is not None:
+            limit = seq["max_time_s"]
+            text += f" (at most {limit:g} s)" if isinstance(limit, int | float) else f" (at most {limit} s)"
+    return text + (f"; stopped: {seq['stopped']}." if seq.get("stopped") else ".")
+
+
+def look_criteria(looks: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The criteria the looks of a sequential gate judged, in the order they first appear."""
+    names: dict[str, None] = {}
+    for look in looks:
+        names.update(dict.fromkeys(look.get("statuses") or {}))
+    return list(names)
+
+
 # -- everything at once -----------------------------------------------------------------------------------
 
 
@@ -241,5 +280,6 @@ __all__ = [
     "CHAOS_BAD", "CHAOS_CLASSES", "FINDING_COLUMNS", "chaos_executions", "chaos_findings", "chaos_flagged",
     "chaos_operations", "chaos_scenarios", "fault_windows",
     # the gate and everything at once (here)
-    "CRITERIA_COLUMNS", "Frames", "ScenarioFrames", "build_frames", "gate_criteria",
+    "CRITERIA_COLUMNS", "NOISE_FLOOR_NOTE", "STAGES_NOTE", "STAGE_ROWS", "Frames", "ScenarioFrames", "build_frames",
+    "gate_criteria", "look_criteria", "noise_floor_text", "sequential_text",
 ]

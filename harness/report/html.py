@@ -1,8 +1,10 @@
 """``report.html``: one self-contained page (inline CSS, charts as SVG data URIs, no scripts, no fonts
 or links to fetch) that works offline and from a CI artifact.
 
-The gate's verdict comes first, then one section per part of the evidence the run folder holds:
-parity (classes, mismatches by field, mismatch samples with their diffs), latency per path,
+The gate's verdict comes first (its criteria, the latency by stage of both paths with the A/A noise
+floor, and how a sequential gate gathered its evidence: one look per round), then one section per part
+of the evidence the run folder holds: parity (classes, mismatches by field, mismatch samples with
+their diffs), latency per path,
 throughput, chaos (the findings table and a timeline per scenario with its fault windows shaded),
 then the run's details. A part that is absent has no section and no entry in the contents.
 """
@@ -21,7 +23,19 @@ from harness.parity.coverage import coverage_frame as parity_coverage
 from harness.parity.coverage import missing as coverage_missing
 from harness.parity.explain import first_difference
 from harness.report import charts
-from harness.report.frames import CHAOS_CLASSES, Frames, ScenarioFrames, fmt_ms, sample_headline
+from harness.report.frames import (
+    CHAOS_CLASSES,
+    NOISE_FLOOR_NOTE,
+    STAGE_ROWS,
+    STAGES_NOTE,
+    Frames,
+    ScenarioFrames,
+    fmt_ms,
+    look_criteria,
+    noise_floor_text,
+    sample_headline,
+    sequential_text,
+)
 
 _DIFF_CONTEXT = 160  # at most this many characters before the first difference (and 2x after it)
 _DIFF_LINES = 3
@@ -67,6 +81,7 @@ table.fields { width: 100%; table-layout: fixed; } table.fields td { overflow-wr
 table.fields th:first-child { width: 120px; }
 .problems { border-left: 4px solid var(--inconclusive); background: #fff8e5; padding: 8px 14px; }
 details summary { cursor: pointer; color: var(--muted); }
+.cs { color: var(--muted); font-size: 13px; }
 """
 
 
@@ -135,7 +150,67 @@ def _verdict(f: Frames) -> str:
                                                                   for k, n in needed.items()) + "</p>") if needed else ""
     return (f'<section id="verdict" class="verdict v-{_e(status)}"><div><span class="pill big {_e(status)}">{_e(status)}'
             f'</span><span class="headline">{_e(v.get("headline") or status)}</span></div>'
-            f'<p class="meta">{_e(step)}</p>{criteria}{needs}</section>')
+            f'<p class="meta">{_e(step)}</p>{criteria}{needs}{_stages(v)}{_sequential(v)}</section>')
+
+
+def _median_cs(summary: Any) -> str:
+    """``median [lower, upper]`` of one stage of one path (a null bound is an infinite one)."""
+    if not isinstance(summary, Mapping) or not summary.get("n") or summary.get("p50") is None:
+        return "–"
+
+    def num(x: Any, inf: str) -> str:
+        return inf if x is None else fmt_ms(float(x))
+
+    return (f'{num(summary["p50"], "–")} <span class="cs">[{num(summary.get("lower"), "−∞")}, '
+            f'{num(summary.get("upper"), "∞")}]</span>')
+
+
+def _stages(v: Mapping[str, Any]) -> str:
+    """The gate's latency by stage (both paths side by side) and the A/A noise floor per latency criterion."""
+    raw = v.get("stages")
+    stages: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    paths = [p for p in ("legacy", "celery") if isinstance(stages.get(p), Mapping)]
+    out = []
+    if any((stages[p].get(k) or {}).get("n") for p in paths for k, _ in STAGE_ROWS):
+        rows = [(f"<b>{_e(label)}</b>" if key == "overhead" else _e(label), *(_median_cs(stages[p].get(key)) for p in paths),
+                 *(_num((stages[p].get(key) or {}).get("n")) for p in paths)) for key, label in STAGE_ROWS]
+        confidence = (f" (the two paths' together at {100 * float(v['confidence']):.3g} % confidence)"
+                      if v.get("confidence") else "")
+        out += ["<h3>Latency by stage</h3>",
+                _table(("", *(f"{p} median [CS]" for p in paths), *(f"n {p}" for p in paths)), rows,
+                       numeric=range(1, 1 + 2 * len(paths)), css="stages"),
+                f"<p class=note>{_e(STAGES_NOTE)} Medians in ms (CPU time in ms, peak memory in KiB); in brackets "
+                f"each path's confidence sequence for its median{_e(confidence)}.</p>"]
+    floor = v.get("noise_floor")
+    if isinstance(floor, Mapping) and floor:
+        out.append(f"<p class=note><b>{_e(noise_floor_text(floor))}</b>: {_e(NOISE_FLOOR_NOTE)}</p>")
+    return "".join(out)
+
+
+def _sequential(v: Mapping[str, Any]) -> str:
+    """How the evidence was gathered: the rounds of a sequential gate, one look after each (none for a gate
+    over stored evidence)."""
+    seq = v.get("sequential")
+    if not isinstance(seq, Mapping) or not seq:
+        return ""
+    looks = [look for look in seq.get("looks") or () if isinstance(look, Mapping)]
+    out = ["<h3>How the evidence was gathered</h3>", f"<p>{_e(sequential_text(seq))}</p>"]
+    names = look_criteria(looks)
+    if looks and names:
+        rows = []
+        for look in looks:
+            statuses, samples = look.get("statuses") or {}, look.get("samples") or {}
+            cells = []
+            for name in names:
+                status = statuses.get(name)
+                n = samples.get(name)
+                cells.append("–" if status is None else _pill(str(status)) + (f"<br><span class=note>n {_e(n)}</span>"
+                                                                             if n is not None else ""))
+            rows.append((_num(look.get("round")), _e(look.get("elapsed_s")), *cells))
+        out.append(_table(("round", "elapsed s", *names), rows, numeric=(0, 1), css="looks"))
+    if seq.get("method"):
+        out.append(f"<p class=note>Every look is valid at any round: {_e(seq['method'])}.</p>")
+    return "".join(out)
 
 
 # -- parity ----------------------------------------------------------------------------------------------

@@ -7,12 +7,23 @@ latency, throughput, chaos). Charts and diffs stay in ``report.html``; this name
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from harness.parity import coverage
 from harness.parity.explain import first_difference
-from harness.report.frames import CHAOS_CLASSES, Frames, fmt_ms, sample_headline
+from harness.report.frames import (
+    CHAOS_CLASSES,
+    NOISE_FLOOR_NOTE,
+    STAGE_ROWS,
+    STAGES_NOTE,
+    Frames,
+    fmt_ms,
+    look_criteria,
+    noise_floor_text,
+    sample_headline,
+    sequential_text,
+)
 
 
 def _cell(value: Any) -> str:
@@ -28,6 +39,53 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
             *("| " + " | ".join(_cell(c) for c in row) + " |" for row in rows), ""]
 
 
+def _median_cs(summary: Any) -> str:
+    if not isinstance(summary, Mapping) or not summary.get("n") or summary.get("p50") is None:
+        return "-"
+    lower, upper = summary.get("lower"), summary.get("upper")
+    return (f"{fmt_ms(float(summary['p50']))} [{'−∞' if lower is None else fmt_ms(float(lower))}, "
+            f"{'∞' if upper is None else fmt_ms(float(upper))}]")
+
+
+def _stages(v: Mapping[str, Any]) -> list[str]:
+    """The gate's latency by stage, both paths side by side, and the A/A noise floor."""
+    raw = v.get("stages")
+    stages: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    paths = [p for p in ("legacy", "celery") if isinstance(stages.get(p), Mapping)]
+    lines: list[str] = []
+    if any((stages[p].get(k) or {}).get("n") for p in paths for k, _ in STAGE_ROWS):
+        lines += ["## Latency by stage", ""]
+        lines += _table(("", *(f"{p} median [CS]" for p in paths), *(f"n {p}" for p in paths)),
+                        ((f"**{label}**" if key == "overhead" else label, *(_median_cs(stages[p].get(key)) for p in paths),
+                          *((stages[p].get(key) or {}).get("n") for p in paths)) for key, label in STAGE_ROWS))
+        lines += [f"{STAGES_NOTE} Medians in ms (CPU time in ms, peak memory in KiB); in brackets each path's "
+                  "confidence sequence for its median.", ""]
+    floor = v.get("noise_floor")
+    if isinstance(floor, Mapping) and floor:
+        lines += [f"{noise_floor_text(floor)}: {NOISE_FLOOR_NOTE}", ""]
+    return lines
+
+
+def _sequential(v: Mapping[str, Any]) -> list[str]:
+    """How the evidence was gathered: the rounds of a sequential gate (nothing for a gate over stored evidence)."""
+    seq = v.get("sequential")
+    if not isinstance(seq, Mapping) or not seq:
+        return []
+    looks = [look for look in seq.get("looks") or () if isinstance(look, Mapping)]
+    lines = ["## How the evidence was gathered", "", sequential_text(seq), ""]
+    names = look_criteria(looks)
+    if looks and names:
+        def cell(look: Mapping[str, Any], name: str) -> str:
+            status = (look.get("statuses") or {}).get(name)
+            if status is None:
+                return "-"
+            n = (look.get("samples") or {}).get(name)
+            return (f"**{status}**" if status == "FAIL" else str(status)) + (f" (n {n})" if n is not None else "")
+        lines += _table(("round", "elapsed s", *names),
+                        ((look.get("round"), look.get("elapsed_s"), *(cell(look, n) for n in names)) for look in looks))
+    return lines
+
+
 def render_markdown(f: Frames) -> str:
     """The summary as Markdown text (pure: no I/O)."""
     v = f.verdict
@@ -40,6 +98,7 @@ def render_markdown(f: Frames) -> str:
         needed = v.get("samples_needed") or {}
         if needed:
             lines += ["Samples this step needs: " + ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in needed.items()), ""]
+        lines += _stages(v) + _sequential(v)
     if f.data.problems:
         lines += ["Unreadable parts of the run folder:", *(f"- {p}" for p in f.data.problems), ""]
     if f.has_parity:

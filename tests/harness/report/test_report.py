@@ -451,3 +451,71 @@ def test_the_command_finds_a_run_id_under_the_reports_folder(tmp_path: Path, mon
     monkeypatch.setenv("HARNESS_REPORTS", str(tmp_path))
     assert main(["20260101-000000-abcd"]) == 0
     assert "20260101-000000-abcd/report.html" in capsys.readouterr().out
+
+
+# -- the gate's stages, noise floor and rounds ----------------------------------------------------------------
+
+
+def gate_blocks(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` with the ``stages``, ``noise_floor`` and ``sequential`` blocks ``harness gate`` writes."""
+    def summary(n: int, p50: float, lower: float | None, upper: float | None) -> dict[str, Any]:
+        return {"n": n, "p50": p50, "p95": 2 * p50, "lower": lower, "upper": upper}
+
+    stages = {path: {key: summary(n, p50 + shift, p50 + shift - 1, p50 + shift + 1) for key, p50 in (
+        ("submit", 4.9), ("queue", 2.4), ("execution", 20.5), ("delivery", 9.9), ("overhead", 16.8),
+        ("end_to_end", 52.1), ("cpu_ms", 12.1), ("peak_rss_kb", 10828.0))}
+        for path, n, shift in (("legacy", 418, 0.0), ("celery", 428, 16.0))}
+    stages["celery"]["queue"]["upper"] = None  # an infinite bound
+    looks = [{"round": 1, "elapsed_s": 61.3, "statuses": {"parity mismatch rate": "INCONCLUSIVE",
+                                                          "latency (queueing + delivery)": "INCONCLUSIVE"},
+              "samples": {"parity mismatch rate": 160, "latency (queueing + delivery)": 210}},
+             {"round": 2, "elapsed_s": 102.8, "statuses": {"parity mismatch rate": "PASS",
+                                                           "latency (queueing + delivery)": "FAIL"},
+              "samples": {"parity mismatch rate": 320, "latency (queueing + delivery)": None}}]
+    return {**doc, "stages": stages,
+            "noise_floor": {"latency (queueing + delivery)": 1.032, "execution time": 0.3265, "resources": None},
+            "sequential": {"method": "anytime-valid confidence sequences", "plan": {"parity_pairs": 304},
+                           "max_time_s": 900.0, "looks": looks, "rounds": 2,
+                           "stopped": "decided: a criterion failed", "elapsed_s": 102.8}}
+
+
+def test_the_reports_show_latency_by_stage_the_noise_floor_and_the_rounds(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", parity=False, load=False, chaos=False, verdict=gate_blocks(verdict_doc()))
+    texts = {key: path.read_text() for key, path in build_reports(run).items()}
+    page, md = texts["report.html"], texts["summary.md"]
+    verdict = page[page.index('<section id="verdict"'):page.index("</section>")]
+    assert "<h3>Latency by stage</h3>" in verdict and "<h3>How the evidence was gathered</h3>" in verdict
+    assert "<th>legacy median [CS]</th>" not in verdict  # numeric columns are right-aligned
+    assert "<th class=num>legacy median [CS]</th><th class=num>celery median [CS]</th>" in verdict
+    assert "<th class=num>n legacy</th><th class=num>n celery</th>" in verdict
+    labels = re.findall(r"<tr><td>(?:<b>)?([^<]+)", verdict[verdict.index("Latency by stage"):])[:8]
+    assert labels == ["submit", "queue", "execution", "delivery", "queueing + delivery", "end-to-end",
+                      "CPU time (ms)", "peak memory (KiB)"]
+    assert '16.8 <span class="cs">[15.8, 17.8]</span>' in verdict and '32.8 <span class="cs">[31.8, 33.8]</span>' in verdict
+    assert '18.4 <span class="cs">[17.4, ∞]</span>' in verdict  # a null bound is an infinite one
+    assert "10828 " in verdict and ">418<" in verdict and ">428<" in verdict
+    assert ("The latency criterion judges queueing + delivery (end-to-end − execution), the stage the migration "
+            "changes; execution is judged apart: both paths run the same executor code.") in verdict
+    assert ("A/A noise floor: latency (queueing + delivery) 1.0 ms, execution time 0.3 ms, resources not measured"
+            in verdict and "what the machine&#x27;s own variation makes of no difference at all" in verdict)
+    assert "2 rounds with a look after each, 102.8 s in all (at most 900 s); stopped: decided: a criterion failed." \
+        in verdict
+    looks = verdict[verdict.index("How the evidence was gathered"):]
+    assert "<th>parity mismatch rate</th><th>latency (queueing + delivery)</th>" in looks
+    assert looks.count('class="pill INCONCLUSIVE"') == 2 and looks.count('class="pill FAIL"') == 1
+    assert '<span class="pill PASS">PASS</span><br><span class=note>n 320</span>' in looks
+    assert "| **queueing + delivery** | 16.8 [15.8, 17.8] | 32.8 [31.8, 33.8] | 418 | 428 |" in md
+    assert "| queue | 2.4 [1.4, 3.4] | 18.4 [17.4, ∞] | 418 | 428 |" in md
+    assert "A/A noise floor: latency (queueing + delivery) 1.0 ms, execution time 0.3 ms" in md
+    assert "| 2 | 102.8 | PASS (n 320) | **FAIL** |" in md and "## How the evidence was gathered" in md
+
+
+def test_a_verdict_without_the_blocks_shows_none_of_them(tmp_path: Path) -> None:
+    doc = {k: v for k, v in verdict_doc().items() if k not in ("stages", "noise_floor", "sequential")}
+    for name, verdict in (("old", doc), ("empty", {**doc, "stages": {}, "noise_floor": {}, "sequential": {}})):
+        run = write_run(tmp_path / name, parity=False, load=False, chaos=False, verdict=verdict)
+        texts = {key: path.read_text() for key, path in build_reports(run).items()}
+        for text in (texts["report.html"], texts["summary.md"]):
+            assert 'id="verdict"' in text or text.startswith("# Run")
+            assert "Latency by stage" not in text and "A/A noise floor:" not in text
+            assert "How the evidence was gathered" not in text and "median [CS]" not in text
