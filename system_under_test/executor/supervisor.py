@@ -197,8 +197,13 @@ def _exec_main(req: Request, out_fd: int, err_fd: int, exec_w: int, nproc: int) 
         os.dup2(out_fd, 1)
         os.dup2(err_fd, 2)
         signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGCHLD, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
-            signal.signal(sig, signal.SIG_DFL)  # as subprocess's restore_signals; SIG_IGN survives exec
+        # Every disposition back to the default, as a fresh container process has them: SIG_IGN survives exec,
+        # and whatever started the executor may ignore some (nohup ignores SIGHUP; a background job of a
+        # non-interactive shell ignores SIGINT and SIGQUIT), so `kill -HUP $$` would not end the program.
+        for sig in signal.valid_signals():
+            if sig not in (signal.SIGKILL, signal.SIGSTOP):
+                with contextlib.suppress(OSError, ValueError):
+                    signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
         os.closerange(3, exec_w)
         os.closerange(exec_w + 1, 1 << 20)

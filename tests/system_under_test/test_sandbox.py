@@ -4,6 +4,7 @@ reports what the submission used. (What the submission can see: ``test_sandbox_i
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 
@@ -103,6 +104,25 @@ def test_no_stdin_and_a_fresh_working_directory_that_is_removed(sandbox: Sandbox
 def test_a_signal_death_reports_128_plus_the_signal(sandbox: Sandbox) -> None:
     result = sandbox.run("import os, signal; os.kill(os.getpid(), signal.SIGTERM)", "python", LIMITS)
     assert (result.exit_code, result.timed_out) == (128 + 15, False)
+
+
+def test_signals_the_executor_ignores_still_end_a_submission() -> None:
+    """An executor started by nohup ignores SIGHUP, one started as a background job of a script ignores
+    SIGINT and SIGQUIT; ignored dispositions survive exec, so a submission's `kill -HUP $$` did nothing and
+    both paths reported exit 0 (found by the gate: the oracle said 129). Every signal is default again."""
+    ignored = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM)
+    before = {sig: signal.signal(sig, signal.SIG_IGN) for sig in ignored}
+    box = Sandbox(concurrency=1, uid_base=UIDS[0])
+    try:  # the fork server starts with the first run, and inherits the ignored signals
+        for sig in ignored:
+            result = box.run(f"import os; os.kill(os.getpid(), {int(sig)})", "python", LIMITS)
+            assert (result.exit_code, result.timed_out) == (128 + sig, False), sig.name
+        result = box.run("kill -HUP $$; echo survived", "bash", LIMITS)
+        assert (result.exit_code, result.output) == (129, "")
+    finally:
+        box.close()
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 # -- how an execution ends: the main process's own result, or the deadline's --------------------------
