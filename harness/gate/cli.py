@@ -10,15 +10,19 @@ the embedded stack (or ``--stack-url``) into one run folder, and decides:
 3. **chaos**: the scenarios named by ``--chaos`` (default: the gate's short list below), each on a
    stack of its own.
 
-``--evidence RUN_DIR...`` skips gathering and judges stored runs. The verdict goes to the terminal
-(the one-line verdict first), to ``verdict.json`` and to the reports (``summary.md``, ``report.html``,
+Gathering goes in rounds with a look after each (confidence sequences: ``sequential``), and stops once
+every criterion is decided or at ``--max-time``. ``--evidence RUN_DIR...`` skips gathering and judges
+stored runs, pooled into a run folder of the gate's own (the stored runs are not written to). The
+verdict goes to the terminal, to ``verdict.json`` and to the reports (``summary.md``, ``report.html``,
 ``junit.xml``). Exit status: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 a usage or stack error. ``--apply``
 moves the split on the gateway's admin endpoint, and only on PASS.
 
-``harness rollout --steps 10,25,50,75,100`` walks the steps with the gate between them, moving the
-split after each PASS; on FAIL it rolls back to the previous step and stops (on INCONCLUSIVE it stays).
-With ``--stack-url`` the split is changed on the gateway's admin endpoint; on the embedded stack
-each step's evidence is gathered on a stack started at that step's split.
+``harness rollout --steps 10,25,50,75,100`` (split steps) or ``--plan 10,25,50,75,phase2@90,100,decommission``
+(the whole migration, ``harness.gate.plan``) walks the steps with the gate between them, moving after
+each PASS; on FAIL it rolls back one step and stops (on INCONCLUSIVE it stays); ``--dry-run`` prints the
+plan and what each move needs. With ``--stack-url`` the platform is moved on the gateway's admin
+endpoint; on the embedded stack each move's evidence is gathered on a stack started in the state it
+leaves. The rollout folder holds ``rollout.json`` and its report (``harness.report.rollout``).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from harness.errors import HarnessError
 from harness.gate import sequential
 from harness.gate.decide import (
     Thresholds,
+    TransitionEvidence,
     Verdict,
     check_step,
     decide,
@@ -50,7 +55,8 @@ from harness.gate.decide import (
     render_text,
     samples_needed,
 )
-from harness.gate.evidence import collect
+from harness.gate.evidence import chaos_findings, collect
+from harness.gate.plan import FORMS, Move, Step, moves, parse_plan, transition_checks
 from harness.run import RunFolder
 from harness.stack.config import StackConfig
 from harness.stack.opening import open_stack
@@ -64,8 +70,9 @@ LOAD_ROUNDS = "load-rounds"  # one subfolder per round's Locust window (two leve
 DEFAULT_MAX_TIME_S = 170.0
 
 
-def apply_split(gateway: str, token: str, percentage: float) -> dict[str, Any]:
-    resp = requests.put(f"{gateway}/api/admin/split", json={"celery_percentage": percentage},
+def apply_split(gateway: str, token: str, percentage: float, **settings: Any) -> dict[str, Any]:
+    """``PUT /api/admin/split``: the share, and a phase's settings (``fallback``, ``accept_legacy``) if given."""
+    resp = requests.put(f"{gateway}/api/admin/split", json={**settings, "celery_percentage": percentage},
                         headers={"Authorization": f"Bearer {token}"}, timeout=10)
     if resp.status_code != 200:
         raise HarnessError(f"the gateway refused the split change to {percentage} % ({resp.status_code}): "
@@ -182,7 +189,8 @@ def _failed(verdict: Verdict, names: Sequence[str]) -> list[str]:
     return [c.name for c in verdict.criteria if c.name in names and c.status == "FAIL"]
 
 
-def gather(args: argparse.Namespace, run: RunFolder, thresholds: Thresholds, say: Callable[[str], None]) -> Rounds:
+def gather(args: argparse.Namespace, run: RunFolder, thresholds: Thresholds, say: Callable[[str], None],
+           state: Step | None = None) -> Rounds:
     """Gather evidence in rounds, looking after each, until the parity and load criteria are decided (or one
     fails), or the time left is what the chaos scenarios need; then run the chaos scenarios (unless a
     criterion already failed). Every look is valid at any round: the bounds are confidence sequences."""
@@ -191,12 +199,13 @@ def gather(args: argparse.Namespace, run: RunFolder, thresholds: Thresholds, say
     rounds = Rounds(plan, args.max_time)
     scenarios = (args.chaos or GATE_SCENARIOS) if "chaos" in args.collect else ()
     deadline = started + args.max_time - CHAOS_RESERVE_S * len(scenarios)
-    config = StackConfig.for_tests(celery_percentage=args.current, seed=args.seed)
+    settings = state.config() if state is not None else {"celery_percentage": args.current}
+    config = StackConfig.for_tests(seed=args.seed, **settings)
     failed: list[str] = []
     with open_stack("external" if args.stack_url else "processes", config, run, url=args.stack_url) as stack:
         gateway = stack.endpoints.gateway
         if args.stack_url:
-            apply_split(gateway, args.admin_token, args.current)
+            apply_split(gateway, args.admin_token, args.current, **settings)
         session = parity_session(gateway, config) if "parity" in args.collect else None
         want_parity, want_load = session is not None, "load" in args.collect
         round_no = 0
@@ -265,6 +274,30 @@ def plan_text(args: argparse.Namespace, thresholds: Thresholds) -> str:
     return "\n".join(lines)
 
 
+EVIDENCE_FILES = ("observations.parquet", "parity_history.parquet", "load_requests.parquet", "load_stats.parquet",
+                  "findings.parquet")
+
+
+def pool_evidence(sources: Sequence[Path], out: Path) -> None:
+    """Pool the evidence of ``sources`` into ``out`` (a new run folder): each evidence table concatenated,
+    each chaos scenario's folder copied, and ``evidence.json`` naming the sources, so the gate's reports
+    show the charts behind the verdict and no source folder is written to."""
+    import pandas as pd
+
+    for name in EVIDENCE_FILES:
+        parts = [pd.read_parquet(f / name) for f in sources if (f / name).is_file()]
+        parts = [p for p in parts if not p.empty]
+        if parts:
+            pd.concat(parts, ignore_index=True).to_parquet(out / name, index=False)
+    for source in sources:
+        for scenario in sorted((source / "chaos").glob("*/")):
+            target = out / "chaos" / scenario.name
+            if target.exists():  # the same scenario in two sources: keep both
+                target = out / "chaos" / f"{scenario.name}-{source.name}"
+            shutil.copytree(scenario, target)
+    (out / "evidence.json").write_text(json.dumps({"sources": [str(f.resolve()) for f in sources]}, indent=2) + "\n")
+
+
 def write_verdict(verdict: Verdict, run_dir: Path) -> dict[str, Path]:
     (run_dir / "verdict.json").write_text(json.dumps(verdict.to_dict(), indent=2) + "\n")
     written = {"verdict.json": run_dir / "verdict.json"}
@@ -297,8 +330,12 @@ def cmd_gate(args: argparse.Namespace) -> int:
         print(text, flush=True)
 
     if args.evidence:
-        folders = list(args.evidence)  # readable folders (checked by the parser)
-        out = folders[0]
+        sources = list(args.evidence)  # readable folders (checked by the parser)
+        run = RunFolder.create()
+        out = run.path
+        pool_evidence(sources, out)  # the gate's own run folder: the evidence folders stay as they were
+        say(f"gate {args.current:g} % → {args.target:g} % over {len(sources)} stored run(s): run {run.run_id}")
+        folders = [out]
         rounds = None
     else:
         run = RunFolder.create()
@@ -338,42 +375,105 @@ def parse_steps(text: str) -> list[float]:
     return steps
 
 
+def rollout_steps(args: argparse.Namespace) -> list[Step]:
+    """``--plan`` parsed, or ``--steps`` as phase-1 steps; exactly one of them."""
+    if bool(args.plan) == bool(args.steps):
+        raise HarnessError("harness rollout needs exactly one of --steps 10,25,50 (split steps) and --plan "
+                           "10,25,50,75,phase2@90,100,decommission (the whole migration)")
+    if args.plan:
+        return parse_plan(args.plan)
+    return [Step(f"{p:g}", 1, p) for p in args.steps]
+
+
+def move_scenarios(args: argparse.Namespace, move: Move) -> list[str]:
+    """The chaos scenarios of one move: the gate's (or --chaos) and the move's transition scenarios."""
+    if "chaos" not in args.collect:
+        return []
+    return [*dict.fromkeys([*(args.chaos or GATE_SCENARIOS), *move.scenarios])]
+
+
+def print_plan(args: argparse.Namespace, steps: Sequence[Step], thresholds: Thresholds) -> None:
+    print("step               phase  celery  procedure")
+    for step in steps:
+        print(f"{step.text:<18} {step.phase:>5}  {step.percentage:>5g} %  {step.procedure or '-'}")
+    print("\nmove                         samples it needs (at least)                                    scenarios")
+    for move in moves(steps):
+        need = samples_needed(thresholds, move.to.percentage)
+        print(f"{move.describe():<28} {need['parity_pairs']:>4} parity pairs, {need['error_rate_per_path']:>3} "
+              f"evaluations per path, {need['split_routed']} routed   {', '.join(move_scenarios(args, move)) or '-'}"
+              + (" (this phase move needs its transition scenarios: add chaos to --collect, or it stays INCONCLUSIVE)"
+                 if move.scenarios and "chaos" not in args.collect else ""))
+    print(f"\neach move gathers for at most --max-time {args.max_time:g} s, stopping once it is decided")
+
+
 def cmd_rollout(args: argparse.Namespace) -> int:
-    """Walk the steps with the gate between them; on FAIL roll back to the previous step and stop."""
+    """Walk the plan with the gate between steps; on FAIL roll back one step and stop; on INCONCLUSIVE stay."""
     thresholds = check_inputs(args)
-    steps: list[float] = args.steps
+    steps = rollout_steps(args)
+    plan = moves(steps)
+    for move in plan:  # every scenario file checked before anything starts
+        chaos_scenarios(move_scenarios(args, move) or GATE_SCENARIOS)
+    if args.dry_run:
+        print_plan(args, steps, thresholds)
+        return 0
+    folder = RunFolder.create()
     if args.stack_url:
-        apply_split(args.stack_url, args.admin_token, steps[0])
-    print(f"rollout {' → '.join(f'{s:g} %' for s in steps)}; the split starts at {steps[0]:g} %", flush=True)
-    walked: list[tuple[float, float, str, Path]] = []
+        apply_split(args.stack_url, args.admin_token, steps[0].percentage, **steps[0].config())
+    print(f"rollout {' → '.join(s.text for s in steps)} (run {folder.run_id}); the platform starts at "
+          f"{steps[0].text}", flush=True)
+    doc: dict[str, Any] = {"plan": ",".join(s.text for s in steps), "steps": [s.to_dict() for s in steps],
+                           "moves": [], "started_at": time.time(), "final_step": steps[0].text}
     code = 0
-    for i in range(len(steps) - 1):
-        current, target = steps[i], steps[i + 1]
-        step_args = argparse.Namespace(**{**vars(args), "current": current, "target": target})
+    for i, move in enumerate(plan):
+        current, target = move.frm.percentage, move.to.percentage
+        step_args = argparse.Namespace(**{**vars(args), "current": current, "target": target,
+                                          "chaos": move_scenarios(args, move) or None})
         run = RunFolder.create()
-        print(f"\n== gate {current:g} % → {target:g} % (run {run.run_id})", flush=True)
-        rounds = gather(step_args, run, thresholds, lambda text: print("  " + text, flush=True))
-        verdict = decide(collect([run.path], configured_percentage=current), current, target, thresholds)
-        verdict = dataclasses.replace(verdict, sequential=rounds.to_dict())
+        started = time.time()
+        print(f"\n== {move.describe()} (run {run.run_id})", flush=True)
+        rounds = gather(step_args, run, thresholds, lambda text: print("  " + text, flush=True), state=move.frm)
+        evidence = collect([run.path], configured_percentage=current)
+        if move.kind != "split":
+            checks = transition_checks(chaos_findings([run.path]), move.scenarios)
+            evidence = dataclasses.replace(evidence, transition=TransitionEvidence(
+                move.describe(), move.kind, tuple(checks), move.scenarios))
+        verdict = dataclasses.replace(decide(evidence, current, target, thresholds), sequential=rounds.to_dict())
         write_verdict(verdict, run.path)
         print(verdict.headline, flush=True)
-        walked.append((current, target, verdict.verdict, run.path))
         if verdict.verdict == "PASS":
             if args.stack_url:
-                apply_split(args.stack_url, args.admin_token, target)
-            print(f"split moved to {target:g} %", flush=True)
-            continue
-        if verdict.verdict == "FAIL" and i > 0:
+                apply_split(args.stack_url, args.admin_token, target, **move.to.config())
+            action = f"moved to {move.to.text}"
+            if move.kind == "decommission" and args.stack_url:
+                action += " (legacy accepts nothing more; drain and stop its workers with your own tooling)"
+            doc["final_step"] = move.to.text
+        elif verdict.verdict == "FAIL" and i > 0:
+            back = plan[i - 1].frm
             if args.stack_url:
-                apply_split(args.stack_url, args.admin_token, steps[i - 1])
-            print(f"rolled back to the previous step, {steps[i - 1]:g} %", flush=True)
+                apply_split(args.stack_url, args.admin_token, back.percentage, **back.config())
+            action = f"rolled back to the previous step, {back.text}"
+            doc["final_step"] = back.text
         else:
-            print(f"split stays at {current:g} %", flush=True)
-        code = verdict.exit_code
-        break
-    print("\nstep            verdict       run folder")
-    for current, target, result, path in walked:
-        print(f"{current:>5g} → {target:<5g}   {result:<12}  {path}")
+            action = f"stays at {move.frm.text}"
+        print(action, flush=True)
+        doc["moves"].append({"from": move.frm.text, "to": move.to.text, "kind": move.kind, "verdict": verdict.verdict,
+                             "headline": verdict.headline, "run": str(run.path), "started_at": started,
+                             "finished_at": time.time(), "action": action})
+        if verdict.verdict != "PASS":
+            code = verdict.exit_code
+            break
+    doc.update(finished_at=time.time(), exit_code=code)
+    (folder.path / "rollout.json").write_text(json.dumps(doc, indent=2) + "\n")
+    print("\nmove                          verdict       action")
+    for m in doc["moves"]:
+        print(f"{m['from'] + ' → ' + m['to']:<29} {m['verdict']:<12}  {m['action']}  ({m['run']})")
+    try:
+        from harness.report.rollout import write_rollout_report
+    except ImportError:  # the report writers are optional for the decision
+        print(f"rollout.json: {folder.path / 'rollout.json'}")
+        return code
+    for name, path in write_rollout_report(folder.path, doc).items():
+        print(f"{name}: {path}")
     return code
 
 
@@ -403,9 +503,12 @@ def add_parsers(sub: Any) -> None:
                       help="thresholds file (default harness/gate/thresholds.toml)")
     gate.add_argument("--seed", type=arguments.seed, default=0)
     gate.set_defaults(func=cmd_gate)
-    rollout = sub.add_parser("rollout", help="walk the split through steps with the gate between them",
+    rollout = sub.add_parser("rollout", help="walk the migration plan with the gate between steps",
                              epilog="exit status: 0 every step passed, 1 FAIL, 2 INCONCLUSIVE, 3 a usage or stack error")
-    rollout.add_argument("--steps", type=parse_steps, required=True, help="e.g. 10,25,50,75,100 (the first is now)")
+    rollout.add_argument("--steps", type=parse_steps, help="split steps, e.g. 10,25,50,75,100 (the first is now)")
+    rollout.add_argument("--plan", help=f"the whole migration, e.g. 10,25,50,75,phase2@90,100,decommission; a step is "
+                                        f"{FORMS} (the first is now)")
+    rollout.add_argument("--dry-run", action="store_true", help="print the plan and what each move needs, then stop")
     for name in ("--collect", "--chaos", "--max-time", "--stack-url", "--admin-token", "--thresholds", "--seed"):
         action = next(a for a in gate._actions if name in a.option_strings)
         rollout._add_action(action)

@@ -86,7 +86,8 @@ from harness.vocabulary import Verdict as Status
 
 __all__ = ["DEFAULT_THRESHOLDS", "EXIT_CODES", "Budget", "ChaosOutcome", "Criterion", "ErrorCount", "Evidence",
            "GateError", "LatencyEvidence", "ParityEvidence", "SplitEvidence", "Status", "Thresholds",
-           "ThresholdsError", "Verdict", "check_step", "decide", "load_thresholds", "render_text"]
+           "ThresholdsError", "TransitionCheck", "TransitionEvidence", "Verdict", "check_step", "decide",
+           "load_thresholds", "render_text", "samples_needed"]
 
 EXIT_CODES: Mapping[Status, int] = VERDICT_EXIT_CODES
 DEFAULT_THRESHOLDS = Path(__file__).with_name("thresholds.toml")
@@ -380,11 +381,33 @@ class SplitEvidence:
 
 
 @dataclass(frozen=True)
+class TransitionCheck:
+    """What one transition scenario run showed about a move of the plan (``harness.gate.plan``), both paths."""
+
+    scenario: str
+    executed_twice: int  # duplicated + unexpected: an evaluation that ran on both paths, or twice on one
+    unaccounted: int  # lost + stuck: accepted, and never finished
+    legacy_after: int  # legacy accepted or ran work after the decommission
+    outcome: str  # the scenario's own outcome (harness.vocabulary.Outcome)
+
+
+@dataclass(frozen=True)
+class TransitionEvidence:
+    """A move of the plan that changes phase: ``kind`` phase2 or decommission, and its scenarios' checks."""
+
+    move: str  # e.g. "75 → phase2@90"
+    kind: str
+    checks: tuple[TransitionCheck, ...] = ()
+    needed: tuple[str, ...] = ()  # the scenarios the move needs: one without a check leaves it undecided
+
+
+@dataclass(frozen=True)
 class Evidence:
     parity: ParityEvidence | None = None
     chaos: Sequence[ChaosOutcome] | None = None
     latency: LatencyEvidence | None = None
     split: SplitEvidence | None = None
+    transition: TransitionEvidence | None = None  # only for a move of the plan that changes phase
 
 
 # ---------------------------------------------------------------------------------------------
@@ -871,18 +894,56 @@ def _check_percentage(value: Any, name: str) -> None:
         raise GateError(f"{name} must be a percentage within 0..100, got {value!r}")
 
 
-def check_step(current: float, target: float) -> None:
-    """Reject a split move the gate cannot judge: both within 0..100 and target above current."""
+def check_step(current: float, target: float, *, same_allowed: bool = False) -> None:
+    """Reject a split move the gate cannot judge: both within 0..100 and target above current (or equal, for a
+    move of the plan that changes phase at the same share)."""
     _check_percentage(current, "--current")
     _check_percentage(target, "--target")
-    if target <= current:
+    if target < current or (target == current and not same_allowed):
         raise GateError(f"--target ({_num(target)} %) must be greater than --current ({_num(current)} %): "
                         "the gate judges raising Celery's share; lowering it needs no gate")
 
 
+def _transition(transition: TransitionEvidence) -> Criterion:
+    """Into phase 2: nothing runs twice, nothing is lost. Into phase 3: nothing accepted is unaccounted for,
+    no legacy activity after the decommission (and nothing runs twice)."""
+    name = f"transition ({transition.kind})"
+    threshold = ("0 executed twice, 0 unaccounted" if transition.kind == "phase2"
+                 else "0 unaccounted, 0 legacy activity after it, 0 executed twice")
+    checks = transition.checks
+    values: dict[str, float | int | str | None] = {
+        "move": transition.move, "scenarios": len(checks), "executed_twice": sum(c.executed_twice for c in checks),
+        "unaccounted": sum(c.unaccounted for c in checks), "legacy_after": sum(c.legacy_after for c in checks)}
+    observed = (f"{transition.move}: " + "; ".join(
+        f"{c.scenario}: executed twice {c.executed_twice}, unaccounted {c.unaccounted}"
+        + (f", legacy after {c.legacy_after}" if transition.kind == "decommission" else "") for c in checks)
+        if checks else "no transition scenario run")
+    if not checks:
+        return Criterion(name, "INCONCLUSIVE", observed, threshold, 0, "zero tolerance",
+                         f"the move {transition.move} needs its transition scenarios, and none was run", values)
+    fails = [f"{c.executed_twice} evaluation(s) executed twice in {c.scenario}" for c in checks if c.executed_twice]
+    fails += [f"{c.unaccounted} accepted evaluation(s) unaccounted for in {c.scenario}" for c in checks
+              if c.unaccounted]
+    fails += [f"legacy activity after the decommission in {c.scenario}" for c in checks if c.legacy_after]
+    if fails:
+        return Criterion(name, "FAIL", observed, threshold, len(checks), "zero tolerance",
+                         f"the move {transition.move} is unsafe: " + "; ".join(fails), values)
+    missing = [name for name in transition.needed if name not in {c.scenario for c in checks}]
+    if missing:
+        return Criterion(name, "INCONCLUSIVE", observed, threshold, len(checks), "zero tolerance",
+                         f"the move {transition.move} needs {', '.join(missing)}, which did not run", values)
+    errors = [c.scenario for c in checks if c.outcome == "error"]
+    if errors:
+        return Criterion(name, "INCONCLUSIVE", observed, threshold, len(checks), "zero tolerance",
+                         f"transition scenario(s) not carried out: {', '.join(errors)}", values)
+    return Criterion(name, "PASS", observed, threshold, len(checks), "zero tolerance",
+                     f"the move {transition.move} ran every evaluation once and accounted for all", values)
+
+
 def decide(evidence: Evidence, current: float, target: float, thresholds: Thresholds) -> Verdict:
-    """Judge whether the split may move from ``current`` to ``target`` percent on this evidence."""
-    check_step(current, target)
+    """Judge whether the split may move from ``current`` to ``target`` percent on this evidence (for a move
+    of the plan that changes phase, ``evidence.transition``, the share may stay: 100 → decommission)."""
+    check_step(current, target, same_allowed=evidence.transition is not None)
     th = thresholds
     eps = th.epsilon(target)
     needed = samples_needed(th, target)
@@ -896,6 +957,7 @@ def decide(evidence: Evidence, current: float, target: float, thresholds: Thresh
         _resources(evidence.latency, th),
         _error_rate(evidence.latency, evidence.parity, th, needed["error_rate_per_path"]),
         _split(evidence.split, th, current),
+        *((_transition(evidence.transition),) if evidence.transition is not None else ()),
     )
     step = f"{_num(current)} % → {_num(target)} %"
     failing = list(dict.fromkeys(c.detail for c in criteria if c.status == "FAIL"))  # unique, in order

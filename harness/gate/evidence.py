@@ -148,9 +148,9 @@ def _stages(finished: pd.DataFrame) -> tuple[dict[str, list[float]], dict[str, l
 
 
 def chaos_evidence(findings: pd.DataFrame) -> list[ChaosOutcome] | None:
-    """One outcome per scenario from the findings rows of the Celery path: the stored ``outcome`` word
-    (read with ``outcome_of``: an unknown word is an error, never "held"); several rows of one
-    scenario (runs with different seeds) combine to the worst."""
+    """One outcome per scenario from its findings rows: the stored ``outcome`` words (read with
+    ``outcome_of``: an unknown word is an error, never "held") of every path, combined to the worst (a
+    path the scenario does not gate is at worst a finding); several runs of one scenario combine too."""
     if findings.empty or "scenario" not in findings:
         return None
     if "outcome" not in findings:
@@ -158,20 +158,21 @@ def chaos_evidence(findings: pd.DataFrame) -> list[ChaosOutcome] | None:
                               "run the scenarios again")
     outcomes = []
     for scenario, rows in findings.groupby("scenario", sort=True):
-        celery = rows[rows["path"] == "celery"]
-        if celery.empty:
-            continue
-        words = [outcome_of(w) for w in celery["outcome"]]
-        violations = [v for cell in celery.get("violations", pd.Series(dtype=object)) for v in _as_list(cell)]
-        reasons = [str(r) for r in celery.get("known_failure", pd.Series(dtype=object)) if isinstance(r, str) and r]
-        reasons += [n for cell in celery.get("notes", pd.Series(dtype=object)) for n in _as_list(cell)
+        # every path's row: a path the scenario does not gate is at worst a finding (harness.chaos.result), and a
+        # transition scenario gates legacy too
+        words = [outcome_of(w) for w in rows["outcome"]]
+        broken = rows[rows["outcome"].isin(["failed", "known-failure"])]
+        violations = [v for cell in broken.get("violations", pd.Series(dtype=object)) for v in cell_list(cell)]
+        reasons = [str(r) for r in broken.get("known_failure", pd.Series(dtype=object)) if isinstance(r, str) and r]
+        reasons += [n for cell in rows.get("notes", pd.Series(dtype=object)) for n in cell_list(cell)
                     if combine_outcomes(words) == "error"][:1]
         outcomes.append(ChaosOutcome(str(scenario), combine_outcomes(words), tuple(violations),
                                      "; ".join(dict.fromkeys(reasons))))
     return outcomes
 
 
-def _as_list(cell: Any) -> list[str]:
+def cell_list(cell: Any) -> list[str]:
+    """A findings cell that holds a list (a list, a JSON list, one string, or nothing) as a list of strings."""
     if cell is None or (isinstance(cell, float) and pd.isna(cell)):
         return []
     if isinstance(cell, str):
@@ -185,12 +186,16 @@ def _as_list(cell: Any) -> list[str]:
     return [str(cell)]
 
 
+def chaos_findings(folders: Sequence[Path]) -> pd.DataFrame:
+    """The chaos findings rows of ``folders``: each scenario's ``chaos/<scenario>/findings.parquet``, else a
+    combined ``findings.parquet``."""
+    per_scenario = [pd.read_parquet(p) for f in folders for p in sorted(f.glob("chaos/*/findings.parquet"))]
+    return pd.concat(per_scenario, ignore_index=True) if per_scenario else _read(folders, "findings.parquet")
+
+
 def collect(folders: Sequence[Path], *, configured_percentage: float | None = None) -> Evidence:
     """Pool the evidence stored in ``folders`` (and their immediate subfolders)."""
     parity = parity_evidence(_read(folders, "observations.parquet"))
     latency, split = load_evidence(_read(folders, "load_requests.parquet"), configured_percentage)
-    per_scenario = [pd.read_parquet(p) for f in folders for p in sorted(f.glob("chaos/*/findings.parquet"))]
-    findings = (pd.concat(per_scenario, ignore_index=True) if per_scenario
-                else _read(folders, "findings.parquet"))
-    chaos = chaos_evidence(findings)
+    chaos = chaos_evidence(chaos_findings(folders))
     return Evidence(parity=parity, chaos=chaos, latency=latency, split=split)

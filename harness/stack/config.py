@@ -51,7 +51,8 @@ class StackConfig:
     fallback: FallbackMode = "none"
     accept_legacy: bool = True
     # random per stack: a published default would be a password anyone knows (give one to reach it by hand)
-    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+    # never starting with "-": `--admin-token -x...` would read as an option (it did, once in a few dozen stacks)
+    admin_token: str = field(default_factory=lambda: "t" + secrets.token_urlsafe(18))
     # Celery delivery
     acks_late: bool = False
     reject_on_worker_lost: bool = False

@@ -193,12 +193,36 @@ def test_gate_checks_the_step_the_max_time_and_every_file_before_gathering(refus
 
 def test_rollout_checks_its_steps_and_options_before_gathering(refuse: Any, files: Files) -> None:
     refuse(harness_main, [
-        (["rollout"], "the following arguments are required: --steps", True),
+        (["rollout"], "harness rollout needs exactly one of --steps 10,25,50 (split steps) and --plan", False),
         (["rollout", "--steps", "50,25"], "at least two increasing percentages within 0..100", True),
         (["rollout", "--steps", "10,x"], "percentages like 10,25,50,75,100", True),
         (["rollout", "--steps", "10,25", "--max-time", "0"], "--max-time: expected a number > 0", True),
         (["rollout", "--steps", "10,25", "--chaos", str(files.missing)], "no such scenario file or name", False),
         (["rollout", "--steps", "10,25", "--see", "2"], "did you mean --seed?", True),
+    ])
+
+
+def test_rollout_refuses_every_bad_plan_before_anything_starts(refuse: Any, files: Files) -> None:
+    refuse(harness_main, [
+        (["rollout", "--plan", "10,bogus"], "--plan: unknown step 'bogus' (step 2); a step is one of P (0..100)", False),
+        (["rollout", "--plan", "10"], "--plan needs at least two steps", False),
+        (["rollout", "--plan", "50,25"], "--plan: step '25': the percentage must rise from the previous step's 50 %",
+         False),
+        (["rollout", "--plan", "50,50", "--dry-run"], "the percentage must rise", False),
+        (["rollout", "--plan", "75,phase2@90,phase2@95"], "phase 2 is entered once", False),
+        (["rollout", "--plan", "75,phase2@90,decommission,100"], "step 'decommission' must be the last step", False),
+        (["rollout", "--plan", "75,decommission"], "comes before phase 2: the plan drains legacy only once Celery is "
+                                                   "primary", False),
+        (["rollout", "--plan", "decommission,100"], "the first step is where the platform is now; it cannot be "
+                                                    "decommission", False),
+        (["rollout", "--plan", "75,phase2@90:fast"], "the procedure is 'safe' or 'naive', got 'fast'", False),
+        (["rollout", "--plan", "75,150"], "step '150': the percentage must be within 0..100", False),
+        (["rollout", "--plan", "10,25", "--steps", "10,25"], "harness rollout needs exactly one of --steps", False),
+        (["rollout", "--plan", "10,25", "--steps", "10,25", "--dry-run"], "needs exactly one of", False),
+        (["rollout", "--dry-run"], "harness rollout needs exactly one of --steps", False),
+        (["rollout", "--plan", "75,phase2@90", "--chaos", str(files.missing)], "no such scenario file or name", False),
+        (["rollout", "--plan", "75,phase2@90", "--max-time", "0"], "--max-time: expected a number > 0", True),
+        (["rollout", "--pla", "75,phase2@90"], "did you mean --plan?", True),
     ])
 
 
