@@ -4,13 +4,17 @@ Evidence (parity counts, chaos outcomes, latency samples and error counts, split
 a verdict comes out: ``PASS`` / ``FAIL`` / ``INCONCLUSIVE`` (exit code 0 / 1 / 2), with every
 criterion's observed value, threshold, sample size and confidence bound. The logic is pure:
 
-- ``stats``: rule of three, Clopper–Pearson, samples needed, Newcombe's rate difference,
-  Hodges–Lehmann shift with the Mann–Whitney interval, binomial share test, percentiles;
-- ``decide``: ``Evidence`` → ``Verdict`` against ``Thresholds`` loaded from ``thresholds.toml``
-  (the one reviewed configuration), and ``render_text`` for people.
+- ``sequential``: anytime-valid confidence sequences (rates, medians): what the criteria decide on,
+  so the gate may look after every round of evidence;
+- ``stats``: fixed-sample statistics still used for reporting (percentiles) and by ``harness chaos
+  --runs`` (Clopper–Pearson rates over runs);
+- ``thresholds``: the reviewed ``thresholds.toml`` and its reader; ``criteria``: one function per
+  criterion; ``render``: ``render_text`` for people; ``base``: the names they share;
+- ``decide``: the evidence types and ``decide``: ``Evidence`` → ``Verdict``;
+- ``plan``: the migration plan's steps and moves for ``harness rollout --plan``.
 
-Reading the evidence from run folders is ``evidence`` (pure readers); gathering it on a stack,
-applying the new split on PASS and ``harness gate`` / ``harness rollout`` are ``cli``.
+Reading the evidence from run folders is ``evidence`` (pure readers); gathering it on a stack in
+rounds, applying the new split on PASS and ``harness gate`` / ``harness rollout`` are ``cli``.
 """
 
 from harness.gate.decide import (

@@ -112,17 +112,24 @@ def write_parity(session: Any, run: RunFolder) -> None:
 
 
 def gather_load(gateway: str, run: RunFolder, seconds: float, seed: int, round_no: int,
-                say: Callable[[str], None]) -> None:
+                say: Callable[[str], None], current: float = 50.0) -> None:
     """One Locust window into ``load-rounds/<k>/``, then every round so far pooled into the run folder's own
     ``load_requests.parquet`` and ``load_stats.parquet`` (what the gate and the reports read)."""
     from harness.load.frames import per_second
+    from harness.load.config import Route
     from harness.load.runner import REQUESTS_FILE, STATS_FILE, run_headless
 
     duration = math.ceil(seconds)
-    say(f"load: Locust, {LOAD_USERS} users, {duration} s through the gateway's split ...")
+    # At 100 % the split sends nothing to legacy: half the evaluations are forced to legacy as a control group
+    # (marked forced in the rows: the split's accuracy counts only the others).
+    route: Route | None = "control" if current >= 100 else None
+    say(f"load: Locust, {LOAD_USERS} users, {duration} s through the gateway's split"
+        + (" (half forced to legacy as a control group: the split sends legacy nothing at 100 %)" if route else "")
+        + " ...")
     folder = run.path / LOAD_ROUNDS / f"{round_no:02d}"
     folder.mkdir(parents=True, exist_ok=True)
-    run_headless(gateway, folder, users=LOAD_USERS, spawn_rate=LOAD_USERS, duration_s=duration, seed=seed)
+    run_headless(gateway, folder, users=LOAD_USERS, spawn_rate=LOAD_USERS, duration_s=duration, seed=seed,
+                 route=route)
     import pandas as pd
 
     rounds = []
@@ -222,7 +229,7 @@ def gather(args: argparse.Namespace, run: RunFolder, thresholds: Thresholds, say
                                                                                        want_parity else 0))
                 seconds = max(MIN_ROUND_LOAD_S, first / LOAD_RATE) if round_no == 1 else MIN_ROUND_LOAD_S
                 gather_load(gateway, run, min(seconds, max(MIN_ROUND_LOAD_S, deadline - time.monotonic())),
-                            args.seed * 1000 + round_no, round_no, say)
+                            args.seed * 1000 + round_no, round_no, say, args.current)
             verdict = decide(collect([run.path], configured_percentage=args.current), args.current, args.target,
                              thresholds)
             gathered = [c.name for c in verdict.criteria if c.name in (*PARITY_CRITERIA, *LOAD_CRITERIA)]

@@ -14,7 +14,7 @@
 - **latency**, **errors** and **split** from ``load_requests.parquet`` (the load run's end-to-end
   rows, ``request_type == "E2E"``, one per evaluation, named by path): the samples are end-to-end
   milliseconds of evaluations that finished, plus those still in flight when the load run ended
-  (``unfinished``, with the time waited so far; see ``decide._with_unfinished``); an error is a platform
+  (``unfinished``, with the time waited so far; see ``criteria._latency``); an error is a platform
   failure (status ``error``, or never finished), never a user program's own failure. The stages
   (``submit``, ``queue``, ``execution``, ``delivery``; ``overhead`` = end-to-end − execution) and the
   resources (``cpu_ms``, ``peak_rss_kb``) come from the same rows, in submission order. The split is the
@@ -129,8 +129,11 @@ def load_evidence(requests: pd.DataFrame, configured_percentage: float | None
     latency = LatencyEvidence(samples, errors, unfinished, stages, resources)
     split = None
     if configured_percentage is not None:
-        routed = int(e2e["name"].isin(["legacy", "celery"]).sum())
-        split = SplitEvidence(configured_percentage, routed, int((e2e["name"] == "celery").sum()))
+        # only what the gateway's split routed: a path the user forced (--route, or the control group of
+        # --route control) says nothing about the split
+        by_split = e2e[e2e["forced"].fillna(False) == False] if "forced" in e2e else e2e  # noqa: E712 (nullable)
+        routed = int(by_split["name"].isin(["legacy", "celery"]).sum())
+        split = SplitEvidence(configured_percentage, routed, int((by_split["name"] == "celery").sum()))
     return latency, split
 
 

@@ -24,11 +24,13 @@ from typing import Any, Literal
 
 from harness.errors import HarnessError
 
-Route = Literal["legacy", "celery", "both"]
+# "control": half of the evaluations forced to legacy, the rest left to the gateway's split; at a split of
+# 100 % that keeps a control group on legacy for the gate (the forced ones are marked in the rows)
+Route = Literal["legacy", "celery", "both", "control"]
 Shape = Literal["step"]
 Mode = Literal["follow", "submit"]
 
-ROUTES: tuple[str, ...] = ("legacy", "celery", "both")
+ROUTES: tuple[str, ...] = ("legacy", "celery", "both", "control")
 SHAPES: tuple[str, ...] = ("step",)
 MODES: tuple[str, ...] = ("follow", "submit")
 

@@ -37,7 +37,7 @@ UNFINISHED = "unfinished"
 _DTYPES: dict[str, str] = {
     "request_type": "string", "name": "string", "path": "string", "response_time_ms": "float64", "ok": "bool",
     "eval_id": "string", "status": "string", "http_status": "Int64", "priority": "Int64", "batch": "boolean",
-    "language": "string", "program": "string", "oracle_ok": "boolean", "server_ms": "float64",
+    "language": "string", "program": "string", "oracle_ok": "boolean", "forced": "boolean", "server_ms": "float64",
     "submit_ms": "float64", "queue_ms": "float64", "execution_ms": "float64", "delivery_ms": "float64",
     "cpu_ms": "float64", "peak_rss_kb": "Int64",
     "response_length": "int64", "exception": "string", "worker": "string", "test_run": "int64",

@@ -13,7 +13,8 @@ gateway chose; on a submit row too), ``response_time_ms``, ``ok``, ``eval_id``, 
 evaluation's final status on E2E rows: ``completed``, ``failed``, ``timeout``, ``error``, ``stuck``,
 ``lost``, or ``unfinished`` for one still in flight when Locust stopped its user; ``None`` on
 submit rows), ``http_status`` (the last HTTP status seen, 0 for no answer),
-``priority``, ``batch``, ``language``, ``program`` (the mix entry), ``oracle_ok`` (did every path's
+``priority``, ``batch``, ``language``, ``program`` (the mix entry), ``forced`` (the user forced the path
+with ``--route``; the split's accuracy counts only evaluations the gateway routed), ``oracle_ok`` (did every path's
 result agree with the program's oracle; ``None`` when not checked), ``server_ms`` (the platform's
 own ``finished_at - created_at``), ``response_length``, ``exception``, ``worker``, ``test_run`` (the
 number of the run in this Locust process: the web UI can start several).
@@ -84,6 +85,7 @@ class Row(Stages):
     language: str | None
     program: str | None
     oracle_ok: bool | None
+    forced: bool | None  # the path was forced by the user (--route), not chosen by the gateway's split
     server_ms: float | None
     response_length: int
     exception: str | None
@@ -145,7 +147,8 @@ def make_row(*, request_type: str, name: str, response_time: float, response_len
         response_time_ms=float(response_time), ok=exception is None, eval_id=ctx.get("eval_id"),
         status=ctx.get("status"), http_status=ctx.get("http_status"), priority=ctx.get("priority"),
         batch=ctx.get("batch"), language=ctx.get("language"), program=ctx.get("program"),
-        oracle_ok=ctx.get("oracle_ok"), server_ms=ctx.get("server_ms"), submit_ms=ctx.get("submit_ms"),
+        oracle_ok=ctx.get("oracle_ok"), forced=ctx.get("forced"), server_ms=ctx.get("server_ms"),
+        submit_ms=ctx.get("submit_ms"),
         queue_ms=ctx.get("queue_ms"), execution_ms=ctx.get("execution_ms"), delivery_ms=ctx.get("delivery_ms"),
         cpu_ms=ctx.get("cpu_ms"), peak_rss_kb=ctx.get("peak_rss_kb"), response_length=int(response_length or 0),
         exception=None if exception is None else (exception if isinstance(exception, str) else

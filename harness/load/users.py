@@ -77,8 +77,9 @@ def add_arguments(parser: Any) -> None:
     marks an option for the web UI's start form.
     """
     group = parser
-    group.add_argument("--route", choices=["split", "legacy", "celery", "both"], default="split",
-                       env_var="LOAD_ROUTE", help="force a path; 'split' lets the gateway's split decide")
+    group.add_argument("--route", choices=["split", "legacy", "celery", "both", "control"], default="split",
+                       env_var="LOAD_ROUTE", help="force a path; 'split' lets the gateway's split decide; 'control' "
+                                                  "forces half the evaluations to legacy and leaves the rest to it")
     group.add_argument("--think-time", type=float, default=1.0, env_var="LOAD_THINK_TIME",
                        help="mean seconds a user waits between evaluations (0: none)")
     group.add_argument("--e2e-timeout", type=float, default=120.0, env_var="LOAD_E2E_TIMEOUT",
@@ -141,7 +142,8 @@ def _write_unfinished(sub: Submitted) -> None:
         exception="Unfinished: the run ended before the evaluation did", start_time=sub.start_time,
         end_time=time.time(), test_run=_current_run,
         context={"eval_id": sub.eval_id, "path": path, "priority": sub.priority, "batch": sub.batch,
-                 "language": sub.program.language, "program": sub.program.kind, "status": "unfinished"}))
+                 "language": sub.program.language, "program": sub.program.kind, "status": "unfinished",
+                 "forced": sub.forced}))
 
 
 @events.test_stop.add_listener
@@ -169,6 +171,7 @@ class Submitted:
     t0: float  # perf_counter just before the submission
     start_time: float  # epoch seconds, same instant
     submit_ms: float  # the POST /api/eval round trip (its ``POST submit`` row's response_time_ms)
+    forced: bool = False  # the user chose the path (--route), not the gateway's split
 
 
 _user_numbers = itertools.count()
@@ -209,10 +212,11 @@ class EvaluationUser(User):
         route = _option(self.environment, "route", "split")
         body: dict[str, Any] = {"code": program.code, "language": program.language, "priority": priority,
                                 "batch": batch, "timeout_s": program.timeout_s}
-        if route != "split":
-            body["route"] = route
+        forced = route not in ("split", "control") or (route == "control" and self.rng.random() < 0.5)
+        if forced:
+            body["route"] = "legacy" if route == "control" else route
         context: dict[str, Any] = {"priority": priority, "batch": batch, "language": program.language,
-                                   "program": program.kind}
+                                   "program": program.kind, "forced": forced}
         start_time, t0 = time.time(), time.perf_counter()
         exception: Exception | None = None
         length = 0
@@ -239,7 +243,7 @@ class EvaluationUser(User):
             response_length=length, exception=exception, context=context, start_time=start_time, url="/api/eval")
         if accepted is None:
             return None
-        return Submitted(accepted[0], accepted[1], program, priority, batch, t0, start_time, submit_ms)
+        return Submitted(accepted[0], accepted[1], program, priority, batch, t0, start_time, submit_ms, forced)
 
     # -- following it to the end -----------------------------------------------------------------------
 
@@ -286,6 +290,7 @@ class EvaluationUser(User):
         elapsed_ms = (time.perf_counter() - sub.t0) * 1000
         path = "both" if len(sub.routes) > 1 else sub.routes[0]
         context: dict[str, Any] = {"eval_id": sub.eval_id, "path": path, "priority": sub.priority,
+                                   "forced": sub.forced,
                                    "batch": sub.batch, "language": sub.program.language,
                                    "program": sub.program.kind, "http_status": http_status}
         length = 0

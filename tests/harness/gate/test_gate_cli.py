@@ -381,3 +381,14 @@ def test_rollout_plan_inconclusive_on_the_decommission_stays_and_exits_2(
     assert "stays at 100\n" in out
     doc = json.loads(next(tmp_path.glob("*/rollout.json")).read_text())
     assert doc["final_step"] == "100" and doc["moves"][-1]["verdict"] == "INCONCLUSIVE"
+
+
+def test_the_split_counts_only_what_the_gateway_routed(tmp_path: Path) -> None:
+    """At 100 % a control group is forced to legacy (--route control): those evaluations are latency and
+    error evidence, not evidence about the split."""
+    rows = [{"request_type": "E2E", "name": path, "status": "completed", "response_time_ms": 50.0, "forced": forced}
+            for path, forced in [("legacy", True)] * 3 + [("celery", False)] * 4]
+    pd.DataFrame(rows).to_parquet(tmp_path / "load_requests.parquet")
+    evidence = collect([tmp_path], configured_percentage=100)
+    assert evidence.split is not None and (evidence.split.routed, evidence.split.to_celery) == (4, 4)
+    assert evidence.latency is not None and len(evidence.latency.samples_ms["legacy"]) == 3

@@ -164,3 +164,15 @@ def test_a_frame_keeps_the_stage_values_with_their_types(tmp_path: Path) -> None
     assert e2e["queue_ms"] == pytest.approx(4.0, abs=1e-6) and e2e["execution_ms"] == 120.5
     assert e2e["delivery_ms"] == pytest.approx(9.5, abs=1e-6) and e2e["peak_rss_kb"] == 9_876
     assert back.loc[back["request_type"] == "POST", list(STAGE_FIELDS)].isna().all().all()
+
+
+def test_whether_the_user_forced_the_path_travels_into_the_frame(tmp_path: Path) -> None:
+    """The gate's split accuracy counts only what the gateway routed: a forced row says so."""
+    rows = [make_row(request_type="E2E", name=path, response_time=50.0, response_length=0, exception=None,
+                     start_time=1.0, end_time=1.05, context={"path": path, "forced": forced}, test_run=1)
+            for path, forced in (("legacy", True), ("celery", False))]
+    rows.append(make_row(request_type="POST", name="submit", response_time=5.0, response_length=0, exception=None,
+                         start_time=1.0, end_time=1.005, context=None, test_run=1))
+    frame = requests_frame(rows)
+    assert str(frame["forced"].dtype) == "boolean"
+    assert frame["forced"].tolist()[:2] == [True, False] and pd.isna(frame["forced"].iloc[2])
