@@ -42,8 +42,13 @@ test-containers: docker
 chaos: venv
 	$(BIN)/pytest -m chaos $(PYTEST_ARGS)
 
+# make reports any failed recipe as exit status 2; the line printed on failure gives the gate's own status
+# (1 FAIL, 2 INCONCLUSIVE, 3 a usage or stack error). CI that branches on the verdict calls
+# `.venv/bin/harness run` (or `harness gate`) directly, after `make venv`.
 run: venv
-	$(BIN)/python -m harness run
+	@$(BIN)/python -m harness run; code=$$?; \
+	if [ $$code -ne 0 ]; then echo "harness run exited $$code (1 FAIL, 2 INCONCLUSIVE, 3 usage or stack error); make reports it as 2: for the verdict's own exit status run .venv/bin/harness run"; fi; \
+	exit $$code
 
 up: venv
 	$(BIN)/harness up
