@@ -115,8 +115,8 @@ def gather_load(gateway: str, run: RunFolder, seconds: float, seed: int, round_n
                 say: Callable[[str], None], current: float = 50.0) -> None:
     """One Locust window into ``load-rounds/<k>/``, then every round so far pooled into the run folder's own
     ``load_requests.parquet`` and ``load_stats.parquet`` (what the gate and the reports read)."""
-    from harness.load.frames import per_second
     from harness.load.config import Route
+    from harness.load.frames import per_second
     from harness.load.runner import REQUESTS_FILE, STATS_FILE, run_headless
 
     duration = math.ceil(seconds)
@@ -497,8 +497,9 @@ def add_parsers(sub: Any) -> None:
     gate.add_argument("--chaos", nargs="*", metavar="SCENARIO",
                       help=f"chaos scenarios to run (default: {', '.join(GATE_SCENARIOS)})")
     gate.add_argument("--max-time", type=arguments.number(above=0), default=DEFAULT_MAX_TIME_S, metavar="SECONDS",
-                      help=f"the most time evidence gathering may take, chaos included (default "
-                           f"{DEFAULT_MAX_TIME_S:g}); it stops earlier once every criterion is decided")
+                      help=f"the time evidence gathering may take, chaos included (default {DEFAULT_MAX_TIME_S:g}); "
+                           "it stops earlier once every criterion is decided; the first round (the fewest samples "
+                           "that can pass) is always gathered whole")
     gate.add_argument("--stack-url", type=arguments.http_url,
                       help="gateway URL of a running deployment instead of the embedded stack")
     gate.add_argument("--admin-token", type=arguments.non_empty,
