@@ -20,7 +20,10 @@ part counts as absent. Everything else is a pure function of frames and dicts, o
   ``chaos_scenarios`` (one verdict per scenario), ``chaos_operations`` (the client ops of a history,
   each with its duration and outcome), ``fault_windows`` (nemesis ``start`` / ``stop``) and
   ``chaos_flagged``;
-- the gate (here; ``verdict.json``): ``gate_criteria``.
+- what load was run (``load_frames.py``; ``load.json``, the gate's ``load-rounds/<k>/load.json`` and
+  ``load_requests.parquet``): ``load_settings``, ``program_mix``;
+- the gate (here; ``verdict.json``): ``gate_criteria``, and ``criterion_section`` (the section
+  showing a criterion's evidence).
 
 ``build_frames`` (here) derives them all at once into a ``Frames``. This module re-exports the public
 names of ``run_data.py``, ``parity_frames.py``, ``load_frames.py``, ``chaos_frames.py`` and the
@@ -35,7 +38,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +57,14 @@ from harness.report.chaos_frames import (
     chaos_scenarios,
     fault_windows,
 )
-from harness.report.load_frames import latency_percentiles, latency_samples, throughput
+from harness.report.load_frames import (
+    MIX_COLUMNS,
+    latency_percentiles,
+    latency_samples,
+    load_settings,
+    program_mix,
+    throughput,
+)
 from harness.report.parity_frames import (
     PARITY_CLASSES,
     mismatch_samples,
@@ -67,7 +77,8 @@ from harness.report.run_data import ReportError, RunData, Scenario
 
 CHAOS_FILES = ("history.parquet", "evaluations.parquet", "findings.parquet", "executions.parquet")
 CRITERIA_COLUMNS = ("name", "status", "observed", "threshold", "sample_size", "bound", "detail")
-_SKIP_DIRS = {"logs", "ledger", "counterexamples", "load", "rows"}
+LOAD_ROUNDS = "load-rounds"  # the gate's rounds, one folder each (harness.gate.cli.LOAD_ROUNDS)
+_SKIP_DIRS = {"logs", "ledger", "counterexamples", "load", "rows", LOAD_ROUNDS}
 
 
 # -- reading (the only I/O) -----------------------------------------------------------------------
@@ -138,8 +149,22 @@ def read_run(run_dir: str | Path) -> RunData:
         path=path, run=reader.json(path / "run.json"), observations=reader.parquet(path / "observations.parquet"),
         load_requests=reader.parquet(path / "load_requests.parquet"),
         load_stats=reader.parquet(path / "load_stats.parquet"), verdict=reader.json(path / "verdict.json"),
-        parity_run=reader.json(path / "parity.json"),
+        parity_run=reader.json(path / "parity.json"), load=reader.json(path / "load.json"),
+        load_rounds=_load_rounds(reader, path),
         scenarios=tuple(scenarios), combined_findings=combined, problems=tuple(reader.problems))
+
+
+def _load_rounds(reader: _Reader, root: Path) -> tuple[tuple[str, Mapping[str, Any]], ...]:
+    """The gate's Locust rounds: ``load-rounds/<k>/load.json``, in the order of their folders."""
+    folder = root / LOAD_ROUNDS
+    if not folder.is_dir():
+        return ()
+    found = []
+    for sub in sorted(d for d in folder.iterdir() if d.is_dir()):
+        doc = reader.json(sub / "load.json")
+        if doc is not None:
+            found.append((sub.name, doc))
+    return tuple(found)
 
 
 def _chaos_folders(root: Path, depth: int = 3) -> list[Path]:
@@ -199,6 +224,23 @@ def sequential_text(seq: Mapping[str, Any]) -> str:
     return text + (f"; stopped: {seq['stopped']}." if seq.get("stopped") else ".")
 
 
+# the report section that shows each criterion's evidence: a criterion's name starts with one of the
+# prefixes; its evidence is in the first of the sections that the report holds
+_CRITERION_SECTIONS = ((("parity mismatch rate", "critical fields", "oracle"), ("parity",)),
+                       (("chaos", "transition"), ("chaos",)),
+                       (("latency", "execution time", "resources", "error rate", "split accuracy"),
+                        ("latency", "throughput")))
+
+
+def criterion_section(name: str, present: Collection[str]) -> str | None:
+    """The section (its anchor: ``parity``, ``latency``, ``throughput``, ``chaos``) among ``present`` that
+    shows the evidence of the criterion ``name``; None if the report has no such section."""
+    for prefixes, sections in _CRITERION_SECTIONS:
+        if str(name).startswith(prefixes):
+            return next((s for s in sections if s in present), None)
+    return None
+
+
 def look_criteria(looks: Sequence[Mapping[str, Any]]) -> list[str]:
     """The criteria the looks of a sequential gate judged, in the order they first appear."""
     names: dict[str, None] = {}
@@ -235,6 +277,8 @@ class Frames:
     chaos_scenarios: pd.DataFrame
     scenarios: tuple[ScenarioFrames, ...] = field(default=())
     criteria: pd.DataFrame = field(default_factory=lambda: gate_criteria(None))
+    load_settings: tuple[tuple[str, str], ...] = ()  # what load was run: (setting, value)
+    program_mix: pd.DataFrame = field(default_factory=lambda: program_mix(None))
 
     @property
     def verdict(self) -> Mapping[str, Any] | None:
@@ -243,6 +287,11 @@ class Frames:
     @property
     def has_parity(self) -> bool:
         return not self.parity_classes.empty
+
+    @property
+    def has_load(self) -> bool:
+        """Whether the run folder says what load was run (load.json, or the mix of its requests)."""
+        return bool(self.load_settings) or not self.program_mix.empty
 
     @property
     def has_chaos(self) -> bool:
@@ -264,7 +313,8 @@ def build_frames(data: RunData) -> Frames:
         mismatch_samples=mismatch_samples(obs), normaliser_hits=normaliser_hits(obs), latency=lat,
         latency_percentiles=latency_percentiles(lat), throughput=throughput(data.load_requests, data.load_stats),
         chaos_findings=findings, chaos_scenarios=chaos_scenarios(findings, data), scenarios=tuple(scenarios),
-        criteria=gate_criteria(data.verdict))
+        criteria=gate_criteria(data.verdict), load_settings=tuple(load_settings(data.load, data.load_rounds)),
+        program_mix=program_mix(data.load_requests))
 
 
 __all__ = [
@@ -275,11 +325,11 @@ __all__ = [
     # parity (parity_frames.py)
     "PARITY_CLASSES", "mismatch_samples", "normaliser_hits", "parity_classes", "parity_fields", "sample_headline",
     # latency and throughput (load_frames.py)
-    "latency_percentiles", "latency_samples", "throughput",
+    "MIX_COLUMNS", "latency_percentiles", "latency_samples", "load_settings", "program_mix", "throughput",
     # chaos (chaos_frames.py)
     "CHAOS_BAD", "CHAOS_CLASSES", "FINDING_COLUMNS", "chaos_executions", "chaos_findings", "chaos_flagged",
     "chaos_operations", "chaos_scenarios", "fault_windows",
     # the gate and everything at once (here)
-    "CRITERIA_COLUMNS", "NOISE_FLOOR_NOTE", "STAGES_NOTE", "STAGE_ROWS", "Frames", "ScenarioFrames", "build_frames",
+    "CRITERIA_COLUMNS", "NOISE_FLOOR_NOTE", "criterion_section", "STAGES_NOTE", "STAGE_ROWS", "Frames", "ScenarioFrames", "build_frames",
     "gate_criteria", "look_criteria", "noise_floor_text", "sequential_text",
 ]

@@ -1,12 +1,12 @@
 """``report.html``: one self-contained page (inline CSS, charts as SVG data URIs, no scripts, no fonts
 or links to fetch) that works offline and from a CI artifact.
 
-The gate's verdict comes first (its criteria, the latency by stage of both paths with the A/A noise
-floor, and how a sequential gate gathered its evidence: one look per round), then one section per part
-of the evidence the run folder holds: parity (classes, mismatches by field, mismatch samples with
-their diffs), latency per path,
-throughput, chaos (the findings table and a timeline per scenario with its fault windows shaded),
-then the run's details. A part that is absent has no section and no entry in the contents.
+The gate's verdict comes first (its criteria, each linked to the section showing its evidence, the
+latency by stage of both paths with the A/A noise floor, and how a sequential gate gathered its
+evidence: one look per round), then one section per part of the evidence the run folder holds: parity
+(classes, mismatches by field, mismatch samples with their diffs), the load that was run (its settings
+and program mix) with the latency per path, throughput, chaos (the findings table and a timeline per
+scenario with its fault windows shaded), then the run's details. A part that is absent has no section and no entry in the contents.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import difflib
 import html
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from harness.parity.compare import COMPARED_FIELDS
@@ -30,6 +30,7 @@ from harness.report.frames import (
     STAGES_NOTE,
     Frames,
     ScenarioFrames,
+    criterion_section,
     fmt_ms,
     look_criteria,
     noise_floor_text,
@@ -82,6 +83,8 @@ table.fields th:first-child { width: 120px; }
 .problems { border-left: 4px solid var(--inconclusive); background: #fff8e5; padding: 8px 14px; }
 details summary { cursor: pointer; color: var(--muted); }
 .cs { color: var(--muted); font-size: 13px; }
+.load { display: grid; grid-template-columns: minmax(260px, auto) 1fr; gap: 8px 36px; align-items: start; }
+.load h3 { margin-top: 14px; } .verdict td a { color: #0969da; } .crit { display: inline-block; min-width: 9.5em; }
 """
 
 
@@ -131,7 +134,15 @@ def _figure(chart: charts.Chart | None) -> str:
 # -- verdict ---------------------------------------------------------------------------------------------
 
 
-def _verdict(f: Frames) -> str:
+def _criterion(name: Any, present: Collection[str]) -> str:
+    """A criterion's name, linked to the section of this report that shows its evidence (if it has one)."""
+    section = criterion_section(str(name), present)
+    text = f'<a href="#{section}">{_e(name)}</a>' if section else _e(name)
+    return f'<span class="crit">{text}</span>'
+
+
+def _verdict(f: Frames, present: Collection[str] = ()) -> str:
+    """The verdict; each criterion links to the section among ``present`` that shows its evidence."""
     v = f.verdict
     if not v:
         return ""
@@ -141,7 +152,7 @@ def _verdict(f: Frames) -> str:
         step = (f"split {_num(v.get('current'))} % → {_num(v.get('target'))} %"
                 + (f" · error budget ε = {100 * float(v['epsilon']):.3g} %" if v.get("epsilon") else "")
                 + (f" · confidence {100 * float(v['confidence']):.3g} %" if v.get("confidence") else ""))
-    rows = [(_pill(str(r["status"])), _e(r["name"]), _e(r["observed"]), _e(r["threshold"]),
+    rows = [(_pill(str(r["status"])), _criterion(r["name"], present), _e(r["observed"]), _e(r["threshold"]),
              _num(r["sample_size"]), _e(r["bound"]), _e(r["detail"])) for r in f.criteria.to_dict("records")]
     criteria = _table(("status", "criterion", "observed", "threshold", "n", "bound", "detail"), rows, numeric=(4,),
                       bad=[r["status"] == "FAIL" for r in f.criteria.to_dict("records")]) if rows else ""
@@ -368,20 +379,58 @@ def _parity(f: Frames) -> str:
 # -- latency and throughput --------------------------------------------------------------------------------
 
 
+def _share(part: float) -> str:
+    return f"{100 * part:.1f} %"
+
+
+def _load(f: Frames) -> str:
+    """What load was run: its settings (load.json, or the gate's rounds) beside the mix of its evaluations."""
+    parts = []
+    if f.load_settings:
+        cells = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in f.load_settings)
+        parts.append(f'<div><h3>Load settings</h3><table class="facts">{cells}</table></div>')
+    mix = f.program_mix
+    if not mix.empty:
+        total, unit = mix.attrs.get("total", 0), mix.attrs.get("unit", "evaluations")
+
+        def line(by: str) -> str:
+            rows = mix[mix["by"] == by].to_dict("records")
+            sep = ":" if by == "priority" else ""
+            return ", ".join(f"{_e(r['value'])}{sep} {_share(r['share'])} ({r['evaluations']})" for r in rows)
+
+        facts = [f"<b>{total} {_e(unit)}</b>"]
+        if (mix["by"] == "language").any():
+            facts.append(f"by language: {line('language')}")
+        if mix.attrs.get("batch_known"):
+            batch, known = mix.attrs["batch"], mix.attrs["batch_known"]
+            facts.append(f"in batch submissions: {_share(batch / known)} ({batch} of {known})")
+        programs = mix[mix["by"] == "program"].to_dict("records")
+        table = _table(("program", "languages", _e(unit), "share"),
+                       [(_e(r["value"]), _e(r["languages"]), str(r["evaluations"]), _share(r["share"]))
+                        for r in programs], numeric=(2, 3)) if programs else ""
+        priority = (f"<p class=note>By priority: {line('priority')}.</p>" if (mix["by"] == "priority").any() else "")
+        parts.append(f"<div><h3>Program mix</h3><p>{' · '.join(facts)}</p>{table}{priority}</div>")
+    return f'<div class="load">{"".join(parts)}</div>' if parts else ""
+
+
 def _latency(f: Frames) -> str:
     table = f.latency_percentiles
-    if table.empty:
+    load = _load(f)
+    if table.empty and not load:
         return ""
-    out = ['<section id="latency"><h2>Latency per path</h2>']
+    title = "Load and latency per path" if load else "Latency per path"
+    out = [f'<section id="latency"><h2>{title}</h2>', load]
     for (source, measure), part in table.groupby(["source", "measure"], sort=False):
         rows = [(_dot(str(r["path"])), str(r["n"]), *(fmt_ms(r[c]) for c in ("p50", "p95", "p99", "mean", "max")))
                 for r in part.to_dict("records")]
         out += [f"<h3>{_e(charts.latency_title(str(source), str(measure)))}</h3>",
                 _table(("path", "n", "p50 ms", "p95 ms", "p99 ms", "mean ms", "max ms"), rows, numeric=range(1, 7)),
                 _figure(charts.latency_chart(f.latency, table, str(source), str(measure)))]
-    load = "Load latencies count successful requests only. " if (table["source"] == "load").any() else ""
-    out.append(f"<p class=note>{load}Percentiles interpolate linearly between order statistics, as the gate "
-               "does.</p></section>")
+    if not table.empty:
+        only_ok = "Load latencies count successful requests only. " if (table["source"] == "load").any() else ""
+        out.append(f"<p class=note>{only_ok}Percentiles interpolate linearly between order statistics, as the gate "
+                   "does.</p>")
+    out.append("</section>")
     return "".join(out)
 
 
@@ -515,9 +564,10 @@ def _run(f: Frames) -> str:
 
 def render_html(f: Frames) -> str:
     """The whole report as one HTML document (pure: no I/O)."""
-    sections = [("verdict", "Verdict", _verdict(f)), ("parity", "Parity", _parity(f)),
-                ("latency", "Latency", _latency(f)), ("throughput", "Throughput", _throughput(f)),
-                ("chaos", "Chaos", _chaos(f)), ("run", "Run", _run(f))]
+    evidence = [("parity", "Parity", _parity(f)), ("latency", "Latency", _latency(f)),
+                ("throughput", "Throughput", _throughput(f)), ("chaos", "Chaos", _chaos(f)), ("run", "Run", _run(f))]
+    shown = {key for key, _, body in evidence if body}
+    sections = [("verdict", "Verdict", _verdict(f, shown)), *evidence]
     present = [(key, title, body) for key, title, body in sections if body]
     nav = "<nav>" + "".join(f'<a href="#{key}">{title}</a>' for key, title, _ in present) + "</nav>" if present else ""
     problems = ""

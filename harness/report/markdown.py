@@ -1,7 +1,7 @@
 """``summary.md``: the report in a page of Markdown, for a terminal, a pull request or a CI summary.
 
-The verdict and its criteria first, then a short block per part the run folder holds (parity,
-latency, throughput, chaos). Charts and diffs stay in ``report.html``; this names where to find them.
+The verdict and its criteria first (each linked to the block showing its evidence), then a short block
+per part the run folder holds (parity, the load that was run and its latency, throughput, chaos). Charts and diffs stay in ``report.html``; this names where to find them.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from harness.report.frames import (
     STAGE_ROWS,
     STAGES_NOTE,
     Frames,
+    criterion_section,
     fmt_ms,
     look_criteria,
     noise_floor_text,
@@ -86,14 +87,55 @@ def _sequential(v: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _load(f: Frames) -> list[str]:
+    """What load was run: its settings and the mix of its evaluations."""
+    lines: list[str] = []
+    if f.load_settings:
+        lines += ["### Load settings", ""] + _table(("setting", "value"), f.load_settings)
+    mix = f.program_mix
+    if not mix.empty:
+        total, unit = mix.attrs.get("total", 0), mix.attrs.get("unit", "evaluations")
+
+        def line(by: str) -> str:
+            sep = ":" if by == "priority" else ""
+            return ", ".join(f"{r['value']}{sep} {100 * r['share']:.1f} % ({r['evaluations']})"
+                             for r in mix[mix["by"] == by].to_dict("records"))
+
+        facts = [f"{total} {unit}"]
+        if (mix["by"] == "language").any():
+            facts.append(f"by language: {line('language')}")
+        if mix.attrs.get("batch_known"):
+            batch, known = mix.attrs["batch"], mix.attrs["batch_known"]
+            facts.append(f"in batch submissions: {100 * batch / known:.1f} % ({batch} of {known})")
+        if (mix["by"] == "priority").any():
+            facts.append(f"by priority: {line('priority')}")
+        lines += ["### Program mix", "", "; ".join(facts) + ".", ""]
+        programs = mix[mix["by"] == "program"]
+        if not programs.empty:
+            lines += _table(("program", "languages", unit, "share"),
+                            ((r["value"], r["languages"], r["evaluations"], f"{100 * r['share']:.1f} %")
+                             for r in programs.to_dict("records")))
+    return lines
+
+
+def _criterion(name: Any, present: set[str]) -> str:
+    """A criterion's name, linked to the block of this summary that shows its evidence (if it has one)."""
+    section = criterion_section(str(name), present)
+    return f"[{name}](#{section})" if section else str(name)
+
+
 def render_markdown(f: Frames) -> str:
     """The summary as Markdown text (pure: no I/O)."""
     v = f.verdict
+    has_latency = not f.latency_percentiles.empty or f.has_load
+    # the blocks below, by their headings' anchors (## Parity is #parity, as GitHub and most renderers make them)
+    present = {key for key, shown in (("parity", f.has_parity), ("latency", has_latency),
+                                      ("throughput", not f.throughput.empty), ("chaos", f.has_chaos)) if shown}
     lines = [f"# Run {f.data.run_id}: {v.get('verdict', 'INCONCLUSIVE') if v else 'no gate verdict'}", ""]
     if v:
         lines += [str(v.get("headline") or ""), ""]
         lines += _table(("criterion", "status", "observed", "threshold", "n", "detail"),
-                        ((r["name"], f"**{r['status']}**" if r["status"] == "FAIL" else r["status"], r["observed"],
+                        ((_criterion(r["name"], present), f"**{r['status']}**" if r["status"] == "FAIL" else r["status"], r["observed"],
                           r["threshold"], r["sample_size"], r["detail"]) for r in f.criteria.to_dict("records")))
         needed = v.get("samples_needed") or {}
         if needed:
@@ -127,8 +169,10 @@ def render_markdown(f: Frames) -> str:
                 if isinstance(a, str) and isinstance(b, str):
                     lines += [f"- {name}: {first_difference(a, b)}"]
             lines += [""]
+    if has_latency:
+        lines += ["## Latency", ""] + _load(f)
     if not f.latency_percentiles.empty:
-        lines += ["## Latency", ""]
+        lines += ["### Latency per path", ""] if f.has_load else []
         lines += _table(("source", "measure", "path", "n", "p50 ms", "p95 ms", "p99 ms"),
                         ((r["source"], r["measure"], r["path"], r["n"], *(fmt_ms(r[q]) for q in ("p50", "p95", "p99")))
                          for r in f.latency_percentiles.to_dict("records")))

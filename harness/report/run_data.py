@@ -45,6 +45,9 @@ class RunData:
     load_stats: pd.DataFrame | None = None
     verdict: Mapping[str, Any] | None = None
     parity_run: Mapping[str, Any] | None = None  # parity.json: {"interrupted": true, ...} when Ctrl-C cut it
+    load: Mapping[str, Any] | None = None  # load.json: the Locust run's options, command and exit code
+    # the gate's rounds (``load-rounds/<k>/load.json``), one (folder name, load.json) each, in order
+    load_rounds: tuple[tuple[str, Mapping[str, Any]], ...] = ()
     scenarios: tuple[Scenario, ...] = ()
     combined_findings: pd.DataFrame | None = None  # the run's findings.parquet: rows name their scenario
     problems: tuple[str, ...] = ()  # files present but unreadable, in words

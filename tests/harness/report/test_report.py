@@ -519,3 +519,21 @@ def test_a_verdict_without_the_blocks_shows_none_of_them(tmp_path: Path) -> None
             assert 'id="verdict"' in text or text.startswith("# Run")
             assert "Latency by stage" not in text and "A/A noise floor:" not in text
             assert "How the evidence was gathered" not in text and "median [CS]" not in text
+
+
+def test_the_criteria_of_a_full_run_link_to_the_sections_showing_their_evidence(tmp_path: Path) -> None:
+    doc = verdict_doc()
+    doc["criteria"].append({"name": "transition (phase2)", "status": "PASS", "observed": "0", "threshold": "0",
+                            "sample_size": 3, "bound": "", "detail": ""})
+    run = write_run(tmp_path / "run", verdict=doc)
+    built = build_reports(run)
+    page, md = built["report.html"].read_text(), built["summary.md"].read_text()
+    body = page.split("</nav>", 1)[1]
+    links = {name: target for target, name in re.findall(r'<a href="#([a-z]+)">([^<]+)</a>', body)}
+    assert set(links.values()) <= sections(page)
+    assert links["parity mismatch rate"] == "parity" and links["critical fields"] == "parity"
+    assert links["latency (queueing + delivery)"] == "latency" and links["error rate"] == "latency"
+    assert links["chaos invariants"] == "chaos" and links["transition (phase2)"] == "chaos"
+    md_links = dict(re.findall(r"\[([^\]]+)\]\(#([a-z]+)\)", md))
+    assert md_links == {name: target for name, target in links.items()}
+    assert "Load settings" not in page and "Load settings" not in md  # no load.json in this folder
