@@ -1,4 +1,5 @@
-"""`harness chaos [SCENARIO...] [--seed N] [--runs K] [--stack processes|containers]`.
+"""`harness chaos [SCENARIO...] [--seed N] [--runs K] [--stack processes|containers]`, and
+`harness chaos explore --examples N --max-faults K --seed S [--max-time SECONDS]`.
 
 Runs each scenario (a file, or a name in ``scenarios/chaos/``; default: every file there) on its
 own fresh stack, prints the findings table, writes it with each scenario's history, executions and
@@ -7,6 +8,12 @@ findings into a new run folder, and exits 0 when every scenario's outcome is ``h
 a broken one exits 3 with every problem named. A failing scenario prints the commands that replay
 it with the same seed.
 
+``harness chaos explore`` searches fault schedules instead (``harness.chaos.explore``): it replays every
+file in ``scenarios/found/`` once, runs up to N drawn schedules within the time budget, shrinks the first
+failure, re-runs it with 3 new seeds and writes it to ``scenarios/found/`` when it failed in 2 of them.
+It exits 1 when a confirmed failure was found (or a saved one still fails), 0 when none was found
+within the budget (which is no proof), 3 for a usage error.
+
 Hook it into ``harness/cli.py`` with ``add_parser(sub)``; it also runs alone:
 ``python -m harness.chaos.cli scenarios/chaos/celery-broker-latency.toml --seed 7``.
 """
@@ -14,6 +21,9 @@ Hook it into ``harness/cli.py`` with ``add_parser(sub)``; it also runs alone:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import difflib
 import sys
 import textwrap
 import time
@@ -22,20 +32,29 @@ from pathlib import Path
 from typing import Any
 
 from harness import arguments
+from harness.chaos.explore import ExploreError, explore, stack_runner
 from harness.chaos.findings import combine, findings_table, write_combined
 from harness.chaos.repeat import rates
 from harness.chaos.result import ScenarioResult
 from harness.chaos.runner import opener_for, run_scenario
 from harness.chaos.scenario import Scenario, ScenarioError, load_all, load_files
 from harness.commands import HarnessParser, parse, run_command
+from harness.errors import HarnessError
 from harness.report import report_lines
 from harness.run import RunFolder, workspace
+from harness.stack.config import StackConfig
 from harness.vocabulary import OUTCOMES
+from system_under_test import defects
 
 
 def scenarios_dir() -> Path:
     """``scenarios/chaos/`` of the workspace (``harness.run.workspace``)."""
     return workspace() / "scenarios" / "chaos"
+
+
+def found_dir() -> Path:
+    """``scenarios/found/`` of the workspace: failures ``harness chaos explore`` found, shrank and confirmed."""
+    return workspace() / "scenarios" / "found"
 
 
 def transitions_dir() -> Path:
@@ -54,12 +73,26 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         epilog=(textwrap.fill("scenarios: " + (", ".join(names) or "none found in this workspace"), 100,
                               subsequent_indent="  ", break_on_hyphens=False) + "\n\n"
                 + textwrap.fill("exit status: 0 every scenario held (or a finding), 1 otherwise, 3 a usage error "
-                                "or a broken scenario file (nothing was started)", 100)))
+                                "or a broken scenario file (nothing was started)", 100) + "\n\n"
+                + textwrap.fill("harness chaos explore --examples N --max-faults K --seed S [--max-time SECONDS]: "
+                                "search fault schedules on fresh stacks, shrink the first failure, confirm it "
+                                "(2 of 3 re-runs) and save it in scenarios/found/ (replayed first next time); "
+                                "exit 1 a confirmed failure, 0 none found within the budget (no proof)", 100)))
     parser.add_argument("scenarios", nargs="*", metavar="SCENARIO",
                         help="scenario files or names in scenarios/chaos/ (default: all of them)")
     parser.add_argument("--seed", type=arguments.seed, default=0, help="seed of the workload and the faults (default 0)")
     parser.add_argument("--runs", type=arguments.integer(1), default=1, metavar="K",
                         help="run each scenario K times, seeds N, N+1, ...; counts become rates with an interval")
+    explore_group = parser.add_argument_group("explore (harness chaos explore ...)")
+    explore_group.add_argument("--examples", type=arguments.integer(1), default=None, metavar="N",
+                               help="explore: schedules to draw and run, each on a fresh stack (default 20)")
+    explore_group.add_argument("--max-faults", type=arguments.integer(1, 8), default=None, metavar="K",
+                               help="explore: at most K faults per schedule (default 3)")
+    explore_group.add_argument("--max-time", type=arguments.number(above=0), default=None, metavar="SECONDS",
+                               help="explore: time budget of the search (default 900); it stops by itself")
+    explore_group.add_argument("--stack-option", action="append", default=[], metavar="KEY=VALUE",
+                               help="explore: a fixed [stack] setting of every schedule, e.g. "
+                                    "candidate_defects=no_dead_letter (repeatable)")
     parser.add_argument("--stack", choices=("processes", "containers"), default="processes",
                         help="where the system under test runs (default processes)")
     parser.add_argument("--reports", type=arguments.output_folder, default=None,
@@ -97,7 +130,76 @@ def resolve(names: list[str]) -> list[Scenario]:
     return load_files(paths, problems)
 
 
+EXPLORE_OPTIONS = ("examples", "max_faults", "max_time", "stack_option")
+
+
+def stack_options(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` settings as a TOML-shaped ``[stack]`` table; raises ExploreError (exit 3) naming a bad one."""
+    known = {f.name: f for f in dataclasses.fields(StackConfig)}
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            raise ExploreError(f"--stack-option {item!r}: expected KEY=VALUE with KEY a StackConfig field"
+                               + (f" (did you mean {close[0]}?)" if close else ""))
+        default = getattr(StackConfig(), key)
+        value: Any = text
+        if isinstance(default, bool):
+            value = {"true": True, "false": False}.get(text.lower(), text)
+        elif isinstance(default, tuple):
+            value = [v for v in text.split(",") if v]
+        elif isinstance(default, int | float):
+            with contextlib.suppress(ValueError):
+                value = type(default)(text)
+        out[key] = value
+    try:
+        defects.parse(list(out.get("candidate_defects", [])))
+    except ValueError as exc:
+        raise ExploreError(f"--stack-option: {exc}") from None
+    try:
+        StackConfig.from_options(**{k: tuple(v) if isinstance(v, list) else v for k, v in out.items()})
+    except HarnessError as exc:
+        raise ExploreError(f"--stack-option: {exc}") from None
+    return out
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    if args.scenarios[1:] or args.runs != 1:
+        raise ExploreError("`harness chaos explore` takes no scenario names and no --runs; run saved schedules "
+                           "with `harness chaos scenarios/found/<hash>.toml`")
+    stack = stack_options(args.stack_option)
+    found = found_dir()
+    load_files(sorted(found.glob("*.toml")) if found.is_dir() else [])  # a broken saved file: exit 3 now
+    run = RunFolder.create(args.reports)
+    examples, max_faults = args.examples or 20, args.max_faults or 3
+    max_time = args.max_time if args.max_time is not None else 900.0
+    print(f"explore: {args.stack} stack; run folder {run.path}", flush=True)
+    report = explore(run=stack_runner(run, args.stack), examples=examples, max_faults=max_faults, seed=args.seed,
+                     max_time_s=max_time, found_dir=found, stack=stack, say=lambda m: print(m, flush=True))
+    print()
+    still = [r for r in report.replays if r.still_fails]
+    if report.replays:
+        print(f"saved failures: {len(still)} of {len(report.replays)} still fail")
+    errors = sum(t.outcome == "error" for _, t in [*report.examples, *report.shrink_steps])
+    tail = f" ({errors} run(s) could not be carried out: error, not counted)" if errors else ""
+    if report.written is not None and report.confirmation is not None:
+        print(f"FOUND: {report.confirmation}; written to {report.written} (replay: harness chaos "
+              f"{report.written} --seed {args.seed}){tail}")
+    elif report.found is not None and report.confirmation is not None:
+        print(f"a failure was found but not confirmed: {report.confirmation}; not written{tail}")
+    else:
+        print(f"none found in {len(report.examples)} example(s), {report.seconds:.0f} s"
+              + (" (the time budget ran out)" if report.out_of_time else "") + f": that is not proof{tail}")
+    return 1 if report.failed else 0
+
+
 def cmd_chaos(args: argparse.Namespace) -> int:
+    if args.scenarios[:1] == ["explore"]:
+        return cmd_explore(args)
+    given = [f"--{o.replace('_', '-')}" for o in EXPLORE_OPTIONS if getattr(args, o) not in (None, [])]
+    if given:
+        raise ExploreError(f"{', '.join(given)} only go with `harness chaos explore`")
     scenarios = resolve(list(args.scenarios))
     opener = opener_for(args.stack)
     run = RunFolder.create(args.reports)
