@@ -253,8 +253,14 @@ def _compare_medians(name: str, what: str, unit: str, samples: Mapping[str, Sequ
         floor, per_path = _noise_floor(samples, alpha)
         values.update({"noise_floor": floor, **{f"noise_{p}": v for p, v in per_path.items()}})
         bound += f"; A/A noise floor {floor:.1f} {unit}"
-    if floor is not None and floor > tolerance:
-        status: Status = "INCONCLUSIVE"
+    if floor is not None and floor > tolerance and diff.lower > tolerance + floor:
+        # the machine cannot resolve a difference of the tolerance's size, but this one is larger than the
+        # tolerance and the noise together: no noise explains it
+        status: Status = "FAIL"
+        detail = (f"{what} regression: Celery {worse} at least {diff.lower:.1f} {unit}, beyond the tolerance "
+                  f"{tolerance:.1f} {unit} plus the machine's A/A noise {floor:.1f} {unit}")
+    elif floor is not None and floor > tolerance:
+        status = "INCONCLUSIVE"
         detail = (f"{what}: the machine's own A/A noise ({floor:.1f} {unit}) is above the tolerance "
                   f"{tolerance:.1f} {unit}: collect more samples or run on a quieter machine")
     elif diff.upper <= tolerance:

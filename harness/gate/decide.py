@@ -51,8 +51,8 @@ path where two paths are compared.
    tolerance = max(tolerance_ms, tolerance_fraction × legacy median). First, the A/A noise floor
    (per path, |median of the differences between consecutive evaluations|, two halves sharing the
    same time windows whose true difference is zero; the larger path's) must be within the
-   tolerance, else INCONCLUSIVE: the machine is noisier than the difference the gate is asked to
-   see. Each Celery evaluation still in flight at the end adds a pair Celery lost by +inf; legacy
+   tolerance, else INCONCLUSIVE (the machine is noisier than the difference the gate is asked to
+   see), unless the lower end is beyond the tolerance plus the noise floor: FAIL, no noise explains it. Each Celery evaluation still in flight at the end adds a pair Celery lost by +inf; legacy
    ones still in flight count only as errors.
 6. execution time: the same rule on the executions' own time; both paths run the same executor code,
    so a difference means the executors differ (image, settings, host), not the queue.

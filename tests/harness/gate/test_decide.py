@@ -344,6 +344,21 @@ def test_machine_noise_above_the_tolerance_is_inconclusive_even_when_the_differe
     assert verdict.verdict == "INCONCLUSIVE"
 
 
+def test_a_difference_beyond_the_tolerance_and_the_noise_together_fails_on_a_noisy_machine() -> None:
+    """Noise above the tolerance forbids a PASS and a marginal FAIL, not a FAIL no noise could explain: Celery
+    alternates between 80 and 100 ms (A/A noise about 20 ms) against a steady 20 ms legacy."""
+    rng = np.random.default_rng(3)
+    steady, noisy = rng.normal(20.0, 1.0, 500).tolist(), alternating(500, 80.0, 100.0, rng)
+    lat = criterion(decide(replace(good(), latency=with_overhead(latency(), steady, noisy)), 50, 75, TH), LATENCY)
+    assert number(lat, "noise_floor") > number(lat, "tolerance")
+    assert number(lat, "lower") > number(lat, "tolerance") + number(lat, "noise_floor")
+    assert lat.status == "FAIL" and "plus the machine's A/A noise" in lat.detail
+    # the same noise with a difference within tolerance + noise stays INCONCLUSIVE
+    near = alternating(500, 15.0, 35.0, rng)
+    lat = criterion(decide(replace(good(), latency=with_overhead(latency(), steady, near)), 50, 75, TH), LATENCY)
+    assert lat.status == "INCONCLUSIVE" and "noise" in lat.detail
+
+
 def test_a_quiet_machine_has_a_low_noise_floor() -> None:
     verdict = decide(good(), 50, 75, TH)
     for name in (LATENCY, EXECUTION):
