@@ -171,6 +171,8 @@ LOAD_USERS = 16
 # Evaluations per second through the gateway at LOAD_USERS users on this 2-core machine (measured ~10).
 LOAD_RATE = 9.0
 MIN_ROUND_LOAD_S = 20.0
+# A later round: a third of the parity pairs (about 12 s), a 20 s Locust window and its start and stop.
+LATER_ROUND_S = 45.0
 
 
 @dataclass
@@ -215,9 +217,14 @@ def gather(args: argparse.Namespace, run: RunFolder, thresholds: Thresholds, say
             apply_split(gateway, args.admin_token, args.current, **settings)
         session = parity_session(gateway, config) if "parity" in args.collect else None
         want_parity, want_load = session is not None, "load" in args.collect
+        # the criteria this run can decide: those of the kinds it collects (the error rate is fed by both)
+        gathered = [*(PARITY_CRITERIA if want_parity else ()),
+                    *(name for name in LOAD_CRITERIA if want_load or (name == "error rate" and want_parity))]
         round_no = 0
+        next_round_s = LATER_ROUND_S
         while want_parity or want_load:
             round_no += 1
+            round_started = time.monotonic()
             if want_parity and session is not None:
                 # first round: the fewest clean pairs that can pass (+5 % for A/A noise); then a third more
                 programs = math.ceil(plan["parity_pairs"] * (1.05 if round_no == 1 else 0.35))
@@ -232,7 +239,6 @@ def gather(args: argparse.Namespace, run: RunFolder, thresholds: Thresholds, say
                             args.seed * 1000 + round_no, round_no, say, args.current)
             verdict = decide(collect([run.path], configured_percentage=args.current), args.current, args.target,
                              thresholds)
-            gathered = [c.name for c in verdict.criteria if c.name in (*PARITY_CRITERIA, *LOAD_CRITERIA)]
             failed = _failed(verdict, gathered)
             open_ = _open(verdict, gathered)
             rounds.looks.append({"round": round_no, "elapsed_s": round(time.monotonic() - started, 1),
@@ -247,11 +253,14 @@ def gather(args: argparse.Namespace, run: RunFolder, thresholds: Thresholds, say
             if not open_:
                 rounds.stopped = "decided"
                 break
-            if time.monotonic() + MIN_ROUND_LOAD_S + 5 > deadline:  # no time left for one more round
+            if round_no > 1:
+                next_round_s = time.monotonic() - round_started
+            if time.monotonic() + next_round_s > deadline:  # no time left for one more round
                 rounds.stopped = f"--max-time {args.max_time:g} s (keeping {CHAOS_RESERVE_S * len(scenarios):.0f} s " \
                                  "for chaos)" if scenarios else f"--max-time {args.max_time:g} s"
                 break
-            want_parity = want_parity and any(name in open_ for name in PARITY_CRITERIA)
+            want_parity = want_parity and any(name in open_ for name in (*PARITY_CRITERIA, *(
+                () if "load" in args.collect else ("error rate",))))
             want_load = want_load and (any(name in open_ for name in LOAD_CRITERIA) or not want_parity)
         if session is not None:
             write_parity(session, run)
@@ -283,26 +292,74 @@ def plan_text(args: argparse.Namespace, thresholds: Thresholds) -> str:
 
 EVIDENCE_FILES = ("observations.parquet", "parity_history.parquet", "load_requests.parquet", "load_stats.parquet",
                   "findings.parquet")
+# the columns that name one evaluation, to count each once when sources overlap
+IDENTITY = {"observations.parquet": ["eval_ids"], "load_requests.parquet": ["eval_id", "request_type", "name"]}
+
+
+def _evidence_parts(source: Path, name: str) -> list[Any]:
+    """``name`` in ``source`` and its immediate subfolders (as a run folder's evidence is found), not in
+    the chaos scenario folders or a gate's load rounds (pooled into the run folder's own file)."""
+    import pandas as pd
+
+    files = [source / name] + [p for p in sorted(source.glob(f"*/{name}"))
+                               if p.parent.name not in ("chaos", LOAD_ROUNDS)]
+    return [frame for f in files if f.is_file() and not (frame := pd.read_parquet(f)).empty]
+
+
+def _same_draws(sources: Sequence[Path]) -> tuple[Path, Path] | None:
+    """Two sources whose parity programs are mostly the same draws (the same seed): not independent."""
+    drawn: dict[Path, set[tuple[str, str]]] = {}
+    for source in sources:
+        parts = _evidence_parts(source, "observations.parquet")
+        rows = [(str(lang), str(code)) for part in parts if {"language", "code"} <= set(part.columns)
+                for lang, code in zip(part["language"], part["code"], strict=True)]
+        if rows:
+            drawn[source] = set(rows)
+    for i, (a, programs_a) in enumerate(drawn.items()):
+        for b, programs_b in list(drawn.items())[i + 1:]:
+            if len(programs_a & programs_b) > 0.5 * min(len(programs_a), len(programs_b)):
+                return a, b
+    return None
 
 
 def pool_evidence(sources: Sequence[Path], out: Path) -> None:
-    """Pool the evidence of ``sources`` into ``out`` (a new run folder): each evidence table concatenated,
-    each chaos scenario's folder copied, and ``evidence.json`` naming the sources, so the gate's reports
-    show the charts behind the verdict and no source folder is written to."""
+    """Pool the evidence of ``sources`` into ``out`` (a new run folder): each evidence table concatenated with
+    every evaluation counted once, each chaos scenario's folder copied, the load settings kept, and
+    ``evidence.json`` naming the sources, so the gate's reports show the charts behind the verdict and no
+    source folder is written to. Refuses a source given twice, and two sources whose parity programs are
+    the same draws (gathered with the same seed): their programs are not independent samples."""
     import pandas as pd
 
+    resolved = [f.resolve() for f in sources]
+    if len(set(resolved)) != len(resolved):
+        raise HarnessError("--evidence names the same run folder twice: its evaluations would count twice")
+    same = _same_draws(sources)
+    if same is not None:
+        raise HarnessError(f"--evidence: {same[0]} and {same[1]} hold mostly the same parity programs (gathered with "
+                           "the same seed): they are not independent draws; gather one again with another --seed")
     for name in EVIDENCE_FILES:
-        parts = [pd.read_parquet(f / name) for f in sources if (f / name).is_file()]
-        parts = [p for p in parts if not p.empty]
-        if parts:
-            pd.concat(parts, ignore_index=True).to_parquet(out / name, index=False)
+        parts = [part for source in sources for part in _evidence_parts(source, name)]
+        if not parts:
+            continue
+        frame = pd.concat(parts, ignore_index=True)
+        key = [c for c in IDENTITY.get(name, []) if c in frame]
+        if key and frame[key[0]].notna().all():
+            frame = frame.drop_duplicates(subset=key, keep="first")
+        frame.to_parquet(out / name, index=False)
     for source in sources:
         for scenario in sorted((source / "chaos").glob("*/")):
             target = out / "chaos" / scenario.name
             if target.exists():  # the same scenario in two sources: keep both
                 target = out / "chaos" / f"{scenario.name}-{source.name}"
             shutil.copytree(scenario, target)
-    (out / "evidence.json").write_text(json.dumps({"sources": [str(f.resolve()) for f in sources]}, indent=2) + "\n")
+        # the load settings, one "round" per Locust run of each source (what the report's settings show)
+        settings = sorted((source / LOAD_ROUNDS).glob("*/load.json")) or [p for p in [source / "load.json"]
+                                                                           if p.is_file()]
+        for k, path in enumerate(settings, start=1):
+            target = out / LOAD_ROUNDS / f"{source.name}-{k:02d}"
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target / "load.json")
+    (out / "evidence.json").write_text(json.dumps({"sources": [str(f) for f in resolved]}, indent=2) + "\n")
 
 
 def write_verdict(verdict: Verdict, run_dir: Path) -> dict[str, Path]:
@@ -413,6 +470,46 @@ def print_plan(args: argparse.Namespace, steps: Sequence[Step], thresholds: Thre
     print(f"\neach move gathers for at most --max-time {args.max_time:g} s, stopping once it is decided")
 
 
+def walk_move(args: argparse.Namespace, plan: Sequence[Move], i: int, move: Move, thresholds: Thresholds,
+              doc: dict[str, Any]) -> int:
+    """Gather and judge one move; move (or roll back) on its verdict; record it in ``doc``. Returns 0 to go on."""
+    current, target = move.frm.percentage, move.to.percentage
+    step_args = argparse.Namespace(**{**vars(args), "current": current, "target": target,
+                                      "chaos": move_scenarios(args, move) or None})
+    run = RunFolder.create()
+    started = time.time()
+    print(f"\n== {move.describe()} (run {run.run_id})", flush=True)
+    rounds = gather(step_args, run, thresholds, lambda text: print("  " + text, flush=True), state=move.frm)
+    evidence = collect([run.path], configured_percentage=current)
+    if move.kind != "split":
+        checks = transition_checks(chaos_findings([run.path]), move.scenarios)
+        evidence = dataclasses.replace(evidence, transition=TransitionEvidence(
+            move.describe(), move.kind, tuple(checks), move.scenarios))
+    verdict = dataclasses.replace(decide(evidence, current, target, thresholds), sequential=rounds.to_dict())
+    write_verdict(verdict, run.path)
+    print(verdict.headline, flush=True)
+    if verdict.verdict == "PASS":
+        if args.stack_url:
+            apply_split(args.stack_url, args.admin_token, target, **move.to.config())
+        action = f"moved to {move.to.text}"
+        if move.kind == "decommission" and args.stack_url:
+            action += " (legacy accepts nothing more; drain and stop its workers with your own tooling)"
+        doc["final_step"] = move.to.text
+    elif verdict.verdict == "FAIL" and i > 0:
+        back = plan[i - 1].frm
+        if args.stack_url:
+            apply_split(args.stack_url, args.admin_token, back.percentage, **back.config())
+        action = f"rolled back to the previous step, {back.text}"
+        doc["final_step"] = back.text
+    else:
+        action = f"stays at {move.frm.text}"
+    print(action, flush=True)
+    doc["moves"].append({"from": move.frm.text, "to": move.to.text, "kind": move.kind, "verdict": verdict.verdict,
+                         "headline": verdict.headline, "run": str(run.path), "started_at": started,
+                         "finished_at": time.time(), "action": action})
+    return 0 if verdict.verdict == "PASS" else verdict.exit_code
+
+
 def cmd_rollout(args: argparse.Namespace) -> int:
     """Walk the plan with the gate between steps; on FAIL roll back one step and stop; on INCONCLUSIVE stay."""
     thresholds = check_inputs(args)
@@ -431,46 +528,16 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     doc: dict[str, Any] = {"plan": ",".join(s.text for s in steps), "steps": [s.to_dict() for s in steps],
                            "moves": [], "started_at": time.time(), "final_step": steps[0].text}
     code = 0
-    for i, move in enumerate(plan):
-        current, target = move.frm.percentage, move.to.percentage
-        step_args = argparse.Namespace(**{**vars(args), "current": current, "target": target,
-                                          "chaos": move_scenarios(args, move) or None})
-        run = RunFolder.create()
-        started = time.time()
-        print(f"\n== {move.describe()} (run {run.run_id})", flush=True)
-        rounds = gather(step_args, run, thresholds, lambda text: print("  " + text, flush=True), state=move.frm)
-        evidence = collect([run.path], configured_percentage=current)
-        if move.kind != "split":
-            checks = transition_checks(chaos_findings([run.path]), move.scenarios)
-            evidence = dataclasses.replace(evidence, transition=TransitionEvidence(
-                move.describe(), move.kind, tuple(checks), move.scenarios))
-        verdict = dataclasses.replace(decide(evidence, current, target, thresholds), sequential=rounds.to_dict())
-        write_verdict(verdict, run.path)
-        print(verdict.headline, flush=True)
-        if verdict.verdict == "PASS":
-            if args.stack_url:
-                apply_split(args.stack_url, args.admin_token, target, **move.to.config())
-            action = f"moved to {move.to.text}"
-            if move.kind == "decommission" and args.stack_url:
-                action += " (legacy accepts nothing more; drain and stop its workers with your own tooling)"
-            doc["final_step"] = move.to.text
-        elif verdict.verdict == "FAIL" and i > 0:
-            back = plan[i - 1].frm
-            if args.stack_url:
-                apply_split(args.stack_url, args.admin_token, back.percentage, **back.config())
-            action = f"rolled back to the previous step, {back.text}"
-            doc["final_step"] = back.text
-        else:
-            action = f"stays at {move.frm.text}"
-        print(action, flush=True)
-        doc["moves"].append({"from": move.frm.text, "to": move.to.text, "kind": move.kind, "verdict": verdict.verdict,
-                             "headline": verdict.headline, "run": str(run.path), "started_at": started,
-                             "finished_at": time.time(), "action": action})
-        if verdict.verdict != "PASS":
-            code = verdict.exit_code
-            break
-    doc.update(finished_at=time.time(), exit_code=code)
-    (folder.path / "rollout.json").write_text(json.dumps(doc, indent=2) + "\n")
+    record = folder.path / "rollout.json"
+    try:
+        for i, move in enumerate(plan):
+            code = walk_move(args, plan, i, move, thresholds, doc)
+            record.write_text(json.dumps(doc, indent=2) + "\n")  # after every move: a failure later keeps it
+            if code != 0:
+                break
+    finally:
+        doc.update(finished_at=time.time(), exit_code=code)
+        record.write_text(json.dumps(doc, indent=2) + "\n")
     print("\nmove                          verdict       action")
     for m in doc["moves"]:
         print(f"{m['from'] + ' → ' + m['to']:<29} {m['verdict']:<12}  {m['action']}  ({m['run']})")
@@ -501,7 +568,8 @@ def add_parsers(sub: Any) -> None:
                            "it stops earlier once every criterion is decided; the first round (the fewest samples "
                            "that can pass) is always gathered whole")
     gate.add_argument("--stack-url", type=arguments.http_url,
-                      help="gateway URL of a running deployment instead of the embedded stack")
+                      help="gateway URL of a running deployment instead of the embedded stack (the gate sets its "
+                           "split to --current first; harness rollout moves it step by step)")
     gate.add_argument("--admin-token", type=arguments.non_empty,
                       default=os.environ.get(ADMIN_TOKEN_VAR),
                       help=f"bearer token of the gateway's admin endpoint (default: {ADMIN_TOKEN_VAR}, else the "

@@ -187,6 +187,7 @@ def _accepted(outcome: ChaosOutcome, th: Thresholds) -> str:
 
 def _summary(samples: Sequence[float], alpha: float) -> dict[str, float | int | None]:
     """n, p50, p95 and the median's confidence sequence (at ``alpha``) of one path's samples."""
+    samples = [v for v in samples if not math.isnan(v)]
     finite = [v for v in samples if math.isfinite(v)]
     cs = sequential.median_cs(samples, alpha)
     p95 = stats.percentiles(finite).p95 if finite else None
@@ -194,33 +195,53 @@ def _summary(samples: Sequence[float], alpha: float) -> dict[str, float | int | 
             "upper": cs.upper}
 
 
-def paired_differences(candidate: Sequence[float], control: Sequence[float]) -> list[float]:
-    """candidate[i] − control[i] for i below the shorter length (both in submission order): each pair is a
-    random evaluation of each path, submitted at about the same time (a blocked design: a slow minute of
-    the machine slows both members of a pair). A +inf candidate stays +inf."""
-    return [math.inf if math.isinf(c) and c > 0 else c - x for c, x in zip(candidate, control, strict=False)]
+Timed = Sequence[tuple[float, float]]  # (submitted at, value) in submission order
 
 
-def _noise_floor(samples: Mapping[str, Sequence[float]], alpha: float) -> tuple[float, dict[str, float]]:
+def paired_differences(candidate: Timed, control: Timed) -> list[float]:
+    """Celery − legacy over pairs formed in submission order: each evaluation is paired with the latest
+    evaluation of the other path submitted before it that is still unpaired (none: it waits for the next
+    one of the other path). A pair was submitted at about the same time whatever the split (a blocked
+    design: a slow minute of the machine slows both), and a pair, once formed, never changes as more
+    evaluations arrive, so the differences are one growing sequence (what a confidence sequence needs).
+    A +inf candidate stays +inf."""
+    events = sorted([(t, 0, v) for t, v in control] + [(t, 1, v) for t, v in candidate], key=lambda e: (e[0], e[1]))
+    waiting: tuple[list[float], list[float]] = ([], [])
+    out: list[float] = []
+    for _, side, value in events:
+        other = waiting[1 - side]
+        if other:
+            mate = other.pop()
+            c, x = (value, mate) if side == 1 else (mate, value)
+            out.append(math.inf if math.isinf(c) and c > 0 else c - x)
+        else:
+            waiting[side].append(value)
+    return out
+
+
+def _noise_floor(samples: Mapping[str, Timed], alpha: float) -> tuple[float, dict[str, float]]:
     """The A/A noise floor: per path, |median of the differences between consecutive evaluations of that
     path| (the 2nd minus the 1st, the 4th minus the 3rd, ...: two halves in the same time windows, whose
     true difference is zero); the floor is the larger of the two paths'. It is what the machine's own
     variation makes of "no difference at all" in this run."""
     per_path: dict[str, float] = {}
     for path in PATHS:
-        values = [v for v in samples.get(path, ()) if math.isfinite(v)]
-        diffs = paired_differences(values[1::2], values[0::2])
+        values = [v for _, v in samples.get(path, ()) if math.isfinite(v)]
+        diffs = [b - a for a, b in zip(values[0::2], values[1::2], strict=False)]
         per_path[path] = abs(float(sequential.median_cs(diffs, alpha).estimate)) if diffs else math.inf
     return max(per_path.values()), per_path
 
 
-def _compare_medians(name: str, what: str, unit: str, samples: Mapping[str, Sequence[float]], tol_abs: float,
+def _compare_medians(name: str, what: str, unit: str, samples: Mapping[str, Timed], tol_abs: float,
                      tol_fraction: float, th: Thresholds, *, min_samples: int, noise: bool,
                      extra_observed: str = "", extra_detail: str = "", worse: str = "slower by",
                      unfinished_celery: int = 0) -> Criterion:
-    """Celery's median of ``samples`` may exceed legacy's by at most max(tol_abs, tol_fraction × legacy's
-    median): PASS / FAIL on the confidence sequence of the difference, INCONCLUSIVE in between, with too
-    few samples, or (``noise``) when the machine's A/A noise floor is above the tolerance."""
+    """The median of paired Celery − legacy differences (``paired_differences``) may be at most
+    max(tol_abs, tol_fraction × legacy's median). Both are confidence sequences at α/2: PASS when the
+    difference's upper end is within the tolerance at legacy's lower end, FAIL when its lower end is
+    beyond the tolerance at legacy's upper end (a tolerance read off a lucky legacy estimate would move
+    the bar), INCONCLUSIVE in between, with too few samples, or (``noise``) when the machine's A/A noise
+    floor is above the tolerance and the difference is not beyond both."""
     alpha = _alpha(th)
     rule = (f"median of paired celery − legacy upper <= max({_num(tol_abs)} {unit}, {_pct(tol_fraction)} of "
             "legacy's median)")
@@ -231,14 +252,16 @@ def _compare_medians(name: str, what: str, unit: str, samples: Mapping[str, Sequ
                          "-", f"too few {what} samples: {', '.join(f'{p} {c}' for p, c in sizes.items())} "
                          f"(need >= {min_samples} per path)", dict(sizes))
     try:
-        legacy = sequential.median_cs(samples["legacy"], alpha)
-        celery = sequential.median_cs([*samples["celery"], *[math.inf] * unfinished_celery], alpha)
+        legacy = sequential.median_cs([v for _, v in samples["legacy"]], alpha / 2)
+        celery = sequential.median_cs([*(v for _, v in samples["celery"]), *[math.inf] * unfinished_celery], alpha)
         # each Celery evaluation still in flight at the end is a pair Celery lost by +inf: a PASS on them is a PASS
         diff = sequential.median_cs([*paired_differences(samples["celery"], samples["legacy"]),
-                                     *[math.inf] * unfinished_celery], alpha)
+                                     *[math.inf] * unfinished_celery], alpha / 2)
     except sequential.SequentialError as exc:
         raise GateError(f"evidence: {what} samples: {exc}") from exc
-    tolerance = max(tol_abs, tol_fraction * legacy.estimate)
+    tolerance = max(tol_abs, tol_fraction * legacy.estimate)  # reported; the decision reads the two below
+    tol_pass = max(tol_abs, tol_fraction * legacy.lower) if math.isfinite(legacy.lower) else tol_abs
+    tol_fail = max(tol_abs, tol_fraction * legacy.upper)
     threshold = (f"upper <= {tolerance:.1f} {unit} = max({_num(tol_abs)} {unit}, {_pct(tol_fraction)} × legacy "
                  f"median {legacy.estimate:.1f} {unit})")
     observed = (f"celery − legacy {_ms(diff.estimate)} {unit} (median of {diff.n} pairs); median legacy "
@@ -247,39 +270,53 @@ def _compare_medians(name: str, what: str, unit: str, samples: Mapping[str, Sequ
     values: dict[str, float | int | str | None] = {
         "n_legacy": sizes["legacy"], "n_celery": sizes["celery"], "pairs": diff.n, "legacy_median": legacy.estimate,
         "celery_median": celery.estimate, "difference": diff.estimate, "lower": diff.lower, "upper": diff.upper,
-        "tolerance": tolerance, "unit": unit}
+        "tolerance": tolerance, "tolerance_pass": tol_pass, "tolerance_fail": tol_fail, "unit": unit}
     floor = None
     if noise:
         floor, per_path = _noise_floor(samples, alpha)
         values.update({"noise_floor": floor, **{f"noise_{p}": v for p, v in per_path.items()}})
         bound += f"; A/A noise floor {floor:.1f} {unit}"
-    if floor is not None and floor > tolerance and diff.lower > tolerance + floor:
+    if floor is not None and floor > tol_pass and diff.lower > tol_fail + floor:
         # the machine cannot resolve a difference of the tolerance's size, but this one is larger than the
         # tolerance and the noise together: no noise explains it
         status: Status = "FAIL"
         detail = (f"{what} regression: Celery {worse} at least {diff.lower:.1f} {unit}, beyond the tolerance "
-                  f"{tolerance:.1f} {unit} plus the machine's A/A noise {floor:.1f} {unit}")
-    elif floor is not None and floor > tolerance:
+                  f"{tol_fail:.1f} {unit} plus the machine's A/A noise {floor:.1f} {unit}")
+    elif floor is not None and floor > tol_pass:
         status = "INCONCLUSIVE"
         detail = (f"{what}: the machine's own A/A noise ({floor:.1f} {unit}) is above the tolerance "
                   f"{tolerance:.1f} {unit}: collect more samples or run on a quieter machine")
-    elif diff.upper <= tolerance:
+    elif diff.upper <= tol_pass:
         status = "PASS"
-        detail = f"{what}: Celery {worse} at most {_ms(diff.upper)} {unit} (tolerance {tolerance:.1f} {unit})"
-    elif diff.lower > tolerance:
+        detail = f"{what}: Celery {worse} at most {_ms(diff.upper)} {unit} (tolerance {tol_pass:.1f} {unit})"
+    elif diff.lower > tol_fail:
         status = "FAIL"
         detail = (f"{what} regression: Celery {worse} at least {diff.lower:.1f} {unit} "
-                  f"(tolerance {tolerance:.1f} {unit})")
+                  f"(tolerance {tol_fail:.1f} {unit})")
     else:
         status = "INCONCLUSIVE"
         detail = f"{what}: the confidence sequence straddles the tolerance {tolerance:.1f} {unit}: collect more samples"
     return Criterion(name, status, observed, threshold, smallest, bound, detail + extra_detail, values)
 
 
-def _stage(latency: LatencyEvidence, stage: str) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {p: [float(v) for v in latency.stages_ms.get(p, {}).get(stage, ())]
-                                   for p in PATHS}
+AT = "submitted_at"  # the key of each path's submission times in ``stages_ms`` and ``resources``
+
+
+def _timed(source: Mapping[str, Mapping[str, Sequence[float]]], key: str) -> dict[str, list[tuple[float, float]]]:
+    """Per path, (submitted at, value) of ``key``, missing values dropped; without recorded times (evidence
+    built by hand) the position stands for the time."""
+    out: dict[str, list[tuple[float, float]]] = {}
+    for path in PATHS:
+        values = [float(v) for v in source.get(path, {}).get(key, ())]
+        times = [float(t) for t in source.get(path, {}).get(AT, ())]
+        if len(times) != len(values):
+            times = [float(i) for i in range(len(values))]
+        out[path] = [(t, v) for t, v in zip(times, values, strict=True) if not math.isnan(v)]
     return out
+
+
+def _stage(latency: LatencyEvidence, stage: str) -> dict[str, list[tuple[float, float]]]:
+    return _timed(latency.stages_ms, stage)
 
 
 def _latency(latency: LatencyEvidence | None, th: Thresholds) -> Criterion:
@@ -321,8 +358,7 @@ def _resources(latency: LatencyEvidence | None, th: Thresholds) -> Criterion:
     for key, unit, tol_abs, tol_fraction in (("cpu_ms", "ms", th.cpu_tolerance_ms, th.cpu_tolerance_fraction),
                                              ("peak_rss_kb", "KiB", th.memory_tolerance_kb,
                                               th.memory_tolerance_fraction)):
-        samples: dict[str, list[float]] = {p: [float(v) for v in latency.resources.get(p, {}).get(key, ())]
-                                           for p in PATHS}
+        samples = _timed(latency.resources, key)
         what = "CPU time" if key == "cpu_ms" else "peak memory"
         parts.append(_compare_medians(name, what, unit, samples, tol_abs, tol_fraction, th,
                                       min_samples=th.latency_min_samples, noise=False, worse="above legacy by"))
@@ -403,7 +439,8 @@ def _error_rate(latency: LatencyEvidence | None, parity: ParityEvidence | None, 
 def _split(split: SplitEvidence | None, th: Thresholds, current: float) -> Criterion:
     name = "split accuracy"
     threshold = (f"configured share within the {_pct(1 - th.split_p_value_floor)} CS, and the "
-                 f"{_pct(th.confidence)} CS within ± {_pp(th.split_tolerance)} (n >= {th.split_min_samples})")
+                 f"{_pct(th.confidence)} CS within ± max(3 pp, {_pp(th.split_tolerance)} × the smaller share / 50 %) "
+                 f"(n >= {th.split_min_samples})")
     if split is None:
         return _missing(name, threshold, "split")
     observed = f"{split.to_celery}/{split.routed} to celery (configured {_num(split.configured_percentage)} %)"
@@ -418,7 +455,10 @@ def _split(split: SplitEvidence | None, th: Thresholds, current: float) -> Crite
                          f"too few routed evaluations: {split.routed}, need >= {th.split_min_samples}", values)
     share = split.configured_percentage / 100
     strict = sequential.proportion_cs(split.to_celery, split.routed, th.split_p_value_floor)
-    usual = sequential.proportion_cs(split.to_celery, split.routed, _alpha(th))
+    # the PASS sequence's mixing distribution is centred on the configured share (strength 100): tighter near
+    # it, valid whatever the truth; the FAIL sequence keeps the flat one (more power against a far share)
+    usual = sequential.proportion_cs(split.to_celery, split.routed, _alpha(th),
+                                     prior_mean=min(max(share, 0.01), 0.99), prior_strength=100.0)
     observed = f"{_pct(usual.estimate)} of {split.routed} to celery (configured {_num(split.configured_percentage)} %)"
     bound = (f"{_pct(th.confidence)} CS [{_pct(usual.lower)}, {_pct(usual.upper)}]; {_pct(1 - th.split_p_value_floor)}"
              f" CS [{_pct(strict.lower)}, {_pct(strict.upper)}]")
@@ -429,11 +469,15 @@ def _split(split: SplitEvidence | None, th: Thresholds, current: float) -> Crite
                          f"split inaccurate: {_pct(usual.estimate)} routed to Celery, configured "
                          f"{_num(split.configured_percentage)} % (outside the {_pct(1 - th.split_p_value_floor)} "
                          "confidence sequence)", values)
-    if share - th.split_tolerance <= usual.lower and usual.upper <= share + th.split_tolerance:
+    # ±10 pp at 50 %, scaled with the smaller of the two shares (at 10 %, 10 points off would be twice the
+    # traffic decided), never below ±3 pp (closer needs thousands of evaluations)
+    margin = max(0.03, th.split_tolerance * 2 * min(share, 1 - share))
+    values["margin"] = margin
+    if share - margin <= usual.lower and usual.upper <= share + margin:
         return Criterion(name, "PASS", observed, threshold, split.routed, bound,
                          "routed share consistent with the configured percentage", values)
     return Criterion(name, "INCONCLUSIVE", observed, threshold, split.routed, bound,
-                     f"routed share not yet known within ± {_pp(th.split_tolerance)}: collect more evaluations",
+                     f"routed share not yet known within ± {_pp(margin)}: collect more evaluations",
                      values)
 
 

@@ -28,8 +28,9 @@ makes its criteria INCONCLUSIVE:
 
 Criteria, in order (``Thresholds`` supplies confidence c, ε(target) and the tolerances). Every bound
 is a confidence sequence (``sequential``): valid at every sample size at once, so the gate may look
-after every round of evidence and stop at the first decisive look; α = 1 − c per criterion, α/2 per
-path where two paths are compared.
+after every round of evidence and stop at the first decisive look; α = 1 − c per criterion, split in
+two where a criterion reads two sequences (the error rate's two paths; a latency criterion's paired
+difference and legacy's median for the relative tolerance).
 
 1. parity mismatch rate: the rare-event CS of k/n: upper end < ε → PASS; lower end > ε → FAIL;
    otherwise INCONCLUSIVE: with k = 0 that is only "too few samples" and the gate says how many it
@@ -44,16 +45,17 @@ path where two paths are compared.
    else PASS, and an accepted known failure is named in the verdict's headline with its reason.
 5. latency (queueing + delivery): the stage the migration changes, end-to-end − execution, per
    single-path evaluation of the load run. Fewer than ``latency_min_samples`` per path →
-   INCONCLUSIVE. The CS of the median of paired differences (the i-th Celery evaluation minus the
-   i-th legacy one, both in submission order: pairs submitted at about the same time at a 50 % split;
-   at uneven splits they drift apart in time and stay independent draws; the shorter path sets the
-   number of pairs): upper end <= tolerance → PASS, lower end > tolerance → FAIL, else INCONCLUSIVE;
-   tolerance = max(tolerance_ms, tolerance_fraction × legacy median). First, the A/A noise floor
-   (per path, |median of the differences between consecutive evaluations|, two halves sharing the
-   same time windows whose true difference is zero; the larger path's) must be within the
-   tolerance, else INCONCLUSIVE (the machine is noisier than the difference the gate is asked to
-   see), unless the lower end is beyond the tolerance plus the noise floor: FAIL, no noise explains it. Each Celery evaluation still in flight at the end adds a pair Celery lost by +inf; legacy
-   ones still in flight count only as errors.
+   INCONCLUSIVE. The CS (at α/2) of the median of paired differences: each evaluation paired with the
+   latest unpaired one of the other path submitted before it (``criteria.paired_differences``: pairs
+   submitted at about the same time whatever the split, never changed once formed). The tolerance is
+   max(tolerance_ms, tolerance_fraction × legacy's median), read at the ends of legacy's median CS (at
+   α/2): upper end <= the tolerance at legacy's lower end → PASS, lower end > the tolerance at legacy's
+   upper end → FAIL, else INCONCLUSIVE. First, the A/A noise floor (per path, |median of the
+   differences between consecutive evaluations|, whose true value is zero; the larger path's) must be
+   within the tolerance, else INCONCLUSIVE (the machine is noisier than the difference the gate is
+   asked to see), unless the lower end is beyond the tolerance plus the noise floor: FAIL, no noise
+   explains it. Each Celery evaluation still in flight at the end adds a pair Celery lost by +inf;
+   legacy ones still in flight count only as errors.
 6. execution time: the same rule on the executions' own time; both paths run the same executor code,
    so a difference means the executors differ (image, settings, host), not the queue.
 7. resources (CPU, peak memory): the same rule on each execution's CPU time and peak RSS (seed 000,
@@ -62,9 +64,9 @@ path where two paths are compared.
    programs: upper end of (celery − legacy) <= ``max_increase`` → PASS, lower end > it → FAIL, else
    INCONCLUSIVE.
 9. split accuracy: the evidence must have been collected at ``current`` percent and have at least
-   ``split_min_samples`` routed evaluations (else INCONCLUSIVE); the configured share outside the
-   share's CS at level ``split_p_value_floor`` → FAIL; the CS at c within configured ±
-   ``split_tolerance`` → PASS; else INCONCLUSIVE.
+   ``split_min_samples`` evaluations the gateway routed (forced ones left out; else INCONCLUSIVE); the
+   configured share outside the share's CS at level ``split_p_value_floor`` → FAIL; the CS at c within
+   configured ± max(3 pp, ``split_tolerance`` × the smaller share / 50 %) → PASS; else INCONCLUSIVE.
 
 Overall: any FAIL → FAIL; else any INCONCLUSIVE → INCONCLUSIVE; else PASS. ``Verdict`` carries
 the headline (the first line of ``render_text``), every criterion with observed value, threshold,

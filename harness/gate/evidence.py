@@ -18,8 +18,9 @@
   failure (status ``error``, or never finished), never a user program's own failure. The stages
   (``submit``, ``queue``, ``execution``, ``delivery``; ``overhead`` = end-to-end − execution) and the
   resources (``cpu_ms``, ``peak_rss_kb``) come from the same rows, in submission order. The split is the
-  share of evaluations the gateway routed to Celery during the load run. Rows of several load rounds
-  (``load-<k>/`` subfolders of one run) are pooled.
+  share of evaluations the gateway routed to Celery during the load run (forced rows left out). A
+  gate's load rounds (``load-rounds/<k>/``) are pooled into the run folder's own
+  ``load_requests.parquet`` by the gate itself.
 - **chaos** from each scenario's ``chaos/<scenario>/findings.parquet`` (see ``harness.chaos.findings``;
   else a combined ``findings.parquet``): the Celery path's stored ``outcome`` (``harness.vocabulary``).
 
@@ -37,6 +38,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.gate.criteria import AT
 from harness.gate.decide import (
     OVERHEAD,
     RESOURCES,
@@ -139,14 +141,18 @@ def load_evidence(requests: pd.DataFrame, configured_percentage: float | None
 
 def _stages(finished: pd.DataFrame) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """The measured stages (``submit``, ``queue``, ``execution``, ``delivery`` and ``overhead`` = end-to-end
-    − execution) and resources of finished single-path evaluations, in submission order; empty for rows
+    − execution) and resources of finished single-path evaluations, each list aligned with
+    ``submitted_at`` (epoch seconds, submission order; NaN where a value is missing); empty for rows
     stored before stages were measured."""
     if "execution_ms" not in finished:
         return {}, {}
     measured = finished[finished["execution_ms"].notna()]
+    times = [float(t) for t in measured["time"]] if "time" in measured else [float(i) for i in range(len(measured))]
     stages = {stage: [float(x) for x in measured[f"{stage}_ms"]] for stage in STAGES if f"{stage}_ms" in measured}
     stages[OVERHEAD] = [float(x) for x in measured["response_time_ms"] - measured["execution_ms"]]
-    resources = {key: [float(x) for x in finished[key].dropna()] for key in RESOURCES if key in finished}
+    stages[AT] = times
+    resources = {key: [float(x) for x in measured[key]] for key in RESOURCES if key in measured}
+    resources[AT] = times
     return stages, resources
 
 

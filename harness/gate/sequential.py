@@ -21,10 +21,11 @@ P(sup_n M_n(θ₀) ≥ 1/α) ≤ α: the CS at n is {θ₀ : M_n(θ₀) < 1/α}.
   at the true median m, the count of observations ≤ m after n is Binomial(n, ½), so the counts s
   whose beta-binomial martingale at p₀ = ½ stays below 1/α form an interval [s_lo, s_hi], and the
   median lies in [X₍s_lo₎, X₍s_hi+1₎) (order statistics) at every n with probability ≥ 1 − α. No
-  assumption on the distribution; an unfinished evaluation may enter as +∞ (Celery) or as the time it
-  waited so far (legacy), which only widens the CS in the conservative direction.
-- **Two paths** (``difference_cs``): a CS at α/2 for each path's median (or rate) gives
-  [L_c − U_l, U_c − L_l] for the difference at α (a union bound).
+  assumption on the distribution; an unfinished Celery evaluation may enter as +∞, which only moves
+  the CS in the conservative direction. The gate applies it to the median of paired Celery − legacy
+  differences (``criteria.paired_differences``).
+- **Two rates** (``difference_cs``): a CS at α/2 for each path's rate gives [L_c − U_l, U_c − L_l] for
+  the difference at α (a union bound): the error rate.
 
 All functions are pure and take plain numbers; ``decide`` turns their bounds into verdicts.
 """

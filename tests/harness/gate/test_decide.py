@@ -569,17 +569,22 @@ def test_inconsistent_evidence_is_rejected() -> None:
     assert issubclass(GateError, HarnessError)
 
 
-@pytest.mark.parametrize("where", ["end-to-end", "stage"])
-def test_a_nan_latency_sample_is_rejected(where: str) -> None:
+def test_a_nan_end_to_end_latency_is_rejected() -> None:
     evidence = latency(n=60)
-    if where == "end-to-end":
-        evidence = replace(evidence, samples_ms={"legacy": evidence.samples_ms["legacy"],
-                                                 "celery": [*evidence.samples_ms["celery"][:-1], math.nan]})
-    else:
-        evidence = with_overhead(evidence, evidence.stages_ms["legacy"]["overhead"],
-                                 [*evidence.stages_ms["celery"]["overhead"][:-1], math.nan])
+    evidence = replace(evidence, samples_ms={"legacy": evidence.samples_ms["legacy"],
+                                             "celery": [*evidence.samples_ms["celery"][:-1], math.nan]})
     with pytest.raises(HarnessError, match="NaN"):
         decide(replace(good(), latency=evidence), 50, 75, TH)
+
+
+def test_a_stage_value_that_was_not_measured_is_left_out_not_fatal() -> None:
+    """A row with an execution time but no queue time (a timestamp missing) stores NaN for that stage: the
+    stage has one sample less; the gate does not stop."""
+    evidence = latency(n=60)
+    evidence = with_overhead(evidence, evidence.stages_ms["legacy"]["overhead"],
+                             [*evidence.stages_ms["celery"]["overhead"][:-1], math.nan])
+    lat = criterion(decide(replace(good(), latency=evidence), 50, 75, TH), LATENCY)
+    assert lat.values["n_celery"] == 59 and lat.values["n_legacy"] == 60
 
 
 def test_render_text_puts_the_verdict_first() -> None:
@@ -694,3 +699,27 @@ def test_unreadable_thresholds_name_the_file(tmp_path: Path) -> None:
     bad.write_text("confidence = \n")
     with pytest.raises(ThresholdsError, match=str(bad)):
         load_thresholds(bad)
+
+
+def test_pairs_are_formed_in_submission_time_and_never_change_as_evaluations_arrive() -> None:
+    """At a 10 % split each Celery evaluation pairs with the latest unpaired legacy one submitted before it
+    (not with legacy's i-th, submitted long before); one with none waits for the next legacy one; adding
+    evaluations only adds pairs at the end."""
+    from harness.gate.criteria import paired_differences
+
+    legacy = [(float(t), 10.0 + t) for t in range(1, 40) if t % 10]  # legacy at every t but the tens
+    celery = [(0.5, 100.0), (10.5, 200.0), (20.5, 300.0)]
+    # 0.5 waits and takes legacy at t=1 (11); 10.5 takes t=9 (19); 20.5 takes t=19 (29)
+    assert paired_differences(celery, legacy) == [89.0, 181.0, 271.0]
+    more = paired_differences([*celery, (30.5, 400.0)], [*legacy, (41.0, 51.0)])
+    assert more[:3] == [89.0, 181.0, 271.0] and more[3] == 400.0 - 39.0
+    assert paired_differences([(1.0, math.inf)], [(0.0, 5.0)]) == [math.inf]
+
+
+def test_the_split_margin_scales_with_the_smaller_share() -> None:
+    """At 10 % a router sending 13.6 % (36 % more Celery traffic than decided) must not pass, though it is
+    within 10 points; 10.2 % of 2000 passes."""
+    off = criterion(decide(replace(good(), split=SplitEvidence(10, 500, 68)), 10, 25, TH), "split accuracy")
+    assert off.status != "PASS" and number(off, "margin") == pytest.approx(0.03)
+    fine = criterion(decide(replace(good(), split=SplitEvidence(10, 2000, 204)), 10, 25, TH), "split accuracy")
+    assert fine.status == "PASS"

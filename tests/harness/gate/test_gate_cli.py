@@ -392,3 +392,26 @@ def test_the_split_counts_only_what_the_gateway_routed(tmp_path: Path) -> None:
     evidence = collect([tmp_path], configured_percentage=100)
     assert evidence.split is not None and (evidence.split.routed, evidence.split.to_celery) == (4, 4)
     assert evidence.latency is not None and len(evidence.latency.samples_ms["legacy"]) == 3
+
+
+def test_evidence_given_twice_or_drawn_with_the_same_seed_is_refused_and_evaluations_count_once(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    for folder in (first, second):
+        folder.mkdir()
+        frame = observations(100)
+        frame["language"], frame["code"] = "python", [f"print({i})" for i in range(100)]
+        frame["eval_ids"] = [f"{folder.name}-{i}" for i in range(100)]
+        frame.to_parquet(folder / "observations.parquet")
+    step = ["gate", "--current", "50", "--target", "75", "--evidence"]
+    assert main([*step, str(first), str(first)]) == 3
+    assert "the same run folder twice" in capsys.readouterr().err
+    assert main([*step, str(first), str(second)]) == 3
+    assert "not independent draws" in capsys.readouterr().err
+    # the same evaluations stored in a subfolder and at the top count once
+    (first / "part").mkdir()
+    (first / "observations.parquet").rename(first / "part" / "observations.parquet")
+    frame = pd.read_parquet(first / "part" / "observations.parquet")
+    frame.iloc[:10].to_parquet(first / "observations.parquet")
+    main([*step, str(first)])
+    assert len(pd.read_parquet(gate_folder(tmp_path) / "observations.parquet")) == 100
