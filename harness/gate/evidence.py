@@ -139,6 +139,14 @@ def load_evidence(requests: pd.DataFrame, configured_percentage: float | None
     return latency, split
 
 
+def _epoch_seconds(column: pd.Series) -> list[float]:
+    """Submission times as epoch seconds, whether stored as numbers or as timestamps (load_requests.parquet)."""
+    if pd.api.types.is_datetime64_any_dtype(column):
+        stamps = pd.to_datetime(column, utc=True)
+        return [float(x) for x in (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds()]
+    return [float(t) for t in column]
+
+
 def _stages(finished: pd.DataFrame) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """The measured stages (``submit``, ``queue``, ``execution``, ``delivery`` and ``overhead`` = end-to-end
     − execution) and resources of finished single-path evaluations, each list aligned with
@@ -147,7 +155,7 @@ def _stages(finished: pd.DataFrame) -> tuple[dict[str, list[float]], dict[str, l
     if "execution_ms" not in finished:
         return {}, {}
     measured = finished[finished["execution_ms"].notna()]
-    times = [float(t) for t in measured["time"]] if "time" in measured else [float(i) for i in range(len(measured))]
+    times = _epoch_seconds(measured["time"]) if "time" in measured else [float(i) for i in range(len(measured))]
     stages = {stage: [float(x) for x in measured[f"{stage}_ms"]] for stage in STAGES if f"{stage}_ms" in measured}
     stages[OVERHEAD] = [float(x) for x in measured["response_time_ms"] - measured["execution_ms"]]
     stages[AT] = times

@@ -78,6 +78,13 @@ def test_load_rows_give_stages_and_resources_per_path_in_submission_order(tmp_pa
     assert latency.stages_ms["legacy"]["overhead"] == [15.0, 12.0]  # end-to-end − execution
     assert latency.stages_ms["celery"]["overhead"] == [30.0]
     assert latency.resources["celery"]["cpu_ms"] == [23.0]
+    # load_requests.parquet stores the times as timestamps: the same evidence, in epoch seconds
+    frame = pd.DataFrame(rows)
+    frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
+    frame.to_parquet(tmp_path / "load_requests.parquet")
+    stamped = collect([tmp_path]).latency
+    assert stamped is not None and stamped.stages_ms["legacy"]["submitted_at"] == [1.0, 2.0]
+    assert stamped.stages_ms["legacy"]["overhead"] == [15.0, 12.0]
 
 
 def test_parity_programs_count_for_the_error_rate_on_both_paths(tmp_path: Path) -> None:
