@@ -55,7 +55,7 @@ from harness.gate.decide import (
     render_text,
     samples_needed,
 )
-from harness.gate.evidence import chaos_findings, collect
+from harness.gate.evidence import chaos_findings, collect, read_table
 from harness.gate.plan import FORMS, Move, Step, moves, parse_plan, transition_checks
 from harness.run import RunFolder
 from harness.stack.config import StackConfig
@@ -296,23 +296,13 @@ EVIDENCE_FILES = ("observations.parquet", "parity_history.parquet", "load_reques
 IDENTITY = {"observations.parquet": ["eval_ids"], "load_requests.parquet": ["eval_id", "request_type", "name"]}
 
 
-def _evidence_parts(source: Path, name: str) -> list[Any]:
-    """``name`` in ``source`` and its immediate subfolders (as a run folder's evidence is found), not in
-    the chaos scenario folders or a gate's load rounds (pooled into the run folder's own file)."""
-    import pandas as pd
-
-    files = [source / name] + [p for p in sorted(source.glob(f"*/{name}"))
-                               if p.parent.name not in ("chaos", LOAD_ROUNDS)]
-    return [frame for f in files if f.is_file() and not (frame := pd.read_parquet(f)).empty]
-
-
 def _same_draws(sources: Sequence[Path]) -> tuple[Path, Path] | None:
     """Two sources whose parity programs are mostly the same draws (the same seed): not independent."""
     drawn: dict[Path, set[tuple[str, str]]] = {}
     for source in sources:
-        parts = _evidence_parts(source, "observations.parquet")
-        rows = [(str(lang), str(code)) for part in parts if {"language", "code"} <= set(part.columns)
-                for lang, code in zip(part["language"], part["code"], strict=True)]
+        part = read_table([source], "observations.parquet")
+        rows = ([(str(lang), str(code)) for lang, code in zip(part["language"], part["code"], strict=True)]
+                if {"language", "code"} <= set(part.columns) else [])
         if rows:
             drawn[source] = set(rows)
     for i, (a, programs_a) in enumerate(drawn.items()):
@@ -328,8 +318,6 @@ def pool_evidence(sources: Sequence[Path], out: Path) -> None:
     ``evidence.json`` naming the sources, so the gate's reports show the charts behind the verdict and no
     source folder is written to. Refuses a source given twice, and two sources whose parity programs are
     the same draws (gathered with the same seed): their programs are not independent samples."""
-    import pandas as pd
-
     resolved = [f.resolve() for f in sources]
     if len(set(resolved)) != len(resolved):
         raise HarnessError("--evidence names the same run folder twice: its evaluations would count twice")
@@ -338,10 +326,9 @@ def pool_evidence(sources: Sequence[Path], out: Path) -> None:
         raise HarnessError(f"--evidence: {same[0]} and {same[1]} hold mostly the same parity programs (gathered with "
                            "the same seed): they are not independent draws; gather one again with another --seed")
     for name in EVIDENCE_FILES:
-        parts = [part for source in sources for part in _evidence_parts(source, name)]
-        if not parts:
+        frame = read_table(sources, name)
+        if frame.empty:
             continue
-        frame = pd.concat(parts, ignore_index=True)
         key = [c for c in IDENTITY.get(name, []) if c in frame]
         if key and frame[key[0]].notna().all():
             frame = frame.drop_duplicates(subset=key, keep="first")

@@ -64,7 +64,8 @@ def error_class(error: Any) -> str | None:
     return match.group(1) if match else None
 
 
-def _read(folders: Sequence[Path], name: str) -> pd.DataFrame:
+def read_table(folders: Sequence[Path], name: str) -> pd.DataFrame:
+    """``name`` in each of ``folders`` and their immediate subfolders, concatenated (empty when none)."""
     frames = [pd.read_parquet(f / name) for f in folders if (f / name).is_file()]
     frames += [pd.read_parquet(p) for f in folders for p in sorted(f.glob(f"*/{name}"))]
     frames = [f for f in frames if not f.empty]
@@ -207,12 +208,12 @@ def chaos_findings(folders: Sequence[Path]) -> pd.DataFrame:
     """The chaos findings rows of ``folders``: each scenario's ``chaos/<scenario>/findings.parquet``, else a
     combined ``findings.parquet``."""
     per_scenario = [pd.read_parquet(p) for f in folders for p in sorted(f.glob("chaos/*/findings.parquet"))]
-    return pd.concat(per_scenario, ignore_index=True) if per_scenario else _read(folders, "findings.parquet")
+    return pd.concat(per_scenario, ignore_index=True) if per_scenario else read_table(folders, "findings.parquet")
 
 
 def collect(folders: Sequence[Path], *, configured_percentage: float | None = None) -> Evidence:
     """Pool the evidence stored in ``folders`` (and their immediate subfolders)."""
-    parity = parity_evidence(_read(folders, "observations.parquet"))
-    latency, split = load_evidence(_read(folders, "load_requests.parquet"), configured_percentage)
+    parity = parity_evidence(read_table(folders, "observations.parquet"))
+    latency, split = load_evidence(read_table(folders, "load_requests.parquet"), configured_percentage)
     chaos = chaos_evidence(chaos_findings(folders))
     return Evidence(parity=parity, chaos=chaos, latency=latency, split=split)
