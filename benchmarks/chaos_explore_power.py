@@ -1,79 +1,130 @@
-"""The power of `harness chaos explore`: with a behaviour defect of the Celery path switched on, does a
-small search find a failing fault schedule, shrink it and confirm it; with none, does it stay quiet?
+"""The power of `harness chaos explore`: from an empty example database, how long does a search take to
+find each hazard the hand-written scenarios document, and to shrink it to at most 2 faults and confirm
+it; and does a search of the safe profile stay quiet?
 
-For each case it runs ``harness.chaos.explore.explore`` on fresh processes stacks (a budget of examples
-and seconds per case), with the defect as a fixed ``[stack] candidate_defects`` of every schedule, and
-records: examples until found, seconds until found, the shrunk schedule's size, how often it reproduced,
-examples run. Found files go to a temporary folder (not ``scenarios/found/``). Results:
-``benchmarks/results/chaos_explore_power.md``.
+Each configuration (``any``: every knob and fault, the scenario files' bounds; ``strict``: the same with
+nothing lost, duplicated or stuck allowed, whatever the configuration allows; ``safe``: the safe profile)
+runs ``harness.chaos.explore.explore`` once per seed on fresh processes stacks with the time budget of the
+issue (10 min), found files going to a temporary folder. Each finding is labelled with the documented
+hazard it is (by its broken invariants, faults and knobs; ``label``), or "other". The table gives, per
+hazard, the median over seeds of the seconds until it was found and until it was shrunk and confirmed (a
+seed that did not find it counts as later than any that did: the median is "not found" when most did
+not). Results: ``benchmarks/results/chaos_explore_power.md``.
 
-    .venv/bin/python benchmarks/chaos_explore_power.py [--examples 8] [--max-time 300] [--seed 0]
+    .venv/bin/python benchmarks/chaos_explore_power.py [--seeds 0,1,2] [--budget 600] [--configs any,safe] [--out F]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from harness.chaos.explore import compact, explore, stack_runner
+from harness.chaos.cli import scenarios_dir, transitions_dir
+from harness.chaos.explore import PROFILES, Exploration, Finding, Space, compact, explore, stack_runner
+from harness.chaos.scenario import load_all
 from harness.run import RunFolder
 
-CASES: tuple[tuple[str, str | None], ...] = (
-    ("retry_fixed_countdown", "retry_fixed_countdown"),  # caught as retry-spacing by any executor-3 outage
-    ("no_dead_letter", "no_dead_letter"),  # caught as dead-letter by an outage that exhausts the retries
-    ("no defect", None),
-)
+HAZARDS = ("ambiguous publish (gateway-broker-resets)", "loss under allkeys-lru memory pressure",
+           "duplicates beyond the visibility timeout (countdown or backlog)", "loss with early acks on a worker kill")
+CONFIGS = {"any": Space(), "strict": Space(strict=True), "safe": Space(PROFILES["safe"])}
 RESULTS = Path(__file__).parent / "results" / "chaos_explore_power.md"
+
+
+def label(f: Finding) -> str:
+    """The documented hazard a finding is, from its shrunk schedule and broken invariants; else "other: ..."."""
+    s, broke = f.shrunk, set(f.invariants)
+    targets = {x["target"] for x in s["faults"]}
+    kinds = {x["kind"] for x in s["faults"]}
+    if "gateway-celery-redis" in targets and broke & {"unexpected", "duplicated"}:
+        return HAZARDS[0]
+    if ("memory-pressure", "celery-redis") in {(x["kind"], x["target"]) for x in s["faults"]} and "lost" in broke \
+            and str(s["stack"].get("celery_redis_policy", "allkeys-lru")).startswith("allkeys"):
+        return HAZARDS[1]
+    if broke & {"duplicated", "executions"}:
+        return HAZARDS[2]
+    if "kill" in kinds and any(t.startswith("celery-worker") for t in targets) and "lost" in broke \
+            and not s["stack"].get("acks_late", False):
+        return HAZARDS[3]
+    return f"other: {', '.join(sorted(broke))} under {', '.join(sorted(kinds))} ({f.known or 'new'})"
+
+
+def done_at(r: Exploration, f: Finding) -> float | None:
+    """Seconds into the search when the finding's confirmation ended (None: not confirmed)."""
+    confirms = [s for s in r.steps if s.stage == "confirm" and s.schedule is f.shrunk]
+    return confirms[-1].at_s if f.confirmed and confirms else None
+
+
+def median_or_none(values: list[float | None], n: int) -> str:
+    """The median over ``n`` seeds, a missing value counting as later than any present one."""
+    padded = sorted([v for v in values if v is not None]) + [math.inf] * (n - sum(v is not None for v in values))
+    m = statistics.median_low(padded) if padded else math.inf
+    return "not found" if m == math.inf else f"{m:.0f}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--examples", type=int, default=8)
-    parser.add_argument("--max-faults", type=int, default=2)
-    parser.add_argument("--max-time", type=float, default=300.0)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cases", default=",".join(c for c, _ in CASES))
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--budget", type=float, default=600.0)
+    parser.add_argument("--configs", default="any,safe")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    known = [s for d in (scenarios_dir(), transitions_dir()) for s in load_all(d)]
     run = RunFolder.create(None, f"explore-power-{time.strftime('%Y%m%d-%H%M%S')}")
-    rows, details = [], []
-    for case, defect in CASES:
-        if case not in args.cases.split(","):
-            continue
-        found_dir = Path(tempfile.mkdtemp(prefix="explore-found-"))
-        print(f"== {case}", flush=True)
-        r = explore(run=stack_runner(run), examples=args.examples, max_faults=args.max_faults, seed=args.seed,
-                    max_time_s=args.max_time, found_dir=found_dir,
-                    stack={"candidate_defects": [defect]} if defect else None, say=lambda m: print(m, flush=True))
-        c = r.confirmation
-        outcomes = ", ".join(f"{t.outcome}" for _, t in r.examples)
-        rows.append(f"| {case} | {len(r.examples)} | {r.first_failure_example or '-'} | "
-                    f"{f'{r.first_failure_s:.0f}' if r.first_failure_s is not None else '-'} | "
-                    f"{len(r.shrink_steps)} | {len(r.found['faults']) if r.found else '-'} | "
-                    f"{f'{c.reproduced} of {len(c.outcomes)}' if c else '-'} | {'yes' if r.written else 'no'} | "
-                    f"{r.seconds:.0f}{' (budget ran out)' if r.out_of_time else ''} |")
-        details.append(f"### {case}\n\nexample outcomes: {outcomes}\n\n"
-                       + (f"shrunk schedule: `{compact(r.found)}`\n\n" if r.found else "")
-                       + "".join(f"- example {i}: `{s}` -> {t.outcome} ({t.seconds:.0f} s)\n"
-                                 for i, (s, t) in enumerate(r.examples, 1))
-                       + "".join(f"- shrink {i}: `{s}` -> {t.outcome} ({t.seconds:.0f} s)\n"
-                                 for i, (s, t) in enumerate(r.shrink_steps, 1))
-                       + (f"\nwritten file:\n\n```toml\n{r.written.read_text()}```\n" if r.written else ""))
-        write(args, rows, details, run)
-    print(f"results: {RESULTS}")
+    searches: list[tuple[str, int, Exploration]] = []
+    for config in args.configs.split(","):
+        for seed in seeds:
+            print(f"== {config} seed {seed}", flush=True)
+            r = explore(run=stack_runner(run), seed=seed, max_time_s=args.budget, space=CONFIGS[config], known=known,
+                        found_dir=Path(tempfile.mkdtemp(prefix="explore-found-")), say=lambda m: print(m, flush=True))
+            searches.append((config, seed, r))
+            write(args, seeds, searches, run)
+    print(f"results: {args.out}")
 
 
-def write(args: argparse.Namespace, rows: list[str], details: list[str], run: RunFolder) -> None:
-    RESULTS.write_text(
+def write(args: argparse.Namespace, seeds: list[int], searches: list[tuple[str, int, Exploration]],
+          run: RunFolder) -> None:
+    runs = ["| configuration | seed | exit | runs (examples, shrink, confirm) | seconds | findings (confirmed) |",
+            "|---|---|---|---|---|---|"]
+    found = ["| configuration | seed | hazard | broke | found at s (example) | shrunk and confirmed at s | shrink runs "
+             "| faults | reproduced | known failure of | shrunk schedule |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for config, seed, r in searches:
+        stages = [sum(s.stage == x for s in r.steps) for x in ("example", "shrink", "confirm")]
+        runs.append(f"| {config} | {seed} | {1 if r.failed else 0} | {len(r.steps)} ({', '.join(map(str, stages))}) | "
+                    f"{r.seconds:.0f} | {len(r.findings)} ({len(r.confirmed)}) |")
+        for f in r.findings:
+            c = f.confirmation
+            at = done_at(r, f)
+            found.append(f"| {config} | {seed} | {label(f)} | {', '.join(f.invariants)} | {f.first.at_s:.0f} "
+                         f"({f.example}) | {f'{at:.0f}' if at is not None else '-'} | {len(f.shrink_steps)} | "
+                         f"{len(f.shrunk['faults'])} | {f'{c.reproduced} of {len(c.outcomes)}' if c else '-'} | "
+                         f"{f.known or '-'} | `{compact(f.shrunk)}` |")
+    medians = ["| configuration | hazard | seeds that found it | median s to find | median s to shrink and confirm |",
+               "|---|---|---|---|---|"]
+    for config in dict.fromkeys(c for c, _, _ in searches):
+        mine = [(seed, r) for c, seed, r in searches if c == config]
+        labels = sorted({label(f) for _, r in mine for f in r.findings} | set(HAZARDS))
+        for hazard in labels:
+            firsts: list[float | None] = []
+            confirmed: list[float | None] = []
+            for _, r in mine:
+                fs = [f for f in r.findings if label(f) == hazard]
+                firsts.append(min((f.first.at_s for f in fs), default=None))
+                confirmed.append(min((a for f in fs if (a := done_at(r, f)) is not None), default=None))
+            medians.append(f"| {config} | {hazard} | {sum(v is not None for v in confirmed)} of {len(mine)} | "
+                           f"{median_or_none(firsts, len(mine))} | {median_or_none(confirmed, len(mine))} |")
+    args.out.write_text(
         "# Generative chaos: power of `harness chaos explore`\n\n"
-        f"`benchmarks/chaos_explore_power.py --examples {args.examples} --max-faults {args.max_faults} "
-        f"--max-time {args.max_time:g} --seed {args.seed}`, processes stacks on this 2-core machine, one run "
-        f"per case (run folder `{run.path}`). A behaviour defect is a fixed `[stack] candidate_defects` of every "
-        "drawn schedule; the found file went to a temporary folder.\n\n"
-        "| case | examples run | found at example | seconds to found | shrink runs | faults after shrink "
-        "| reproduced | written | seconds total |\n|---|---|---|---|---|---|---|---|---|\n"
-        + "\n".join(rows) + "\n\n" + "\n".join(details))
+        f"`benchmarks/chaos_explore_power.py --seeds {args.seeds} --budget {args.budget:g} --configs {args.configs} "
+        f"--out {args.out.name}`: "
+        f"one search per configuration and seed from an empty example database, processes stacks on this 2-core "
+        f"machine, found files in a temporary folder (run folder `{run.path}`). Confirmed means it failed again "
+        "in at least 2 of 3 runs with new seeds.\n\n## Per hazard (median over seeds)\n\n" + "\n".join(medians)
+        + "\n\n## Searches\n\n" + "\n".join(runs) + "\n\n## Findings\n\n" + "\n".join(found) + "\n")
 
 
 if __name__ == "__main__":

@@ -71,6 +71,25 @@ def number(minimum: float | None = None, maximum: float | None = None, *,
     return parse
 
 
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")
+
+
+def duration(maximum: float) -> Callable[[str], float]:
+    """``90``, ``90s``, ``5m``, ``1h30m`` → seconds; at least 1 and at most ``maximum``."""
+    def parse(text: str) -> float:
+        match = _DURATION.match(text.strip())
+        if not text.strip() or match is None or not any(match.groups()):
+            raise argparse.ArgumentTypeError(f"not a duration: {text!r} (examples: 30, 30s, 5m, 1h30m)")
+        hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+        total = hours * 3600 + minutes * 60 + seconds
+        if not 1 <= total <= maximum:
+            raise argparse.ArgumentTypeError(f"expected a duration of at least 1 s and at most {maximum:g} s, "
+                                             f"got {text!r}")
+        return total
+    parse.__name__ = "duration"
+    return parse
+
+
 def percentage(text: str) -> float:
     """A Celery percentage, 0..100."""
     return number(0, 100)(text)

@@ -4,7 +4,9 @@ Installed with the harness, pytest loads it by itself (the ``pytest11`` entry po
 ``-p no:harness`` turns it off). ``pytest --fixtures`` lists its fixtures with what each gives.
 Options: ``--stack=processes|containers|external`` (default processes), ``--stack-url`` for an
 external deployment (with ``--stack=external`` and no URL: the one stack ``harness up`` runs in this
-workspace), ``--seed`` for every random choice. The session's run folder is created under the
+workspace), ``--seed`` for every random choice, ``--explore`` (with ``--explore-budget`` and
+``--explore-profile``) to collect the generative chaos search, marked ``explore`` and otherwise
+deselected. The session's run folder is created under the
 workspace's ``reports/`` (``harness.run.workspace``) and printed at the end.
 
 Parity fixtures: ``parity_profile`` (Hypothesis's own ``--hypothesis-profile``, else the
@@ -25,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from harness import arguments
 from harness.errors import HarnessError, StackError
 from harness.parity import coverage
 from harness.parity.dispatch import Dispatcher
@@ -42,6 +45,8 @@ MARKERS = {
     "containers": "the stack in containers through Testcontainers (needs a Docker engine)",
     "slow": "takes more than a few seconds",
     "transition": "the migration's moves (phase 2 fallback, decommission, rollback, topology) under a workload",
+    "explore": "a generative chaos search (harness chaos explore): collected only with --explore "
+               "[--explore-budget 5m] [--explore-profile any|safe]",
     "stack": "starts a stack of the system under test (set automatically on every test that requests "
              "`stack`, `launch_stack` or a fixture built on them); `make check` runs the others",
 }
@@ -59,6 +64,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "gateway of the one stack `harness up` runs in this workspace)")
     group.addoption("--seed", type=int, default=int(os.environ.get("HARNESS_SEED", "0")),
                     help="seed for every random choice of the harness")
+    group.addoption("--explore", action="store_true", default=False,
+                    help="also run the generative chaos search (tests marked explore; with -m chaos: "
+                         "`pytest -m chaos --explore`), bounded by --explore-budget")
+    group.addoption("--explore-budget", type=arguments.duration(24 * 3600.0), default=300.0, metavar="T",
+                    help="time budget of the search, e.g. 5m, 600, 1h (default 5m)")
+    group.addoption("--explore-profile", choices=("any", "safe"), default="any",
+                    help="what the search draws: any (every knob and fault; the default) or safe")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -68,10 +80,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test that starts a stack (by the fixtures it requests) with ``stack``."""
+    """Mark every test that starts a stack (by the fixtures it requests) with ``stack``; leave out the
+    generative search (marked ``explore``) unless ``--explore`` asks for it (deselected, not skipped)."""
     for item in items:
         if STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.stack)
+    if not config.getoption("--explore"):
+        left = [item for item in items if item.get_closest_marker("explore")]
+        if left:
+            config.hook.pytest_deselected(items=left)
+            items[:] = [item for item in items if not item.get_closest_marker("explore")]
 
 
 @pytest.fixture(scope="session")

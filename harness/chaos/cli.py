@@ -1,5 +1,5 @@
 """`harness chaos [SCENARIO...] [--seed N] [--runs K] [--stack processes|containers]`, and
-`harness chaos explore --examples N --max-faults K --seed S [--max-time SECONDS]`.
+`harness chaos explore [--budget 10m] [--seed S] [--profile any|safe] [--kinds K,...] [--targets P,...]`.
 
 Runs each scenario (a file, or a name in ``scenarios/chaos/``; default: every file there) on its
 own fresh stack, prints the findings table, writes it with each scenario's history, executions and
@@ -9,10 +9,12 @@ a broken one exits 3 with every problem named. A failing scenario prints the com
 it with the same seed.
 
 ``harness chaos explore`` searches fault schedules instead (``harness.chaos.explore``): it replays every
-file in ``scenarios/found/`` once, runs up to N drawn schedules within the time budget, shrinks the first
-failure, re-runs it with 3 new seeds and writes it to ``scenarios/found/`` when it failed in 2 of them.
-It exits 1 when a confirmed failure was found (or a saved one still fails), 0 when none was found
-within the budget (which is no proof), 3 for a usage error.
+file in ``scenarios/found/`` once, runs drawn schedules until the time budget, shrinks each failure that
+breaks an invariant no earlier one broke, re-runs it with 3 new seeds, names it when a hand-written
+scenario declares it a known failure, and writes it to ``scenarios/found/`` when it failed in 2 of 3.
+It writes ``explore.md`` and ``explore.html`` (each finding's first failing schedule beside its shrunk
+one, on a timeline) and exits 1 when a confirmed failure was found (known or new) or a saved one still
+fails, 0 when none was found within the budget (which is no proof), 3 for a usage error.
 
 Hook it into ``harness/cli.py`` with ``add_parser(sub)``; it also runs alone:
 ``python -m harness.chaos.cli scenarios/chaos/celery-broker-latency.toml --seed 7``.
@@ -32,7 +34,16 @@ from pathlib import Path
 from typing import Any
 
 from harness import arguments
-from harness.chaos.explore import ExploreError, explore, stack_runner
+from harness.chaos.explore import (
+    KIND_ORDER,
+    PROFILES,
+    ExploreError,
+    Space,
+    explore,
+    explore_space,
+    stack_runner,
+)
+from harness.chaos.explore_report import summary, write_report
 from harness.chaos.findings import combine, findings_table, write_combined
 from harness.chaos.repeat import rates
 from harness.chaos.result import ScenarioResult
@@ -74,22 +85,38 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                               subsequent_indent="  ", break_on_hyphens=False) + "\n\n"
                 + textwrap.fill("exit status: 0 every scenario held (or a finding), 1 otherwise, 3 a usage error "
                                 "or a broken scenario file (nothing was started)", 100) + "\n\n"
-                + textwrap.fill("harness chaos explore --examples N --max-faults K --seed S [--max-time SECONDS]: "
-                                "search fault schedules on fresh stacks, shrink the first failure, confirm it "
-                                "(2 of 3 re-runs) and save it in scenarios/found/ (replayed first next time); "
-                                "exit 1 a confirmed failure, 0 none found within the budget (no proof)", 100)))
+                + textwrap.fill("harness chaos explore [--budget 10m] [--seed S] [--profile any|safe] [--kinds ...] [--targets ...]: "
+                                "search fault schedules on fresh stacks; shrink each failure that breaks a new "
+                                "invariant, confirm it (2 of 3 re-runs), name it when a scenario declares it a known "
+                                "failure, and save it in scenarios/found/ (replayed first next time); exit 1 a "
+                                "confirmed failure (known or new) or a saved one that still fails, 0 none found "
+                                "within the budget (no proof)", 100)))
     parser.add_argument("scenarios", nargs="*", metavar="SCENARIO",
                         help="scenario files or names in scenarios/chaos/ (default: all of them)")
     parser.add_argument("--seed", type=arguments.seed, default=0, help="seed of the workload and the faults (default 0)")
     parser.add_argument("--runs", type=arguments.integer(1), default=1, metavar="K",
                         help="run each scenario K times, seeds N, N+1, ...; counts become rates with an interval")
     explore_group = parser.add_argument_group("explore (harness chaos explore ...)")
+    explore_group.add_argument("--budget", "--max-time", dest="budget", type=arguments.duration(MAX_BUDGET_S),
+                               default=None, metavar="T",
+                               help="explore: time budget of the search, e.g. 10m, 600, 1h (default 10m); no new "
+                                    "example starts after it, and the last finding's confirmation runs whole")
     explore_group.add_argument("--examples", type=arguments.integer(1), default=None, metavar="N",
-                               help="explore: schedules to draw and run, each on a fresh stack (default 20)")
+                               help="explore: at most N drawn schedules (default: as many as the budget allows)")
     explore_group.add_argument("--max-faults", type=arguments.integer(1, 8), default=None, metavar="K",
-                               help="explore: at most K faults per schedule (default 3)")
-    explore_group.add_argument("--max-time", type=arguments.number(above=0), default=None, metavar="SECONDS",
-                               help="explore: time budget of the search (default 900); it stops by itself")
+                               help="explore: at most K faults per schedule (default 2)")
+    explore_group.add_argument("--profile", choices=sorted(PROFILES), default=None,
+                               help="explore: any (every knob, every fault; the default) or safe (the knobs the "
+                                    "scenario files call safe, no fault where a known failure is declared)")
+    explore_group.add_argument("--kinds", type=_kinds, default=None, metavar="KIND,...",
+                               help=f"explore: only these fault kinds ({', '.join(KIND_ORDER)})")
+    explore_group.add_argument("--targets", type=_patterns, default=None, metavar="PATTERN,...",
+                               help="explore: only targets matching these shell patterns, e.g. 'executor-3,celery-*'")
+    explore_group.add_argument("--strict", action="store_true", default=None,
+                               help="explore: nothing may be lost, duplicated or stuck, whatever the configuration "
+                                    "allows (finds the documented weaknesses of a configuration too)")
+    explore_group.add_argument("--max-findings", type=arguments.integer(1), default=None, metavar="N",
+                               help="explore: stop after N findings (default 4)")
     explore_group.add_argument("--stack-option", action="append", default=[], metavar="KEY=VALUE",
                                help="explore: a fixed [stack] setting of every schedule, e.g. "
                                     "candidate_defects=no_dead_letter (repeatable)")
@@ -130,7 +157,25 @@ def resolve(names: list[str]) -> list[Scenario]:
     return load_files(paths, problems)
 
 
-EXPLORE_OPTIONS = ("examples", "max_faults", "max_time", "stack_option")
+EXPLORE_OPTIONS = ("budget", "examples", "max_faults", "profile", "kinds", "targets", "strict", "max_findings",
+                   "stack_option")
+MAX_BUDGET_S = 24 * 3600.0
+
+
+def _kinds(text: str) -> frozenset[str]:
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in KIND_ORDER]
+    if bad or not kinds:
+        raise argparse.ArgumentTypeError(f"unknown fault kind(s) {', '.join(bad) or repr(text)}; the kinds: "
+                                         f"{', '.join(KIND_ORDER)}")
+    return frozenset(kinds)
+
+
+def _patterns(text: str) -> tuple[str, ...]:
+    patterns = tuple(p.strip() for p in text.split(",") if p.strip())
+    if not patterns:
+        raise argparse.ArgumentTypeError(f"expected shell patterns of components or links, got {text!r}")
+    return patterns
 
 
 def stack_options(items: list[str]) -> dict[str, Any]:
@@ -168,29 +213,22 @@ def cmd_explore(args: argparse.Namespace) -> int:
     if args.scenarios[1:] or args.runs != 1:
         raise ExploreError("`harness chaos explore` takes no scenario names and no --runs; run saved schedules "
                            "with `harness chaos scenarios/found/<hash>.toml`")
-    stack = stack_options(args.stack_option)
+    space = Space(PROFILES[args.profile or "any"], args.max_faults or 2, args.kinds or frozenset(),
+                  args.targets or (), strict=bool(args.strict), stack=stack_options(args.stack_option))
+    known = [s for d in (scenarios_dir(), transitions_dir()) if d.is_dir() for s in load_all(d)]
     found = found_dir()
     load_files(sorted(found.glob("*.toml")) if found.is_dir() else [])  # a broken saved file: exit 3 now
+    explore_space(space, known)  # nothing to draw: exit 3 now
     run = RunFolder.create(args.reports)
-    examples, max_faults = args.examples or 20, args.max_faults or 3
-    max_time = args.max_time if args.max_time is not None else 900.0
+    budget = args.budget if args.budget is not None else 600.0
     print(f"explore: {args.stack} stack; run folder {run.path}", flush=True)
-    report = explore(run=stack_runner(run, args.stack), examples=examples, max_faults=max_faults, seed=args.seed,
-                     max_time_s=max_time, found_dir=found, stack=stack, say=lambda m: print(m, flush=True))
+    report = explore(run=stack_runner(run, args.stack), seed=args.seed, max_time_s=budget, found_dir=found,
+                     space=space, examples=args.examples, max_findings=args.max_findings or 4, known=known,
+                     say=lambda m: print(m, flush=True))
+    written = write_report(report, run.path)
     print()
-    still = [r for r in report.replays if r.still_fails]
-    if report.replays:
-        print(f"saved failures: {len(still)} of {len(report.replays)} still fail")
-    errors = sum(t.outcome == "error" for _, t in [*report.examples, *report.shrink_steps])
-    tail = f" ({errors} run(s) could not be carried out: error, not counted)" if errors else ""
-    if report.written is not None and report.confirmation is not None:
-        print(f"FOUND: {report.confirmation}; written to {report.written} (replay: harness chaos "
-              f"{report.written} --seed {args.seed}){tail}")
-    elif report.found is not None and report.confirmation is not None:
-        print(f"a failure was found but not confirmed: {report.confirmation}; not written{tail}")
-    else:
-        print(f"none found in {len(report.examples)} example(s), {report.seconds:.0f} s"
-              + (" (the time budget ran out)" if report.out_of_time else "") + f": that is not proof{tail}")
+    print(summary(report, args.seed))
+    print(f"report: {written}")
     return 1 if report.failed else 0
 
 

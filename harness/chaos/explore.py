@@ -1,31 +1,61 @@
-"""Generative chaos: search the space of fault schedules, shrink a failure, confirm it, save it as a scenario.
+"""Generative chaos: search the space of fault schedules, shrink each failure, confirm it, save it as a scenario.
 
 Every hand-written scenario is one point of a large space: which fault, on which link or component,
 when, for how long, overlapping or not, under which workload and configuration. ``schedules`` is a
 Hypothesis strategy over that space that draws *scenario files* (TOML-shaped dicts that
-``parse_scenario`` accepts whole): the configuration knobs that matter (acks, visibility timeout,
-prefetch, retries, eviction policy, worker topology), a short workload and 1..K faults of every kind
-the nemesis supports. ``explore`` runs each drawn schedule once on a fresh stack; the property is the
-scenario files' own: the Celery path's outcome is not ``failed`` (``error``, a run that could not be
-carried out, is recorded and never reported as found). A failure is shrunk by Hypothesis's shrinker,
-which the strategy's order steers toward fewer faults, shorter faults, later starts, simpler
-workloads and default knobs; results are cached by the schedule, so a shrink step costs only new
-schedules. Runs are not deterministic, so the shrunk schedule is re-run with ``CONFIRM_RUNS`` new
-seeds and written to ``scenarios/found/<hash>.toml`` only when it failed in at least
-``CONFIRM_NEEDED`` of them; the file says how often. ``explore`` replays every file already there
-first. The search is bounded by an example count and a time budget and stops by itself; finding
-nothing within them is no proof.
+``parse_scenario`` accepts whole): the knobs that matter (acks, visibility timeout, prefetch, retries
+and their backoff, eviction policy, worker topology), a short workload and 1..K faults. A fault is drawn
+by **family** first (a process stopped, a link broken or slowed, a Redis filled: the mechanisms by which
+a queue loses or repeats work), then its kind and target on the path the workload uses, so each family
+gets its share of a short budget whatever the number of kinds in it.
+
+``explore`` runs each drawn schedule once on a fresh stack. The property is the scenario files' own: the
+Celery path's outcome is ``failed`` or ``known-failure`` (a bound of ``[expect.celery]`` broken; the
+bounds are the derived allowances, or 0 for lost, duplicated and stuck with ``strict``). ``error`` (a run
+that could not be carried out) is recorded and never counted. A failure is a **finding** when it breaks
+an invariant no earlier finding of this search broke, so one search can report several distinct hazards;
+each is, in turn:
+
+1. **shrunk** by a shrinker that knows schedules (``shrink_candidates``): drop a fault, halve a fault's
+   duration, start it later, simplify the workload (Celery only, quick programs, a lower rate, shorter),
+   put a knob back to its default. It is greedy (the first smaller schedule that still fails with one of
+   the same invariants is kept, and the candidates start again from it) and bounded (``shrink_runs`` runs
+   per finding), because a run costs 20-60 s on a fresh stack, where Hypothesis's own shrinker assumes
+   cheap calls and would spend the budget on a few knobs. Results are cached by schedule, so a candidate
+   already run costs nothing;
+2. **confirmed** by ``CONFIRM_RUNS`` runs with new seeds: it must fail again in ``CONFIRM_NEEDED``;
+3. **named**: a finding that breaks only invariants a hand-written scenario declares as its
+   ``[known_failure]``, with a fault in the same region as one of that scenario's, is that known
+   failure (the file is named); any other is new;
+4. **written**, when confirmed, as ``scenarios/found/<hash>.toml`` (validated by reading it back; its
+   ``finding`` text gives the seed and how often it reproduced), and replayed first by the next search.
+
+Profiles: ``any`` draws every knob; ``safe`` fixes the knobs the scenario files say are safe (late acks
+with reject_on_worker_lost, a visibility timeout longer than any backlog wait or retry countdown the
+workloads can make, prefetch 1, noeviction, a short backoff) and leaves out the **region** of every
+fault of a scenario that declares a known failure (``region``: Celery workers are one role; on a link
+a partition and a connection-breaking toxic are one thing, a slowing toxic another): the configuration
+and faults under which the scenario files say the invariants hold, where a search should find nothing.
+A finding is named a known failure by the same regions.
+
+The search is bounded by a time budget (and optionally an example count) and stops by itself: no new
+example starts after the budget; shrinking stops early enough to leave time for the confirmation,
+which always runs whole, so the search can overrun by at most ``CONFIRM_RUNS`` runs. Finding nothing
+within a budget is no proof.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fnmatch
 import hashlib
 import json
 import math
 import random
+import re
 import time
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +64,7 @@ from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
+from harness.chaos.allowances import SLOW_TOXICS
 from harness.chaos.errors import ChaosError
 from harness.chaos.runner import opener_for, run_scenario
 from harness.chaos.scenario import KINDS, Scenario, ScenarioError, _targets, load_files, parse_scenario
@@ -42,15 +73,23 @@ from harness.stack.config import StackConfig
 
 Schedule = dict[str, Any]
 CONFIRM_RUNS, CONFIRM_NEEDED = 3, 2
+SHRINK_RUNS = 4  # per finding
+BATCH = 16  # schedules drawn in one Hypothesis test case
 ERRORS_IN_A_ROW = 3  # the search stops: the stack, not the schedule, is the problem
-# Kinds, simplest first: the shrinker moves a fault toward the front of this order.
-KIND_ORDER: tuple[str, ...] = ("kill", "pause", "terminate", "restart", "component-down", "kill-pool-child",
-                               "disable", "toxic", "memory-pressure")
+FAILING = ("failed", "known-failure")  # Celery outcomes that break a bound
+
+# Fault families, drawn first; kinds within a family simplest first.
+FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("process", ("kill", "pause", "terminate", "restart", "component-down", "kill-pool-child")),
+    ("link", ("disable", "toxic")),
+    ("memory", ("memory-pressure",)),
+)
+KIND_ORDER: tuple[str, ...] = tuple(k for _, kinds in FAMILIES for k in kinds)
 assert sorted(KIND_ORDER) == sorted(KINDS), "every kind the nemesis supports is drawn"
 # Components and links the Celery path uses, most relevant first; a fault on a link no client uses ends
 # the run as an error ("the fault missed"), so legacy targets are drawn only when legacy traffic runs.
 CELERY_TARGETS = ("celery-worker-1", "celery-worker-2", "executor-3", "celery-redis", "gateway", "main-redis",
-                  "celery-worker-celery-redis", "celery-executor-3", "gateway-celery-redis", "gateway-main-redis")
+                  "gateway-celery-redis", "celery-worker-celery-redis", "celery-executor-3", "gateway-main-redis")
 LEGACY_TARGETS = ("legacy-worker-1", "legacy-worker-2", "executor-1", "executor-2", "legacy-main-redis",
                   "legacy-executor-1", "legacy-executor-2")
 # (knob, choices with the default first): the shrinker moves each back to its default.
@@ -60,47 +99,121 @@ KNOBS: tuple[tuple[str, tuple[Any, ...]], ...] = (
     ("visibility_timeout_s", (4.0, 2.0, 8.0)),
     ("prefetch_multiplier", (4, 1, 8)),
     ("max_retries", (3, 1, 5)),
+    ("retry_backoff_s", (0.5, 2.0)),
     ("celery_redis_policy", ("allkeys-lru", "noeviction")),
     ("celery_workers", (1, 2)),
     ("celery_concurrency", (2, 1, 4)),
 )
-FIXED = {"restore_interval_s": 1.0, "restore_throttle": 1, "retry_backoff_s": 0.5}  # the hand-written files'
+FIXED = {"restore_interval_s": 1.0, "restore_throttle": 1}  # the hand-written files' sweep
+# Toxics, connection-breaking first (an ambiguous write), then the ones that only slow a link.
 TOXICS: tuple[tuple[str, dict[str, tuple[int, ...]]], ...] = (
-    ("latency", {"latency": (200, 1000, 3000)}),
-    ("timeout", {"timeout": (0, 1000)}),
     ("reset_peer", {"timeout": (0, 500)}),
-    ("bandwidth", {"rate": (1, 16)}),
-    ("slow_close", {"delay": (500, 3000)}),
-    ("slicer", {"average_size": (64,), "size_variation": (16,), "delay": (100, 1000)}),
+    ("timeout", {"timeout": (0, 1000)}),
     ("limit_data", {"bytes": (2000, 200)}),
+    ("latency", {"latency": (200, 1000, 3000)}),
+    ("slow_close", {"delay": (500, 3000)}),
+    ("bandwidth", {"rate": (1, 16)}),
+    ("slicer", {"average_size": (64,), "size_variation": (16,), "delay": (100, 1000)}),
 )
+ROUTES = (("celery",), ("legacy", "celery"))
+PROGRAMS = ("quick", "sleep", "mixed")
+RATES = (4.0, 2.0, 6.0, 8.0)
+SLEEPS = (0.5, 0.2, 1.0, 2.0)
+DURATIONS = (6, 7, 8, 9, 10)
+STRICT = {"lost": 0, "duplicated": 0, "stuck": 0}
 
 
 class ExploreError(ChaosError):
     """The search cannot start (bad options) or the strategy drew a schedule ``parse_scenario`` refuses."""
 
 
+def region(kind: str, target: str, toxic: str | None = None) -> tuple[str, str]:
+    """What a fault does and to what, coarse enough to name a known failure's whole region: Celery (or
+    legacy) workers are one role, and on a link a partition and a connection-breaking toxic are one
+    thing ("break"), a slowing toxic another ("slow"); a component fault keeps its kind."""
+    role = re.sub(r"^(celery|legacy)-worker-\d+$", r"\1-worker-N", target)
+    if kind == "disable" or (kind == "toxic" and toxic not in SLOW_TOXICS):
+        return "break", role
+    return ("slow" if kind == "toxic" else kind), role
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Which knobs are drawn (choices, default first) and whether declared known failures are left out."""
+
+    name: str
+    knobs: tuple[tuple[str, tuple[Any, ...]], ...]
+    leave_out_known: bool
+    about: str
+
+
+SAFE_KNOBS: dict[str, tuple[Any, ...]] = {
+    "acks_late": (True,), "reject_on_worker_lost": (True,),
+    # longer than any wait the workloads can make: prefetch 1 x a 2 s program + a 10 s pause, or the longest
+    # countdown 0.5 x 2^4 = 8 s (celery-retry-countdown- and celery-prefetch-backlog-beyond-visibility)
+    "visibility_timeout_s": (30.0,), "prefetch_multiplier": (1,), "retry_backoff_s": (0.5,),
+    "celery_redis_policy": ("noeviction",),  # allkeys-lru evicts queues (celery-redis-memory-allkeys-lru)
+}
+PROFILES: dict[str, Profile] = {
+    "any": Profile("any", KNOBS, False, "every knob drawn, every fault kind and target"),
+    "safe": Profile("safe", tuple((k, SAFE_KNOBS.get(k, c)) for k, c in KNOBS), True,
+                    "the knobs the scenario files call safe (acks_late, reject_on_worker_lost, visibility timeout "
+                    "30 s, prefetch 1, backoff 0.5 s, noeviction), and no fault of the kind and target of a "
+                    "declared known failure"),
+}
+
+
+@dataclass(frozen=True)
+class Space:
+    """What may be drawn: the profile, faults per schedule, and the kinds, targets and regions left out."""
+
+    profile: Profile = PROFILES["any"]
+    max_faults: int = 2
+    kinds: frozenset[str] = frozenset()  # only these kinds (empty: all)
+    targets: tuple[str, ...] = ()  # only targets matching these shell patterns (empty: all)
+    left_out: frozenset[tuple[str, str]] = frozenset()  # regions (``region``) never drawn
+    strict: bool = False
+    stack: Mapping[str, Any] = field(default_factory=dict)  # fixed [stack] settings (e.g. a candidate defect)
+
+    def allows(self, kind: str, target: str, toxic: str | None = None) -> bool:
+        """May a fault of ``kind`` on ``target`` be drawn (for a toxic: of this type, or of some type)?"""
+        if kind == "toxic" and toxic is None:
+            return any(self.allows(kind, target, name) for name, _ in TOXICS)
+        return ((not self.kinds or kind in self.kinds) and region(kind, target, toxic) not in self.left_out
+                and (not self.targets or any(fnmatch.fnmatchcase(target, p) for p in self.targets)))
+
+    def check(self) -> None:
+        """Raises ExploreError when the kinds and targets leave nothing to draw."""
+        cfg = StackConfig.for_tests().replace(**{**FIXED, **dict(self.stack)})
+        if not any(_targets_for(k, cfg, routes, self) for k in KIND_ORDER for routes in ROUTES):
+            raise ExploreError(f"nothing to draw: no fault of kinds {sorted(self.kinds) or 'any'} on targets "
+                               f"{list(self.targets) or 'any'} outside the regions left out; widen --kinds or "
+                               "--targets")
+
+
 # -- the strategy ------------------------------------------------------------------------------------------
 
 
-def _targets_for(kind: str, cfg: StackConfig, routes: Sequence[str]) -> list[str]:
+def _targets_for(kind: str, cfg: StackConfig, routes: Sequence[str], space: Space) -> list[str]:
     allowed = _targets(kind, cfg)
     wanted = CELERY_TARGETS + (LEGACY_TARGETS if "legacy" in routes else ())
-    return [t for t in wanted if t in allowed]
+    return [t for t in wanted if t in allowed and space.allows(kind, t)]
 
 
 @st.composite
-def _faults(draw: st.DrawFn, cfg: StackConfig, routes: Sequence[str], workload_s: int) -> Schedule:
-    kind = draw(st.sampled_from(KIND_ORDER))
-    fault: Schedule = {"kind": kind, "target": draw(st.sampled_from(_targets_for(kind, cfg, routes)))}
-    # Drawn as the delay before the workload's end, so shrinking moves the start later.
+def _fault(draw: st.DrawFn, cfg: StackConfig, routes: Sequence[str], workload_s: int, space: Space) -> Schedule:
+    open_ = [(name, [k for k in kinds if _targets_for(k, cfg, routes, space)]) for name, kinds in FAMILIES]
+    _, kinds = draw(st.sampled_from([(n, ks) for n, ks in open_ if ks]))
+    kind = draw(st.sampled_from(kinds))
+    fault: Schedule = {"kind": kind, "target": draw(st.sampled_from(_targets_for(kind, cfg, routes, space)))}
+    # Drawn as the delay before the workload's end, so a smaller draw is a later start.
     fault["at_s"] = float(workload_s - draw(st.integers(1, 2 * workload_s)) / 2)
     if kind in ("pause", "toxic", "disable", "memory-pressure", "component-down"):
         fault["duration_s"] = float(draw(st.integers(1, 10)))
     elif kind in ("kill", "terminate") and (down := draw(st.integers(0, 6))):
         fault["duration_s"] = float(down)
     if kind == "toxic":
-        name, attributes = draw(st.sampled_from(TOXICS))
+        name, attributes = draw(st.sampled_from([t for t in TOXICS if space.allows(kind, fault["target"], t[0])]))
         fault["toxic"] = {"type": name, "stream": draw(st.sampled_from(("downstream", "upstream"))),
                           "attributes": {a: draw(st.sampled_from(v)) for a, v in attributes.items()}}
     if kind == "memory-pressure":
@@ -108,35 +221,50 @@ def _faults(draw: st.DrawFn, cfg: StackConfig, routes: Sequence[str], workload_s
     return fault
 
 
-@st.composite
-def schedules(draw: st.DrawFn, *, max_faults: int = 3, stack: Mapping[str, Any] | None = None) -> Schedule:
-    """Scenario dicts (``parse_scenario`` accepts each): knobs, a 6-10 s workload, 1..``max_faults`` faults.
+def _config(knobs: Mapping[str, Any], space: Space) -> StackConfig:
+    return StackConfig.for_tests().replace(**{**knobs, **FIXED, **dict(space.stack)})
 
-    ``stack`` holds fixed ``[stack]`` overrides of every schedule (e.g. a candidate defect)."""
-    knobs = {name: draw(st.sampled_from(choices)) for name, choices in KNOBS}
-    if not knobs["acks_late"]:
-        knobs["reject_on_worker_lost"] = False  # only meaningful with late acks: one schedule, not two
-    overrides: Schedule = {**knobs, **FIXED, **dict(stack or {})}
-    cfg = StackConfig.for_tests().replace(**overrides)
-    routes = list(draw(st.sampled_from((("celery",), ("legacy", "celery")))))
-    duration = draw(st.integers(6, 10))
-    program = draw(st.sampled_from(("quick", "sleep", "mixed")))
-    workload: Schedule = {"routes": routes, "rate": float(draw(st.sampled_from((4, 2, 6, 8)))),
-                          "duration_s": float(duration), "program": program}
-    if program != "quick":
-        workload["sleep_s"] = draw(st.sampled_from((0.5, 0.2, 1.0, 2.0)))
-    faults = draw(st.lists(_faults(cfg, routes, duration), min_size=1, max_size=max_faults))
+
+@st.composite
+def schedules(draw: st.DrawFn, space: Space | None = None, *, max_faults: int | None = None,
+              stack: Mapping[str, Any] | None = None) -> Schedule:
+    """Scenario dicts (``parse_scenario`` accepts each): knobs, a 6-10 s workload, 1..max_faults faults."""
+    space = space or Space()
+    if max_faults is not None or stack is not None:
+        space = Space(space.profile, max_faults or space.max_faults, space.kinds, space.targets, space.left_out,
+                      space.strict, dict(stack or space.stack))
+    knobs = {name: draw(st.sampled_from(choices)) for name, choices in space.profile.knobs}
+    cfg = _config(knobs, space)
+    routes = [r for r in ROUTES if any(_targets_for(k, cfg, r, space) for k in KIND_ORDER)]
+    workload: Schedule = {"routes": list(draw(st.sampled_from(routes))), "rate": draw(st.sampled_from(RATES)),
+                          "duration_s": float(draw(st.sampled_from(DURATIONS))),
+                          "program": draw(st.sampled_from(PROGRAMS))}
+    if workload["program"] != "quick":
+        workload["sleep_s"] = draw(st.sampled_from(SLEEPS))
+    faults = draw(st.lists(_fault(cfg, workload["routes"], int(workload["duration_s"]), space), min_size=1,
+                           max_size=space.max_faults))
+    return assemble(knobs, workload, faults, space)
+
+
+def assemble(knobs: Mapping[str, Any], workload: Schedule, faults: Sequence[Schedule], space: Space) -> Schedule:
+    """A whole schedule from its parts: fault names, the maxmemory a memory fault needs, the quiesce
+    timeout that covers the redelivery window, and the expectations of the paths the workload uses."""
+    if not knobs.get("acks_late", False):
+        knobs = {**knobs, "reject_on_worker_lost": False}  # only meaningful with late acks: one schedule, not two
+    overrides: Schedule = {**knobs, **FIXED, **dict(space.stack)}
+    named = []
     for i, f in enumerate(faults):
-        f["name"] = f"{f['kind']} {f['target']} #{i + 1}"
+        named.append({"name": f"{f['kind']} {f['target']} #{i + 1}", "at_s": f["at_s"], "kind": f["kind"],
+                      "target": f["target"], **{k: f[k] for k in sorted(set(f) - FAULT_HEAD)}})
         if f["kind"] == "memory-pressure":  # something to fill up to, small enough to fill in a second
             overrides[f"{f['target'].replace('-', '_')}_maxmemory"] = "8mb"
     window = (overrides["visibility_timeout_s"] + FIXED["restore_interval_s"] * FIXED["restore_throttle"]
-              + FIXED["retry_backoff_s"] * 2 ** (overrides["max_retries"] - 1))
-    return {"title": "", "description": "", "stack": overrides, "workload": workload,
-            "faults": [{k: f[k] for k in ("name", "at_s", "kind", "target", *sorted(set(f) - FAULT_HEAD))}
-                       for f in faults],
+              + overrides.get("retry_backoff_s", 0.5) * 2 ** (overrides["max_retries"] - 1))
+    bounds = dict(STRICT) if space.strict else {}
+    return {"title": "", "description": "", "stack": overrides, "workload": dict(workload), "faults": named,
             "quiesce": {"timeout_s": float(max(30, math.ceil(window) + 20))},
-            "expect": {path: {} for path in ("celery", "legacy") if path in routes}}
+            "expect": {path: dict(bounds) if path == "celery" else {} for path in ("celery", "legacy")
+                       if path in workload["routes"]}}
 
 
 FAULT_HEAD = {"name", "at_s", "kind", "target"}
@@ -152,15 +280,70 @@ def short_hash(schedule: Mapping[str, Any]) -> str:
     return hashlib.sha256(key_of(schedule).encode()).hexdigest()[:10]
 
 
+def fault_words(f: Mapping[str, Any]) -> str:
+    """``kind target [toxic] @start [+duration s]``."""
+    return (f"{f['kind']} {f['target']}" + (f" {f['toxic']['type']}" if "toxic" in f else "")
+            + f" @{f['at_s']:g}" + (f" +{f['duration_s']:g}s" if "duration_s" in f else ""))
+
+
 def compact(schedule: Mapping[str, Any]) -> str:
-    """One line: the faults (kind target @start +duration) and the knobs that differ from their default."""
-    faults = [f"{f['kind']} {f['target']}" + (f" {f['toxic']['type']}" if "toxic" in f else "")
-              + f" @{f['at_s']:g}" + (f" +{f['duration_s']:g}s" if "duration_s" in f else "")
-              for f in schedule["faults"]]
-    knobs = [f"{k}={schedule['stack'][k]}" for k, choices in KNOBS if schedule["stack"].get(k) != choices[0]]
+    """One line: the faults, the workload and the knobs that differ from their default."""
+    knobs = [f"{k}={schedule['stack'][k]}" for k, choices in KNOBS if schedule["stack"].get(k, choices[0]) != choices[0]]
     w = schedule["workload"]
-    return (f"{'; '.join(faults)} | {'+'.join(w['routes'])} {w['program']} {w['rate']:g}/s {w['duration_s']:g}s"
-            + (f" | {' '.join(knobs)}" if knobs else ""))
+    return (f"{'; '.join(fault_words(f) for f in schedule['faults'])} | {'+'.join(w['routes'])} {w['program']} "
+            f"{w['rate']:g}/s {w['duration_s']:g}s" + (f" | {' '.join(knobs)}" if knobs else ""))
+
+
+# -- shrinking ---------------------------------------------------------------------------------------------
+
+
+def _parts(schedule: Schedule, space: Space) -> tuple[dict[str, Any], Schedule, list[Schedule]]:
+    knobs = {k: schedule["stack"][k] for k, _ in space.profile.knobs if k in schedule["stack"]}
+    faults = [{k: v for k, v in f.items() if k != "name"} for f in schedule["faults"]]
+    return knobs, dict(schedule["workload"]), faults
+
+
+def shrink_candidates(schedule: Schedule, space: Space) -> Iterator[Schedule]:
+    """Smaller schedules, most valuable first: one fault fewer; a simpler workload (Celery only, a quick
+    program, a lower rate, shorter); a shorter fault (half its duration, no down time after a kill); a
+    later start (half-way to the workload's end); a knob back to its default. Some may be invalid (the
+    caller validates them)."""
+    knobs, w, faults = _parts(schedule, space)
+
+    def make(k: Mapping[str, Any] = knobs, wl: Schedule = w, fs: Sequence[Schedule] = faults) -> Schedule:
+        return assemble(k, wl, fs, space)
+
+    for i in range(len(faults) if len(faults) > 1 else 0):
+        yield make(fs=faults[:i] + faults[i + 1:])
+    if w["routes"] != ["celery"] and not any(f["target"] in LEGACY_TARGETS for f in faults):
+        yield make(wl={**w, "routes": ["celery"]})
+    if w["program"] != "quick":
+        yield make(wl={k: v for k, v in {**w, "program": "quick"}.items() if k != "sleep_s"})
+    if lower := [r for r in RATES if r < w["rate"]]:
+        yield make(wl={**w, "rate": max(lower)})
+    if w["duration_s"] > DURATIONS[0] and all(f["at_s"] <= DURATIONS[0] for f in faults):
+        yield make(wl={**w, "duration_s": float(DURATIONS[0])})
+    for i, f in enumerate(faults):
+        d = f.get("duration_s")
+        if d is not None and f["kind"] in ("kill", "terminate"):
+            yield make(fs=[*faults[:i], {k: v for k, v in f.items() if k != "duration_s"}, *faults[i + 1:]])
+        elif d is not None and d > 1:
+            yield make(fs=[*faults[:i], {**f, "duration_s": float(max(1, d // 2))}, *faults[i + 1:]])
+    for i, f in enumerate(faults):
+        later = math.ceil(f["at_s"] + w["duration_s"]) / 2  # half-way to the end, in half seconds
+        if later > f["at_s"]:
+            yield make(fs=[*faults[:i], {**f, "at_s": float(later)}, *faults[i + 1:]])
+    for name, choices in space.profile.knobs:
+        if name not in space.stack and knobs.get(name, choices[0]) != choices[0]:
+            yield make(k={**knobs, name: choices[0]})
+
+
+def size(schedule: Schedule, space: Space) -> tuple[Any, ...]:
+    """How big a schedule is, for ordering (smaller is simpler): faults, their total time, knobs off default."""
+    knobs, w, faults = _parts(schedule, space)
+    return (len(faults), sum(f.get("duration_s", 0) for f in faults), w["routes"] != ["celery"],
+            w["program"] != "quick", w["rate"], w["duration_s"],
+            sum(knobs.get(k, c[0]) != c[0] for k, c in space.profile.knobs))
 
 
 # -- TOML, by hand for this small shape --------------------------------------------------------------------
@@ -203,13 +386,18 @@ def to_toml(schedule: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class Trial:
-    """One run of one schedule: the Celery path's outcome and what broke."""
+    """One run of one schedule: the Celery path's outcome, the invariants it broke and why."""
 
     outcome: str  # harness.vocabulary.Outcome on the Celery path
     seconds: float
     violations: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()
     folder: str = ""
+    invariants: tuple[str, ...] = ()  # of the Celery path's broken bounds
+
+    @property
+    def failing(self) -> bool:
+        return self.outcome in FAILING
 
 
 # Runs one scenario on a fresh stack with a seed, in a named folder (tests give fakes).
@@ -223,7 +411,7 @@ class Confirmation:
 
     @property
     def reproduced(self) -> int:
-        return sum(o == "failed" for o in self.outcomes)  # an error never counts as a reproduction
+        return sum(o in FAILING for o in self.outcomes)  # an error never counts as a reproduction
 
     @property
     def confirmed(self) -> bool:
@@ -241,38 +429,94 @@ class Replay:
 
     @property
     def still_fails(self) -> bool:
-        return self.outcome == "failed"
+        return self.outcome in FAILING
+
+
+@dataclass(frozen=True)
+class Step:
+    """One run of the search: an example, a shrink candidate or a confirmation."""
+
+    stage: str  # example | shrink | confirm
+    schedule: Schedule
+    trial: Trial
+    at_s: float  # seconds into the search when it ended
+
+    @property
+    def words(self) -> str:
+        return compact(self.schedule)
+
+
+@dataclass
+class Finding:
+    """A failure that broke an invariant no earlier finding broke: first seen, shrunk, confirmed, named."""
+
+    first: Step
+    example: int  # the example number it was found at
+    shrunk: Schedule
+    shrink_steps: list[Step] = field(default_factory=list)
+    confirmation: Confirmation | None = None
+    known: str = ""  # the file of the hand-written scenario whose [known_failure] this is
+    written: Path | None = None
+    shrink_stopped: str = ""  # why shrinking stopped before it ran out of candidates
+
+    @property
+    def invariants(self) -> tuple[str, ...]:
+        failing = [s.trial for s in self.shrink_steps if s.trial.failing and key_of(s.schedule) == key_of(self.shrunk)]
+        return tuple(sorted(set((failing[-1] if failing else self.first.trial).invariants)))
+
+    @property
+    def confirmed(self) -> bool:
+        return self.confirmation is not None and self.confirmation.confirmed
+
+    @property
+    def broke(self) -> set[str]:
+        """Every invariant its first failing run or its shrunk schedule broke."""
+        return set(self.first.trial.invariants) | set(self.invariants)
+
+    @property
+    def regions(self) -> set[tuple[str, str]]:
+        """The regions of its first failing schedule's faults and of its shrunk schedule's."""
+        return _regions(self.first.schedule["faults"]) | _regions(self.shrunk["faults"])
 
 
 @dataclass
 class Exploration:
-    """What a search did: examples, shrink steps, the found schedule, its confirmation, the file."""
+    """What a search did: every run, the findings, why it stopped."""
 
     seed: int
+    space: Space
+    budget_s: float
     replays: list[Replay] = field(default_factory=list)
-    examples: list[tuple[str, Trial]] = field(default_factory=list)  # (compact schedule, trial)
-    shrink_steps: list[tuple[str, Trial]] = field(default_factory=list)
-    invalid: int = 0  # draws past the example count or the time budget, not run
+    steps: list[Step] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
     out_of_time: bool = False
     stopped: str = ""  # why the search stopped before its bounds, if it did
-    first_failure_example: int | None = None
-    first_failure_s: float | None = None
-    found: Schedule | None = None
-    confirmation: Confirmation | None = None
-    written: Path | None = None
     seconds: float = 0.0
 
     @property
+    def examples(self) -> list[Step]:
+        return [s for s in self.steps if s.stage == "example"]
+
+    @property
+    def confirmed(self) -> list[Finding]:
+        return [f for f in self.findings if f.confirmed]
+
+    @property
     def failed(self) -> bool:
-        """A confirmed failure was found, or a saved one still fails."""
-        return (self.confirmation is not None and self.confirmation.confirmed) or any(
-            r.still_fails for r in self.replays)
+        """A confirmed finding (known or new), or a saved one that still fails: a known defect is never held."""
+        return bool(self.confirmed) or any(r.still_fails for r in self.replays)
+
+    def progress(self) -> str:
+        shrinks = sum(s.stage == "shrink" for s in self.steps)
+        return (f"{len(self.steps)} run(s): {len(self.examples)} example(s), {shrinks} shrink step(s), "
+                f"{len(self.findings)} finding(s)")
 
 
-def _line(n: str, sched: str, trial: Trial) -> str:
-    why = f" ({trial.violations[0].splitlines()[0]})" if trial.violations else (
-        f" ({trial.errors[0][:100]})" if trial.errors else "")
-    return f"  {n} {sched} -> {trial.outcome}{why} [{trial.seconds:.0f} s]"
+def _line(label: str, step: Step) -> str:
+    t = step.trial
+    why = f" ({t.violations[0].splitlines()[0]})" if t.violations else (
+        f" ({t.errors[0].splitlines()[0][:100]})" if t.errors else "")
+    return f"  {label} {step.words} -> {t.outcome}{why} [{t.seconds:.0f} s]"
 
 
 def replay_found(folder: Path, run: RunFn, seed: int, say: Callable[[str], None]) -> list[Replay]:
@@ -282,120 +526,241 @@ def replay_found(folder: Path, run: RunFn, seed: int, say: Callable[[str], None]
     for scenario in load_files(files):
         trial = run(scenario, seed, f"replay-{scenario.name}")
         out.append(Replay(scenario.file, trial.outcome))
-        verdict = {"failed": "still fails", "held": "holds now", "finding": "holds now"}.get(
-            trial.outcome, "could not be carried out")
+        verdict = "still fails" if trial.failing else "holds now" if trial.outcome in ("held", "finding") else \
+            "could not be carried out"
         say(f"  replay {scenario.file}: {trial.outcome} ({verdict}) [{trial.seconds:.0f} s]")
     return out
 
 
-def explore(*, run: RunFn, examples: int, max_faults: int, seed: int, max_time_s: float, found_dir: Path,
-            stack: Mapping[str, Any] | None = None, clock: Callable[[], float] = time.monotonic,
-            say: Callable[[str], None] = print) -> Exploration:
-    """Replay ``found_dir``, search up to ``examples`` schedules within ``max_time_s``, shrink the first
-    failure, confirm it with new seeds and write it to ``found_dir`` when confirmed.
+def _regions(faults: Sequence[Any]) -> set[tuple[str, str]]:
+    """The regions of scenario faults (``Fault``) or schedule faults (dicts)."""
+    out = set()
+    for f in faults:
+        if isinstance(f, Mapping):
+            out.add(region(f["kind"], f["target"], f.get("toxic", {}).get("type")))
+        else:
+            out.add(region(f.kind, f.target, f.toxic.type if f.toxic else None))
+    return out
 
-    Shrinking stops early enough to leave time for the confirmation runs (estimated from the slowest run
-    so far); the confirmation itself may overrun the budget by less than that estimate. Raises
-    ExploreError when the strategy draws a schedule ``parse_scenario`` refuses (a bug in the strategy)."""
-    started = clock()
-    report = Exploration(seed)
-    cache: dict[str, Trial] = {}
+
+def known_failure_of(schedule: Schedule, invariants: Sequence[str], known: Sequence[Scenario]) -> str:
+    """The file of a hand-written scenario whose ``[known_failure]`` declares every one of ``invariants``
+    and which has a fault in the same region (``region``) as one of ``schedule``'s; "" when none does."""
+    mine = _regions(schedule["faults"])
+    for s in known:
+        if (s.known_failure is not None and invariants and set(invariants) <= set(s.known_failure.invariants)
+                and mine & _regions(s.faults)):
+            return s.file
+    return ""
+
+
+def known_regions(known: Sequence[Scenario]) -> frozenset[tuple[str, str]]:
+    """The regions (``region``) of every fault of a scenario that declares a known failure."""
+    return frozenset(r for s in known if s.known_failure is not None for r in _regions(s.faults))
+
+
+def explore_space(space: Space, known: Sequence[Scenario]) -> Space:
+    """``space`` with the known failures' regions left out when its profile says so; raises ExploreError
+    when nothing is left to draw."""
+    if space.profile.leave_out_known:
+        space = Space(space.profile, space.max_faults, space.kinds, space.targets,
+                      space.left_out | known_regions(known), space.strict, space.stack)
+    space.check()
+    return space
+
+
+class _Search:
+    """The state of one search: the cache, the clock, the steps; runs schedules and shrinks findings."""
+
+    def __init__(self, run: RunFn, report: Exploration, found_dir: Path, shrink_runs: int,
+                 clock: Callable[[], float], say: Callable[[str], None]) -> None:
+        self.run_fn, self.report, self.found_dir, self.shrink_runs = run, report, found_dir, shrink_runs
+        self.clock, self.say, self.started = clock, say, clock()
+        self.cache: dict[str, Trial] = {}
+
+    def elapsed(self) -> float:
+        return self.clock() - self.started
+
+    def left(self) -> float:
+        return self.report.budget_s - self.elapsed()
+
+    def scenario(self, schedule: Schedule) -> Scenario:
+        named = {**schedule, "title": f"explored {short_hash(schedule)}", "description": "drawn by explore"}
+        return parse_scenario(named, str(self.found_dir / f"{short_hash(schedule)}.toml"))
+
+    def run(self, schedule: Schedule, stage: str, seed: int, label: str) -> Step:
+        key = key_of(schedule)
+        if stage != "confirm" and key in self.cache:
+            return Step(stage, schedule, self.cache[key], self.elapsed())
+        n = sum(s.stage == stage for s in self.report.steps) + 1
+        trial = self.run_fn(self.scenario(schedule), seed, f"explore-{stage}-{n:03d}-{short_hash(schedule)}"
+                            + (f"-seed{seed}" if stage == "confirm" else ""))
+        if stage != "confirm":
+            self.cache[key] = trial
+        step = Step(stage, schedule, trial, self.elapsed())
+        self.report.steps.append(step)
+        self.say(_line(f"{label}", step) + f"  [{self.report.progress()}, {max(self.left(), 0):.0f} s left]")
+        return step
+
+    def shrink(self, finding: Finding, space: Space, seed: int) -> None:
+        """Greedy: keep the first candidate that still fails with one of the same invariants; bounded."""
+        wanted = set(finding.first.trial.invariants)
+        current, improved = finding.shrunk, True
+        while improved:
+            improved = False
+            for candidate in sorted_unique(shrink_candidates(current, space), current):
+                try:
+                    self.scenario(candidate)
+                except ScenarioError:
+                    continue
+                cached = self.cache.get(key_of(candidate))
+                if cached is None:
+                    if len(finding.shrink_steps) >= self.shrink_runs:
+                        finding.shrink_stopped = f"the {self.shrink_runs} shrink runs of a finding were spent"
+                        break
+                    own = max(s.trial.seconds for s in [finding.first, *finding.shrink_steps])
+                    if self.left() < (CONFIRM_RUNS + 1) * own:  # this candidate, then the confirmation
+                        finding.shrink_stopped = "the time budget (the confirmation's share is kept for it)"
+                        break
+                    step = self.run(candidate, "shrink", seed, f"shrink {len(finding.shrink_steps) + 1}")
+                    finding.shrink_steps.append(step)
+                    cached = step.trial
+                if cached.failing and wanted & set(cached.invariants):
+                    current, improved = candidate, True
+                    break
+        finding.shrunk = current
+
+    def confirm(self, schedule: Schedule, seed: int) -> Confirmation:
+        seeds = tuple(seed + i for i in range(1, CONFIRM_RUNS + 1))
+        outcomes = [self.run(schedule, "confirm", s, f"confirm seed {s}").trial.outcome for s in seeds]
+        return Confirmation(seeds, tuple(outcomes))
+
+
+def sorted_unique(candidates: Iterator[Schedule], current: Schedule) -> list[Schedule]:
+    """Candidates in the shrinker's order, each once, none the same as ``current``."""
+    seen: set[str] = {key_of(current)}
+    out = []
+    for c in candidates:
+        if (k := key_of(c)) not in seen:
+            seen.add(k)
+            out.append(c)
+    return out
+
+
+def explore(*, run: RunFn, seed: int, max_time_s: float, found_dir: Path, space: Space | None = None,
+            examples: int | None = None, max_findings: int = 5, shrink_runs: int = SHRINK_RUNS,
+            known: Sequence[Scenario] = (), clock: Callable[[], float] = time.monotonic,
+            say: Callable[[str], None] = print) -> Exploration:
+    """Replay ``found_dir``, then draw schedules of ``space`` and run each on a fresh stack until
+    ``max_time_s`` (or ``examples``, or ``max_findings``); shrink, confirm, name and write every finding.
+
+    ``known``: hand-written scenarios, whose ``[known_failure]`` names a finding (and, with the safe
+    profile, whose fault regions are left out). Raises ExploreError when the strategy draws a schedule
+    ``parse_scenario`` refuses (a bug in the strategy)."""
+    space = explore_space(space or Space(), known)
+    report = Exploration(seed, space, max_time_s)
+    search = _Search(run, report, found_dir, shrink_runs, clock, say)
     if found_dir.is_dir() and any(found_dir.glob("*.toml")):
         say(f"replaying the saved failures in {found_dir}:")
         report.replays = replay_found(found_dir, run, seed, say)
-    slowest = 0.0
 
-    def time_left() -> float:
-        reserve = CONFIRM_RUNS * max(slowest, 1.0) if report.first_failure_example is not None else 0.0
-        return max_time_s - (clock() - started) - reserve
+    def is_new(schedule: Schedule, trial: Trial) -> bool:
+        """Breaks an invariant no finding (confirmed, or being handled) broke, or one that a single finding
+        broke in other regions: each invariant gets at most two findings, the second from another region
+        (a loss under memory pressure and a loss on a kill are two hazards; a backlog's duplicates that
+        appear whatever the fault are one)."""
+        mine = _regions(schedule["faults"])
+        for i in trial.invariants:
+            before = [f for f in report.findings if i in f.broke and (f.confirmation is None or f.confirmed)]
+            if not before or (len(before) == 1 and not mine & before[0].regions):
+                return True
+        return False
 
-    def fails(schedule: Schedule) -> bool:
-        nonlocal slowest
-        key = key_of(schedule)
-        if key in cache:
-            return cache[key].outcome == "failed"
-        shrinking = report.first_failure_example is not None
-        if (not shrinking and len(report.examples) >= examples) or time_left() <= 0 or report.stopped:
-            report.out_of_time |= time_left() <= 0
-            report.invalid += 1
+    def done() -> bool:
+        if report.stopped or len(report.findings) >= max_findings:
+            return True
+        if examples is not None and len(report.examples) >= examples:
+            return True
+        report.out_of_time |= search.left() <= 0
+        return report.out_of_time
+
+    def property_(schedule: Schedule) -> bool:
+        if done():
             return False
-        named = {**schedule, "title": f"explored {short_hash(schedule)}", "description": "drawn by explore"}
         try:
-            scenario = parse_scenario(named, str(found_dir / f"{short_hash(schedule)}.toml"))
+            search.scenario(schedule)
         except ScenarioError as exc:
             raise ExploreError(f"the strategy drew a schedule the scenario format refuses (a bug in "
-                               f"harness/chaos/explore.py):\n{exc}\n{key}") from None
-        steps = report.shrink_steps if shrinking else report.examples
-        trial = run(scenario, seed, f"explore-{'shrink' if shrinking else 'example'}-{len(steps) + 1:03d}-"
-                                    f"{short_hash(schedule)}")
-        cache[key] = trial
-        slowest = max(slowest, trial.seconds)
-        steps.append((compact(schedule), trial))
-        say(_line(f"{'shrink' if shrinking else 'example'} {len(steps)}", compact(schedule), trial))
-        last = [t for _, t in report.examples[-ERRORS_IN_A_ROW:]]
-        if not shrinking and len(last) == ERRORS_IN_A_ROW and all(t.outcome == "error" for t in last):
+                               f"harness/chaos/explore.py):\n{exc}\n{key_of(schedule)}") from None
+        step = search.run(schedule, "example", seed, f"example {len(report.examples) + 1}")
+        last = [s.trial for s in report.examples[-ERRORS_IN_A_ROW:]]
+        if len(last) == ERRORS_IN_A_ROW and all(t.outcome == "error" for t in last):
             report.stopped = (f"{ERRORS_IN_A_ROW} runs in a row could not be carried out (error); the last: "
-                              f"{(trial.errors or ('?',))[0].splitlines()[0][:200]}")
+                              f"{(step.trial.errors or ('?',))[0].splitlines()[0][:200]}")
             say(f"  stopping: {report.stopped}")
-        if trial.outcome == "failed" and not shrinking:
-            report.first_failure_example, report.first_failure_s = len(steps), clock() - started
-            say("  shrinking (fewer faults, shorter faults, later starts, simpler workloads, default knobs):")
-        return trial.outcome == "failed"
+        if step.trial.failing and is_new(schedule, step.trial):
+            handle(Finding(step, len(report.examples), schedule))
+        return False  # never "found": the search goes on until its bounds
 
-    say(f"exploring: up to {examples} example(s) of 1-{max_faults} fault(s), seed {seed}, "
-        f"{max_time_s:g} s budget")
-    try:
-        found = find(schedules(max_faults=max_faults, stack=stack), fails,
-                     settings=settings(max_examples=examples, phases=[Phase.generate, Phase.shrink], database=None,
-                                       deadline=None, report_multiple_bugs=False,
-                                       suppress_health_check=list(HealthCheck)),
-                     random=random.Random(seed))
-    except NoSuchExample:
-        found = None
-    if found is not None:
-        report.found = found
-        say(f"smallest failing schedule: {compact(found)}" + (" (shrinking stopped by the time budget)"
-                                                                 if report.out_of_time else ""))
-        report.confirmation = confirm(found, run=run, seed=seed, found_dir=found_dir, say=say)
-        if report.confirmation.confirmed:
-            report.written = write_found(found, found_dir, seed=seed, report=report)
-            say(f"written: {report.written}")
+    def handle(finding: Finding) -> None:
+        report.findings.append(finding)
+        broke = ", ".join(finding.invariants)
+        finding.known = known_failure_of(finding.first.schedule, finding.invariants, known)
+        if finding.known:  # its hand-written scenario is the small reproduction already
+            finding.shrink_stopped = f"not shrunk: the known failure of {finding.known}"
+            say(f"  finding {len(report.findings)} ({broke}): the known failure of {finding.known}; confirming")
         else:
-            say(f"not written: {report.confirmation} is below {CONFIRM_NEEDED} of {CONFIRM_RUNS} (a flake, or a "
-                f"race too rare to replay)")
-    report.seconds = clock() - started
+            say(f"  finding {len(report.findings)} ({broke}): shrinking (fewer faults, simpler workload, shorter "
+                "faults, later starts, default knobs)")
+            search.shrink(finding, space, seed)
+            finding.known = known_failure_of(finding.shrunk, finding.invariants, known)
+        say(f"  smallest failing schedule: {compact(finding.shrunk)}"
+            + (f" (shrinking stopped: {finding.shrink_stopped})" if finding.shrink_stopped else ""))
+        same = [i for i, f in enumerate(report.findings[:-1], 1) if key_of(f.shrunk) == key_of(finding.shrunk)]
+        if same:  # one hazard reached twice: the earlier finding stands for it
+            report.findings.pop()
+            say(f"  the same schedule as finding {same[0]} after shrinking: not a new finding")
+            return
+        finding.confirmation = search.confirm(finding.shrunk, seed)
+        say(f"  confirmation: {finding.confirmation}" + (f"; the known failure of {finding.known}"
+                                                         if finding.known else ""))
+        if finding.confirmed:
+            finding.written = write_found(finding, found_dir, seed=seed)
+            say(f"  written: {finding.written}")
+        else:  # no longer counted by is_new: a more reproducible instance may still be found
+            say(f"  not written: below {CONFIRM_NEEDED} of {CONFIRM_RUNS} (a flake, or a race too rare to replay)")
+
+    say(f"exploring ({space.profile.name} profile: {space.profile.about}): 1-{space.max_faults} fault(s) per "
+        f"schedule, seed {seed}, {max_time_s:g} s budget" + (f", at most {examples} example(s)" if examples else ""))
+    # Drawn in batches: Hypothesis's generation leans toward small variations of the simplest example in its
+    # first test cases, which a search of a dozen runs cannot afford; the elements of one test case are
+    # independent draws. The first test case is the simplest schedule (its copies are one cached run).
+    cap = examples if examples is not None else max(10, int(max_time_s))  # runs take well over a second each
+    with contextlib.suppress(NoSuchExample):
+        find(st.lists(schedules(space), min_size=BATCH, max_size=BATCH),
+             lambda batch: any([property_(s) for s in batch]),
+             settings=settings(max_examples=cap // BATCH + 2, phases=[Phase.generate], database=None, deadline=None,
+                               suppress_health_check=list(HealthCheck)),
+             random=random.Random(seed))
+    report.seconds = search.elapsed()
     return report
 
 
-def confirm(schedule: Schedule, *, run: RunFn, seed: int, found_dir: Path,
-            say: Callable[[str], None] = print) -> Confirmation:
-    """Re-run ``schedule`` with ``CONFIRM_RUNS`` new seeds (seed + 1, ...): how often it fails again."""
-    named = {**schedule, "title": f"explored {short_hash(schedule)}", "description": "drawn by explore"}
-    scenario = parse_scenario(named, str(found_dir / f"{short_hash(schedule)}.toml"))
-    seeds = tuple(seed + i for i in range(1, CONFIRM_RUNS + 1))
-    outcomes = []
-    for s in seeds:
-        trial = run(scenario, s, f"explore-confirm-{short_hash(schedule)}-seed{s}")
-        outcomes.append(trial.outcome)
-        say(_line(f"confirm seed {s}", "", trial))
-    result = Confirmation(seeds, tuple(outcomes))
-    say(f"confirmation: {result}")
-    return result
-
-
-def write_found(schedule: Schedule, found_dir: Path, *, seed: int, report: Exploration) -> Path:
+def write_found(finding: Finding, found_dir: Path, *, seed: int) -> Path:
     """``found_dir/<hash>.toml``, validated by reading it back; its finding says the seed and the rate."""
-    c = report.confirmation
-    failing = next((t for s, t in [*report.shrink_steps, *report.examples] if s == compact(schedule)
-                    and t.outcome == "failed"), None)
+    schedule = finding.shrunk
+    failing = next((s.trial for s in [*reversed(finding.shrink_steps), finding.first]
+                    if key_of(s.schedule) == key_of(schedule) and s.trial.failing), finding.first.trial)
     data = {**schedule, "title": f"Found by explore: {compact(schedule).split(' | ')[0]}",
             "description": f"A fault schedule drawn by `harness chaos explore --seed {seed}` that breaks the Celery "
-                           f"path's invariants, shrunk to: {compact(schedule)}. The expectations are the defaults "
-                           f"(the same checker and allowances as every scenario file).",
-            "finding": f"Found in example {report.first_failure_example} with seed {seed}, shrunk in "
-                       f"{len(report.shrink_steps)} step(s); {c}. "
-                       + (f"Violations: {'; '.join(v.splitlines()[0] for v in failing.violations)}." if failing
-                          else "")}
+                           f"path's invariants, shrunk to: {compact(schedule)}. The expectations are the "
+                           + ("strict ones (nothing lost, duplicated or stuck, whatever the configuration allows)."
+                              if schedule["expect"].get("celery") else
+                              "defaults (the same checker and allowances as every scenario file)."),
+            "finding": f"Found in example {finding.example} with seed {seed}, from {compact(finding.first.schedule)}; "
+                       f"shrunk in {len(finding.shrink_steps)} run(s); {finding.confirmation}. "
+                       + (f"It is the known failure declared in {finding.known}. " if finding.known else "")
+                       + f"Violations: {'; '.join(v.splitlines()[0] for v in failing.violations)}."}
     found_dir.mkdir(parents=True, exist_ok=True)
     path = found_dir / f"{short_hash(schedule)}.toml"
     text = to_toml(data)
@@ -413,6 +778,8 @@ def stack_runner(run_folder: RunFolder, stack_kind: str = "processes",
         t = time.monotonic()
         result = run_scenario(scenario, opener=opener, run_folder=run_folder, seed=seed, stack_kind=stack_kind,
                               log=log, folder=folder)
-        return Trial(result.outcome_on("celery"), time.monotonic() - t,
-                     tuple(str(v) for v in result.gate_violations), tuple(result.errors), str(result.folder))
+        violations = result.gate_violations
+        return Trial(result.outcome_on("celery"), time.monotonic() - t, tuple(str(v) for v in violations),
+                     tuple(result.errors), str(result.folder),
+                     tuple(sorted({v.invariant for v in violations if v.path == "celery"})))
     return run

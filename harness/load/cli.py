@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import re
 import signal
 import socket
 import sys
@@ -65,19 +64,7 @@ DEFAULT_WEB_PORT = 8089
 DEFAULT_MASTER_PORT = 5557
 USAGE = ("%(prog)s (--web | --headless --users N --spawn-rate R --duration T | --worker --master-host H | "
          "--collect RUN_DIR) [options] [stack options]")
-_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")
-
-
-def parse_duration(text: str) -> float:
-    """``90``, ``90s``, ``5m``, ``1h30m`` → seconds; at least 1 and at most ``MAX_DURATION_S``."""
-    match = _DURATION.match(text.strip())
-    if not text.strip() or match is None or not any(match.groups()):
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (examples: 30, 30s, 5m, 1h30m)")
-    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    total = hours * 3600 + minutes * 60 + seconds
-    if not 1 <= total <= MAX_DURATION_S:
-        raise argparse.ArgumentTypeError(f"expected a duration of at least 1 s and at most {MAX_DURATION_S:g} s, got {text!r}")
-    return total
+parse_duration = arguments.duration(MAX_DURATION_S)  # ``90``, ``90s``, ``5m``, ``1h30m`` → seconds
 
 
 def processes(text: str) -> int:

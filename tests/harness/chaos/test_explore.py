@@ -1,7 +1,9 @@
-"""``harness chaos explore`` without a stack: the strategy, shrinking, the cache, confirmation, the budget."""
+"""``harness chaos explore`` without a stack: the strategy, the profiles, shrinking, the cache, confirmation,
+several findings, known failures, the budget and the report."""
 
 from __future__ import annotations
 
+import fnmatch
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -12,14 +14,25 @@ from hypothesis import HealthCheck, Phase, find, given, settings
 from harness.chaos.cli import main
 from harness.chaos.explore import (
     KNOBS,
+    PROFILES,
+    SAFE_KNOBS,
     Exploration,
+    ExploreError,
+    Space,
     Trial,
     explore,
+    explore_space,
     key_of,
+    region,
     schedules,
+    shrink_candidates,
+    size,
     to_toml,
 )
-from harness.chaos.scenario import Scenario, load_scenario, parse_scenario
+from harness.chaos.explore_report import summary, write_report
+from harness.chaos.scenario import Scenario, load_all, load_scenario, parse_scenario
+
+SAFE = Space(PROFILES["safe"])
 
 
 def _named(s: dict) -> dict:  # type: ignore[type-arg]
@@ -27,7 +40,7 @@ def _named(s: dict) -> dict:  # type: ignore[type-arg]
 
 
 @settings(max_examples=200, database=None, deadline=None, suppress_health_check=list(HealthCheck))
-@given(schedules(max_faults=4, stack={"candidate_defects": ["no_dead_letter"]}))
+@given(schedules(Space(max_faults=4, stack={"candidate_defects": ["no_dead_letter"]})))
 def test_every_drawn_schedule_is_a_valid_scenario_file_and_survives_a_toml_round_trip(schedule: dict) -> None:  # type: ignore[type-arg]
     scenario = parse_scenario(_named(schedule), "x.toml")
     assert 1 <= len(scenario.faults) <= 4
@@ -36,8 +49,25 @@ def test_every_drawn_schedule_is_a_valid_scenario_file_and_survives_a_toml_round
     assert key_of(again) == key_of(schedule)
 
 
+@settings(max_examples=100, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+@given(schedules(SAFE))
+def test_the_safe_profile_draws_only_the_safe_knobs(schedule: dict) -> None:  # type: ignore[type-arg]
+    parse_scenario(_named(schedule), "x.toml")
+    for knob, (value,) in SAFE_KNOBS.items():
+        assert schedule["stack"][knob] == value
+
+
+@settings(max_examples=100, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+@given(schedules(Space(kinds=frozenset({"toxic", "kill"}), targets=("celery-*",), strict=True)))
+def test_kinds_and_targets_narrow_the_draw_and_strict_bounds_are_zero(schedule: dict) -> None:  # type: ignore[type-arg]
+    scenario = parse_scenario(_named(schedule), "x.toml")
+    assert all(f.kind in ("toxic", "kill") and fnmatch.fnmatchcase(f.target, "celery-*") for f in scenario.faults)
+    celery = scenario.expect["celery"]
+    assert (celery.lost, celery.duplicated, celery.stuck) == (0, 0, 0)
+
+
 def test_the_smallest_schedule_is_one_short_kill_late_in_the_simplest_workload_with_default_knobs() -> None:
-    smallest = find(schedules(max_faults=3), lambda _: True,
+    smallest = find(schedules(Space(max_faults=3)), lambda _: True,
                     settings=settings(database=None, phases=[Phase.generate, Phase.shrink]))
     (fault,) = smallest["faults"]
     assert (fault["kind"], fault["target"], "duration_s" in fault) == ("kill", "celery-worker-1", False)
@@ -46,10 +76,19 @@ def test_the_smallest_schedule_is_one_short_kill_late_in_the_simplest_workload_w
     assert all(smallest["stack"][name] == choices[0] for name, choices in KNOBS)
 
 
-class FakeStack:
-    """A RunFn that fails a schedule when ``breaks`` says so, except on the seeds in ``held_on``."""
+@settings(max_examples=60, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+@given(schedules(Space(max_faults=3)))
+def test_every_shrink_candidate_is_smaller_than_the_schedule_it_comes_from(schedule: dict) -> None:  # type: ignore[type-arg]
+    for candidate in shrink_candidates(schedule, Space()):
+        assert size(candidate, Space()) < size(schedule, Space()) or (
+            # a later start keeps the size: it is simpler by being shorter in the run
+            [f["at_s"] for f in candidate["faults"]] > [f["at_s"] for f in schedule["faults"]])
 
-    def __init__(self, breaks: Callable[[Scenario], bool], *, outcomes: dict[int, str] | None = None,
+
+class FakeStack:
+    """A RunFn: a schedule breaks what ``breaks`` returns (invariants), except on the seeds in ``outcomes``."""
+
+    def __init__(self, breaks: Callable[[Scenario], tuple[str, ...]], *, outcomes: dict[int, str] | None = None,
                  seconds: float = 1.0, clock: list[float] | None = None) -> None:
         self.breaks, self.outcomes, self.seconds, self.clock = breaks, outcomes or {}, seconds, clock
         self.calls: list[tuple[str, int, str]] = []
@@ -58,42 +97,78 @@ class FakeStack:
         self.calls.append((scenario.name, seed, folder))
         if self.clock is not None:
             self.clock[0] += self.seconds
+        broken = self.breaks(scenario)
         if seed in self.outcomes:
-            return Trial(self.outcomes[seed], self.seconds, errors=("boom",) if self.outcomes[seed] == "error" else ())
-        failed = self.breaks(scenario)
-        return Trial("failed" if failed else "held", self.seconds,
-                     ("celery: dead-letter 1 > 0 allowed",) if failed else ())
+            return Trial(self.outcomes[seed], self.seconds, errors=("boom",) if self.outcomes[seed] == "error" else (),
+                         invariants=broken if self.outcomes[seed] == "failed" else ())
+        return Trial("failed" if broken else "held", self.seconds,
+                     tuple(f"celery: {i} 1 > 0 allowed" for i in broken), invariants=broken)
 
 
-def _hits_executor_3(s: Scenario) -> bool:
-    return any(f.target in ("executor-3", "celery-executor-3") for f in s.faults)
+def _hits_executor_3(s: Scenario) -> tuple[str, ...]:
+    return ("dead-letter",) if any(f.target in ("executor-3", "celery-executor-3") for f in s.faults) else ()
+
+
+def _two_hazards(s: Scenario) -> tuple[str, ...]:
+    out = set(_hits_executor_3(s))
+    if any(f.kind == "memory-pressure" for f in s.faults):
+        out.add("lost")
+    return tuple(sorted(out))
 
 
 def _explore(tmp_path: Path, stack: FakeStack, **kwargs: object) -> Exploration:
-    options: dict = {"examples": 30, "max_faults": 3, "seed": 4, "max_time_s": 10_000.0,  # type: ignore[type-arg]
-                     "found_dir": tmp_path / "found", "say": lambda _m: None, **kwargs}
+    options: dict = {"examples": 40, "seed": 4, "max_time_s": 10_000.0, "shrink_runs": 50,  # type: ignore[type-arg]
+                     "found_dir": tmp_path / "found", "say": lambda _m: None, "space": Space(max_faults=3), **kwargs}
     return explore(run=stack, **options)
 
 
 def test_a_failure_is_shrunk_confirmed_and_written_as_a_scenario_file_that_loads(tmp_path: Path) -> None:
-    stack = FakeStack(_hits_executor_3)
-    report = _explore(tmp_path, stack)
-    assert report.found is not None and report.written is not None
-    (fault,) = report.found["faults"]
-    assert fault["kind"] == "kill" and fault["target"] == "executor-3" and "duration_s" not in fault
-    assert report.confirmation is not None and report.confirmation.reproduced == 3
-    scenario = load_scenario(report.written)
+    report = _explore(tmp_path, FakeStack(_hits_executor_3), max_findings=1)
+    (finding,) = report.findings
+    (fault,) = finding.shrunk["faults"]
+    assert fault["target"] in ("executor-3", "celery-executor-3")
+    assert finding.shrunk["workload"]["routes"] == ["celery"] and finding.shrunk["workload"]["program"] == "quick"
+    assert finding.confirmation is not None and finding.confirmation.reproduced == 3 and not finding.known
+    assert finding.written is not None
+    scenario = load_scenario(finding.written)
     assert len(scenario.faults) == 1 and scenario.expect["celery"].lost == "allowance"  # the default checker
     assert "seed 4" in scenario.finding and "reproduced 3 of 3" in scenario.finding
     assert report.failed
 
 
+def test_a_bounded_shrink_stops_after_its_runs_and_still_confirms(tmp_path: Path) -> None:
+    stack = FakeStack(_hits_executor_3)
+    report = _explore(tmp_path, stack, shrink_runs=2, max_findings=1)
+    (finding,) = report.findings
+    assert len(finding.shrink_steps) == 2 and "shrink runs" in finding.shrink_stopped
+    assert finding.confirmed and finding.written is not None
+
+
+def test_each_invariant_is_a_finding(tmp_path: Path) -> None:
+    report = _explore(tmp_path, FakeStack(_two_hazards), examples=150)
+    broke = sorted(tuple(f.invariants) for f in report.findings)
+    assert ("dead-letter",) in broke and ("lost",) in broke, broke
+    assert all(f.confirmed and f.written is not None for f in report.findings)
+    assert len(list((tmp_path / "found").glob("*.toml"))) == len(report.findings)
+
+
+def test_a_second_finding_of_an_invariant_comes_only_from_another_region_and_there_is_no_third(
+        tmp_path: Path) -> None:
+    def lost(s: Scenario) -> tuple[str, ...]:
+        return ("lost",) if any(f.kind in ("memory-pressure", "kill", "pause") for f in s.faults) else ()
+    report = _explore(tmp_path, FakeStack(lost), examples=200, max_findings=10)
+    assert 1 <= len(report.findings) <= 2
+    if len(report.findings) == 2:
+        first, second = report.findings
+        drawn = {region(f["kind"], f["target"], f.get("toxic", {}).get("type")) for f in second.first.schedule["faults"]}
+        assert not first.regions & drawn
+
+
 def test_the_cache_runs_each_schedule_once(tmp_path: Path) -> None:
     stack = FakeStack(_hits_executor_3)
-    _explore(tmp_path, stack)
-    searched = [(name, folder.split("-")[1]) for name, seed, folder in stack.calls if "confirm" not in folder]
-    names = [name for name, _ in searched]
-    assert len(names) == len(set(names)) and len(names) > 1
+    _explore(tmp_path, stack, max_findings=1)
+    searched = [name for name, _, folder in stack.calls if "confirm" not in folder]
+    assert len(searched) == len(set(searched)) and len(searched) > 1
     assert sum("confirm" in folder for _, _, folder in stack.calls) == 3
 
 
@@ -104,42 +179,121 @@ def test_the_cache_runs_each_schedule_once(tmp_path: Path) -> None:
 ])
 def test_a_failure_is_written_only_when_it_reproduces_in_2_of_3_new_seeds(tmp_path: Path, outcomes: dict[int, str],
                                                                            written: bool) -> None:
-    report = _explore(tmp_path, FakeStack(_hits_executor_3, outcomes=outcomes))
-    assert report.confirmation is not None and report.confirmation.seeds == (5, 6, 7)
-    assert (report.written is not None) is written
-    assert list((tmp_path / "found").glob("*.toml")) == ([report.written] if written else [])
+    report = _explore(tmp_path, FakeStack(_hits_executor_3, outcomes=outcomes), examples=200, max_findings=1)
+    finding = report.findings[0]
+    assert finding.confirmation is not None and finding.confirmation.seeds == (5, 6, 7)
+    assert (finding.written is not None) is written
+    assert list((tmp_path / "found").glob("*.toml")) == ([finding.written] if written else [])
+    assert report.failed is written
+
+
+def test_an_unconfirmed_finding_leaves_its_invariant_open_for_a_later_one(tmp_path: Path) -> None:
+    report = _explore(tmp_path, FakeStack(_hits_executor_3, outcomes={5: "held", 6: "held"}), examples=60)
+    assert len(report.findings) >= 2 and all(f.invariants == ("dead-letter",) for f in report.findings)
+
+
+def _known(invariants: list[str], *faults: tuple[str, str]) -> Scenario:
+    """A hand-written scenario declaring a known failure of ``invariants`` with faults (kind, target)."""
+    return parse_scenario({
+        "title": "k", "description": "d", "known_failure": {"invariants": invariants, "reason": "r"},
+        "stack": {"visibility_timeout_s": 4, "restore_interval_s": 1, "restore_throttle": 1, "retry_backoff_s": 0.5,
+                  "main_redis_maxmemory": "8mb", "celery_redis_maxmemory": "8mb"},
+        "workload": {"routes": ["celery"], "rate": 2, "duration_s": 6, "program": "quick"},
+        "faults": [{"name": f"f{i}", "at_s": 1, "kind": k, "target": t, "duration_s": 3} for i, (k, t) in enumerate(faults)],
+        "quiesce": {"timeout_s": 30}, "expect": {"celery": {}}}, "k.toml")
+
+
+def test_a_finding_a_scenario_declares_as_known_is_named_and_the_safe_profile_leaves_its_region_out(
+        tmp_path: Path) -> None:
+    known = _known(["dead-letter"], ("component-down", "executor-3"))
+    stack = FakeStack(lambda s: ("dead-letter",) if any(
+        (f.kind, f.target) == ("component-down", "executor-3") for f in s.faults) else ())
+    report = _explore(tmp_path, stack, known=[known], examples=200,
+                      space=Space(kinds=frozenset({"component-down", "kill"}), targets=("executor-3",)))
+    assert [f.known for f in report.findings] == ["k.toml"] and report.failed
+    assert "known failure of k.toml" in summary(report, 4)
+    safe = _explore(tmp_path / "safe", stack, known=[known], examples=30,
+                    space=Space(PROFILES["safe"], kinds=frozenset({"component-down", "kill"}), targets=("executor-3",)))
+    assert not safe.findings and not safe.failed and len(safe.examples) >= 1
+    assert all(("component-down", "executor-3") not in {(f["kind"], f["target"]) for f in s.schedule["faults"]}
+               for s in safe.steps)
+
+
+def test_nothing_left_to_draw_is_an_error_before_anything_runs() -> None:
+    known = _known(["lost"], ("memory-pressure", "celery-redis"), ("memory-pressure", "main-redis"))
+    with pytest.raises(ExploreError, match="nothing to draw"):
+        explore_space(Space(PROFILES["safe"], kinds=frozenset({"memory-pressure"})), [known])
 
 
 def test_no_failure_within_the_examples_writes_nothing(tmp_path: Path) -> None:
-    stack = FakeStack(lambda _s: False)
-    report = _explore(tmp_path, stack, examples=5)
-    assert report.found is None and not report.failed and len(report.examples) == 5
+    report = _explore(tmp_path, FakeStack(lambda _s: ()), examples=5)
+    assert not report.findings and not report.failed and len(report.examples) == 5
     assert not (tmp_path / "found").exists()
+    assert "FOUND NOTHING" in summary(report, 4)
 
 
 def test_the_time_budget_stops_the_search(tmp_path: Path) -> None:
     clock = [0.0]
-    stack = FakeStack(lambda _s: False, seconds=100.0, clock=clock)
-    report = _explore(tmp_path, stack, examples=50, max_time_s=250.0, clock=lambda: clock[0])
+    stack = FakeStack(lambda _s: (), seconds=100.0, clock=clock)
+    report = _explore(tmp_path, stack, examples=None, max_time_s=250.0, clock=lambda: clock[0])
     assert len(stack.calls) == 3 and report.out_of_time  # started at 0, 100 and 200 s; none after 250 s
 
 
 def test_runs_that_cannot_be_carried_out_stop_the_search_and_are_never_found(tmp_path: Path) -> None:
-    stack = FakeStack(lambda _s: False, outcomes={4: "error"})
-    report = _explore(tmp_path, stack)
-    assert len(report.examples) == 3 and report.found is None and "could not be carried out" in report.stopped
+    report = _explore(tmp_path, FakeStack(lambda _s: (), outcomes={4: "error"}))
+    assert len(report.examples) == 3 and not report.findings and "could not be carried out" in report.stopped
 
 
 def test_saved_failures_are_replayed_first(tmp_path: Path) -> None:
-    _explore(tmp_path, FakeStack(_hits_executor_3))
+    _explore(tmp_path, FakeStack(_hits_executor_3), max_findings=1)
     stack = FakeStack(_hits_executor_3)
     report = _explore(tmp_path, stack, examples=1)
     assert stack.calls[0][2].startswith("replay-") and [r.still_fails for r in report.replays] == [True]
     assert report.failed
 
 
-@pytest.mark.parametrize("argv", [["explore", "--examples", "0"], ["--examples", "2"], ["explore", "x"],
+def test_the_report_puts_the_first_failing_schedule_beside_the_shrunk_one(tmp_path: Path) -> None:
+    report = _explore(tmp_path, FakeStack(_two_hazards), examples=80)
+    page = write_report(report, tmp_path).read_text()
+    assert page.count("<svg") == 2 * len(report.findings) >= 4
+    assert page.count("First failing (example") == len(report.findings)
+    assert (tmp_path / "explore.md").read_text().count("| example |") == len(report.examples)
+
+
+@pytest.mark.parametrize("argv", [["explore", "--examples", "0"], ["--examples", "2"], ["--budget", "1m"],
+                                  ["explore", "x"], ["explore", "--budget", "soon"], ["explore", "--budget", "0"],
+                                  ["explore", "--kinds", "kil"], ["explore", "--profile", "careful"],
+                                  ["explore", "--profile", "safe", "--kinds", "memory-pressure"],
                                   ["explore", "--stack-option", "candidate_defect=x"],
                                   ["explore", "--stack-option", "candidate_defects=nope"]])
 def test_usage_errors_exit_3_before_anything_starts(argv: list[str]) -> None:
     assert main(argv) == 3
+
+
+def test_a_region_joins_the_workers_and_the_ways_of_breaking_a_link() -> None:
+    assert region("toxic", "gateway-celery-redis", "reset_peer") == region("disable", "gateway-celery-redis") \
+        == ("break", "gateway-celery-redis")
+    assert region("toxic", "gateway-celery-redis", "latency") == ("slow", "gateway-celery-redis")
+    assert region("kill", "celery-worker-2") == region("kill", "celery-worker-1") == ("kill", "celery-worker-N")
+    assert region("kill", "executor-3") == ("kill", "executor-3")
+
+
+KNOWN = [s for d in ("chaos", "transition") for s in load_all(Path(__file__).parents[3] / "scenarios" / d)]
+SAFE_HERE = explore_space(SAFE, KNOWN)
+
+
+@settings(max_examples=150, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+@given(schedules(SAFE_HERE))
+def test_the_safe_profile_never_draws_where_a_scenario_file_declares_a_known_failure(schedule: dict) -> None:  # type: ignore[type-arg]
+    assert SAFE_HERE.left_out  # the files declare some
+    drawn = {region(f["kind"], f["target"], f.get("toxic", {}).get("type")) for f in schedule["faults"]}
+    assert not drawn & SAFE_HERE.left_out
+
+
+def test_a_knob_fixed_by_the_stack_is_never_shrunk_so_shrinking_ends(tmp_path: Path) -> None:
+    space = Space(max_faults=2, stack={"max_retries": 1, "candidate_defects": ["no_dead_letter"]})
+    report = _explore(tmp_path, FakeStack(_hits_executor_3), space=space, max_findings=1)
+    (finding,) = report.findings
+    assert finding.shrunk["stack"]["max_retries"] == 1 and finding.confirmed
+    for candidate in shrink_candidates(finding.shrunk, space):
+        assert candidate["stack"]["max_retries"] == 1
