@@ -79,7 +79,8 @@ def main() -> None:
     for config in args.configs.split(","):
         for seed in seeds:
             print(f"== {config} seed {seed}", flush=True)
-            r = explore(run=stack_runner(run), seed=seed, max_time_s=args.budget, space=CONFIGS[config], known=known,
+            mine = RunFolder.create(run.path / f"{config}-seed{seed}", f"{config}-seed{seed}")
+            r = explore(run=stack_runner(mine), seed=seed, max_time_s=args.budget, space=CONFIGS[config], known=known,
                         found_dir=Path(tempfile.mkdtemp(prefix="explore-found-")), say=lambda m: print(m, flush=True))
             searches.append((config, seed, r))
             write(args, seeds, searches, run)

@@ -116,7 +116,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                                help="explore: nothing may be lost, duplicated or stuck, whatever the configuration "
                                     "allows (finds the documented weaknesses of a configuration too)")
     explore_group.add_argument("--max-findings", type=arguments.integer(1), default=None, metavar="N",
-                               help="explore: stop after N findings (default 4)")
+                               help="explore: stop after N findings (default 5)")
     explore_group.add_argument("--stack-option", action="append", default=[], metavar="KEY=VALUE",
                                help="explore: a fixed [stack] setting of every schedule, e.g. "
                                     "candidate_defects=no_dead_letter (repeatable)")

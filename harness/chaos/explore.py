@@ -186,9 +186,12 @@ class Space:
         """Raises ExploreError when the kinds and targets leave nothing to draw."""
         cfg = StackConfig.for_tests().replace(**{**FIXED, **dict(self.stack)})
         if not any(_targets_for(k, cfg, routes, self) for k in KIND_ORDER for routes in ROUTES):
-            raise ExploreError(f"nothing to draw: no fault of kinds {sorted(self.kinds) or 'any'} on targets "
-                               f"{list(self.targets) or 'any'} outside the regions left out; widen --kinds or "
-                               "--targets")
+            left = (f" outside the {len(self.left_out)} region(s) the {self.profile.name} profile leaves out "
+                    f"(where a scenario declares a known failure: {', '.join(sorted(' '.join(r) for r in self.left_out))})"
+                    if self.left_out else "")
+            raise ExploreError(f"nothing to draw: no fault of kinds {', '.join(sorted(self.kinds)) or 'any'} on "
+                               f"targets {', '.join(self.targets) or 'any'}{left}; widen --kinds or --targets"
+                               + (", or use --profile any" if self.left_out else ""))
 
 
 # -- the strategy ------------------------------------------------------------------------------------------

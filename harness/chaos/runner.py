@@ -100,6 +100,10 @@ def run_scenario(scenario: Scenario, *, run_folder: RunFolder, seed: int, stack_
     # The scenario's folder is <run>/chaos/<scenario>; its run id also names the parent run, so two
     # runs of one scenario at once (containers are named after the run id) never collide.
     name = folder or scenario.name  # <run>/chaos/<name>: one folder per run of a scenario
+    taken = 1
+    while (run_folder.path / "chaos" / name).exists():  # never two runs' evidence in one folder (the ledger appends)
+        taken += 1
+        name = f"{folder or scenario.name}-{taken}"
     run = RunFolder(run_folder.path / "chaos" / name, f"{run_folder.run_id}-{name}")
     (run.path / "logs").mkdir(parents=True, exist_ok=True)
     run.ledger.mkdir(exist_ok=True)

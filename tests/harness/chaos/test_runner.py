@@ -297,6 +297,13 @@ def test_a_stack_that_cannot_start_is_an_error_with_its_files_written(tmp_path: 
     assert "replay:" in result.explain()
 
 
+def test_two_runs_with_one_folder_name_never_share_a_folder(tmp_path: Path, scenario_file: Path) -> None:
+    run = RunFolder.create(tmp_path)
+    folders = [run_scenario(load_scenario(scenario_file), opener=lambda c, r, s: FailingStack("no redis-server"),
+                            run_folder=run, seed=seed, folder="same").folder for seed in (0, 1, 2)]
+    assert [f.name for f in folders] == ["same", "same-2", "same-3"]  # a ledger is appended to: never mixed
+
+
 class FakeGateway:
     """Accepts every submission; a probe's record is completed with the text its code prints."""
 
