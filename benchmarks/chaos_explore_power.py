@@ -5,7 +5,7 @@ it; and does a search of the safe profile stay quiet?
 Each configuration (``any``: every knob and fault, the scenario files' bounds; ``strict``: the same with
 nothing lost, duplicated or stuck allowed, whatever the configuration allows; ``safe``: the safe profile)
 runs ``harness.chaos.explore.explore`` once per seed on fresh processes stacks with the time budget of the
-issue (10 min), found files going to a temporary folder. Each finding is labelled with the documented
+issue (10 min), found files going to a temporary folder. Each discovery is labelled with the documented
 hazard it is (by its broken invariants, faults and knobs; ``label``), or "other". The table gives, per
 hazard, the median over seeds of the seconds until it was found and until it was shrunk and confirmed (a
 seed that did not find it counts as later than any that did: the median is "not found" when most did
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from harness.chaos.cli import scenarios_dir, transitions_dir
-from harness.chaos.explore import PROFILES, Exploration, Finding, Space, compact, explore, stack_runner
+from harness.chaos.explore import PROFILES, Discovery, Exploration, Space, compact, explore, stack_runner
 from harness.chaos.scenario import load_all
 from harness.run import RunFolder
 
@@ -34,8 +34,8 @@ CONFIGS = {"any": Space(), "strict": Space(strict=True), "safe": Space(PROFILES[
 RESULTS = Path(__file__).parent / "results" / "chaos_explore_power.md"
 
 
-def label(f: Finding) -> str:
-    """The documented hazard a finding is, from its shrunk schedule and broken invariants; else "other: ..."."""
+def label(f: Discovery) -> str:
+    """The documented hazard a discovery is, from its shrunk schedule and broken invariants; else "other: ..."."""
     s, broke = f.shrunk, set(f.invariants)
     targets = {x["target"] for x in s["faults"]}
     kinds = {x["kind"] for x in s["faults"]}
@@ -52,8 +52,8 @@ def label(f: Finding) -> str:
     return f"other: {', '.join(sorted(broke))} under {', '.join(sorted(kinds))} ({f.known or 'new'})"
 
 
-def done_at(r: Exploration, f: Finding) -> float | None:
-    """Seconds into the search when the finding's confirmation ended (None: not confirmed)."""
+def done_at(r: Exploration, f: Discovery) -> float | None:
+    """Seconds into the search when the discovery's confirmation ended (None: not confirmed)."""
     confirms = [s for s in r.steps if s.stage == "confirm" and s.schedule is f.shrunk]
     return confirms[-1].at_s if f.confirmed and confirms else None
 
@@ -89,15 +89,15 @@ def main() -> None:
 
 def write(args: argparse.Namespace, seeds: list[int], searches: list[tuple[str, int, Exploration]],
           run: RunFolder) -> None:
-    runs = ["| configuration | seed | exit | runs (examples, shrink, confirm) | seconds | findings (confirmed) |",
+    runs = ["| configuration | seed | exit | runs (examples, shrink, confirm) | seconds | discoveries (confirmed) |",
             "|---|---|---|---|---|---|"]
     found = ["| configuration | seed | hazard | broke | found at s (example) | shrunk and confirmed at s | shrink runs "
              "| faults | reproduced | known failure of | shrunk schedule |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for config, seed, r in searches:
         stages = [sum(s.stage == x for s in r.steps) for x in ("example", "shrink", "confirm")]
         runs.append(f"| {config} | {seed} | {1 if r.failed else 0} | {len(r.steps)} ({', '.join(map(str, stages))}) | "
-                    f"{r.seconds:.0f} | {len(r.findings)} ({len(r.confirmed)}) |")
-        for f in r.findings:
+                    f"{r.seconds:.0f} | {len(r.discoveries)} ({len(r.confirmed)}) |")
+        for f in r.discoveries:
             c = f.confirmation
             at = done_at(r, f)
             found.append(f"| {config} | {seed} | {label(f)} | {', '.join(f.invariants)} | {f.first.at_s:.0f} "
@@ -108,12 +108,12 @@ def write(args: argparse.Namespace, seeds: list[int], searches: list[tuple[str, 
                "|---|---|---|---|---|"]
     for config in dict.fromkeys(c for c, _, _ in searches):
         mine = [(seed, r) for c, seed, r in searches if c == config]
-        labels = sorted({label(f) for _, r in mine for f in r.findings} | set(HAZARDS))
+        labels = sorted({label(f) for _, r in mine for f in r.discoveries} | set(HAZARDS))
         for hazard in labels:
             firsts: list[float | None] = []
             confirmed: list[float | None] = []
             for _, r in mine:
-                fs = [f for f in r.findings if label(f) == hazard]
+                fs = [f for f in r.discoveries if label(f) == hazard]
                 firsts.append(min((f.first.at_s for f in fs), default=None))
                 confirmed.append(min((a for f in fs if (a := done_at(r, f)) is not None), default=None))
             medians.append(f"| {config} | {hazard} | {sum(v is not None for v in confirmed)} of {len(mine)} | "
@@ -125,7 +125,7 @@ def write(args: argparse.Namespace, seeds: list[int], searches: list[tuple[str, 
         f"one search per configuration and seed from an empty example database, processes stacks on this 2-core "
         f"machine, found files in a temporary folder (run folder `{run.path}`). Confirmed means it failed again "
         "in at least 2 of 3 runs with new seeds.\n\n## Per hazard (median over seeds)\n\n" + "\n".join(medians)
-        + "\n\n## Searches\n\n" + "\n".join(runs) + "\n\n## Findings\n\n" + "\n".join(found) + "\n")
+        + "\n\n## Searches\n\n" + "\n".join(runs) + "\n\n## Discoveries\n\n" + "\n".join(found) + "\n")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ it with the same seed.
 file in ``scenarios/found/`` once, runs drawn schedules until the time budget, shrinks each failure that
 breaks an invariant no earlier one broke, re-runs it with 3 new seeds, names it when a hand-written
 scenario declares it a known failure, and writes it to ``scenarios/found/`` when it failed in 2 of 3.
-It writes ``explore.md`` and ``explore.html`` (each finding's first failing schedule beside its shrunk
+It writes ``explore.md`` and ``explore.html`` (each discovery's first failing schedule beside its shrunk
 one, on a timeline) and exits 1 when a confirmed failure was found (known or new) or a saved one still
 fails, 0 when none was found within the budget (which is no proof), 3 for a usage error.
 
@@ -100,7 +100,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     explore_group.add_argument("--budget", "--max-time", dest="budget", type=arguments.duration(MAX_BUDGET_S),
                                default=None, metavar="T",
                                help="explore: time budget of the search, e.g. 10m, 600, 1h (default 10m); no new "
-                                    "example starts after it, and the last finding's confirmation runs whole")
+                                    "example starts after it, and the last discovery's confirmation runs whole")
     explore_group.add_argument("--examples", type=arguments.integer(1), default=None, metavar="N",
                                help="explore: at most N drawn schedules (default: as many as the budget allows)")
     explore_group.add_argument("--max-faults", type=arguments.integer(1, 8), default=None, metavar="K",
@@ -115,8 +115,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     explore_group.add_argument("--strict", action="store_true", default=None,
                                help="explore: nothing may be lost, duplicated or stuck, whatever the configuration "
                                     "allows (finds the documented weaknesses of a configuration too)")
-    explore_group.add_argument("--max-findings", type=arguments.integer(1), default=None, metavar="N",
-                               help="explore: stop after N findings (default 5)")
+    explore_group.add_argument("--max-discoveries", type=arguments.integer(1), default=None, metavar="N",
+                               help="explore: stop after N discoveries (default 5)")
     explore_group.add_argument("--stack-option", action="append", default=[], metavar="KEY=VALUE",
                                help="explore: a fixed [stack] setting of every schedule, e.g. "
                                     "candidate_defects=no_dead_letter (repeatable)")
@@ -157,7 +157,7 @@ def resolve(names: list[str]) -> list[Scenario]:
     return load_files(paths, problems)
 
 
-EXPLORE_OPTIONS = ("budget", "examples", "max_faults", "profile", "kinds", "targets", "strict", "max_findings",
+EXPLORE_OPTIONS = ("budget", "examples", "max_faults", "profile", "kinds", "targets", "strict", "max_discoveries",
                    "stack_option")
 MAX_BUDGET_S = 24 * 3600.0
 
@@ -223,7 +223,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
     budget = args.budget if args.budget is not None else 600.0
     print(f"explore: {args.stack} stack; run folder {run.path}", flush=True)
     report = explore(run=stack_runner(run, args.stack), seed=args.seed, max_time_s=budget, found_dir=found,
-                     space=space, examples=args.examples, max_findings=args.max_findings or 4, known=known,
+                     space=space, examples=args.examples, max_discoveries=args.max_discoveries or 5, known=known,
                      say=lambda m: print(m, flush=True))
     written = write_report(report, run.path)
     print()

@@ -12,19 +12,19 @@ gets its share of a short budget whatever the number of kinds in it.
 ``explore`` runs each drawn schedule once on a fresh stack. The property is the scenario files' own: the
 Celery path's outcome is ``failed`` or ``known-failure`` (a bound of ``[expect.celery]`` broken; the
 bounds are the derived allowances, or 0 for lost, duplicated and stuck with ``strict``). ``error`` (a run
-that could not be carried out) is recorded and never counted. A failure is a **finding** when it breaks
-an invariant no earlier finding of this search broke, so one search can report several distinct hazards;
+that could not be carried out) is recorded and never counted. A failure is a **discovery** when it breaks
+an invariant no earlier discovery of this search broke, so one search can report several distinct hazards;
 each is, in turn:
 
 1. **shrunk** by a shrinker that knows schedules (``shrink_candidates``): drop a fault, halve a fault's
    duration, start it later, simplify the workload (Celery only, quick programs, a lower rate, shorter),
    put a knob back to its default. It is greedy (the first smaller schedule that still fails with one of
    the same invariants is kept, and the candidates start again from it) and bounded (``shrink_runs`` runs
-   per finding), because a run costs 20-60 s on a fresh stack, where Hypothesis's own shrinker assumes
+   per discovery), because a run costs 20-60 s on a fresh stack, where Hypothesis's own shrinker assumes
    cheap calls and would spend the budget on a few knobs. Results are cached by schedule, so a candidate
    already run costs nothing;
 2. **confirmed** by ``CONFIRM_RUNS`` runs with new seeds: it must fail again in ``CONFIRM_NEEDED``;
-3. **named**: a finding that breaks only invariants a hand-written scenario declares as its
+3. **named**: a discovery that breaks only invariants a hand-written scenario declares as its
    ``[known_failure]``, with a fault in the same region as one of that scenario's, is that known
    failure (the file is named); any other is new;
 4. **written**, when confirmed, as ``scenarios/found/<hash>.toml`` (validated by reading it back; its
@@ -36,11 +36,11 @@ workloads can make, prefetch 1, noeviction, a short backoff) and leaves out the 
 fault of a scenario that declares a known failure (``region``: Celery workers are one role; on a link
 a partition and a connection-breaking toxic are one thing, a slowing toxic another): the configuration
 and faults under which the scenario files say the invariants hold, where a search should find nothing.
-A finding is named a known failure by the same regions.
+A discovery is named a known failure by the same regions.
 
 The search is bounded by a time budget (and optionally an example count) and stops by itself: no new
 example starts after the budget; shrinking stops early enough to leave time for the confirmation,
-which always runs whole, so the search can overrun by at most ``CONFIRM_RUNS`` runs. Finding nothing
+which always runs whole, so the search can overrun by at most ``CONFIRM_RUNS`` runs. Discovery nothing
 within a budget is no proof.
 """
 
@@ -73,7 +73,7 @@ from harness.stack.config import StackConfig
 
 Schedule = dict[str, Any]
 CONFIRM_RUNS, CONFIRM_NEEDED = 3, 2
-SHRINK_RUNS = 4  # per finding
+SHRINK_RUNS = 4  # per discovery
 BATCH = 16  # schedules drawn in one Hypothesis test case
 ERRORS_IN_A_ROW = 3  # the search stops: the stack, not the schedule, is the problem
 FAILING = ("failed", "known-failure")  # Celery outcomes that break a bound
@@ -450,8 +450,8 @@ class Step:
 
 
 @dataclass
-class Finding:
-    """A failure that broke an invariant no earlier finding broke: first seen, shrunk, confirmed, named."""
+class Discovery:
+    """A failure that broke an invariant no earlier discovery broke: first seen, shrunk, confirmed, named."""
 
     first: Step
     example: int  # the example number it was found at
@@ -484,14 +484,14 @@ class Finding:
 
 @dataclass
 class Exploration:
-    """What a search did: every run, the findings, why it stopped."""
+    """What a search did: every run, the discoveries, why it stopped."""
 
     seed: int
     space: Space
     budget_s: float
     replays: list[Replay] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
+    discoveries: list[Discovery] = field(default_factory=list)
     out_of_time: bool = False
     stopped: str = ""  # why the search stopped before its bounds, if it did
     seconds: float = 0.0
@@ -501,18 +501,18 @@ class Exploration:
         return [s for s in self.steps if s.stage == "example"]
 
     @property
-    def confirmed(self) -> list[Finding]:
-        return [f for f in self.findings if f.confirmed]
+    def confirmed(self) -> list[Discovery]:
+        return [f for f in self.discoveries if f.confirmed]
 
     @property
     def failed(self) -> bool:
-        """A confirmed finding (known or new), or a saved one that still fails: a known defect is never held."""
+        """A confirmed discovery (known or new), or a saved one that still fails: a known defect is never held."""
         return bool(self.confirmed) or any(r.still_fails for r in self.replays)
 
     def progress(self) -> str:
         shrinks = sum(s.stage == "shrink" for s in self.steps)
         return (f"{len(self.steps)} run(s): {len(self.examples)} example(s), {shrinks} shrink step(s), "
-                f"{len(self.findings)} finding(s)")
+                f"{len(self.discoveries)} found")
 
 
 def _line(label: str, step: Step) -> str:
@@ -573,7 +573,7 @@ def explore_space(space: Space, known: Sequence[Scenario]) -> Space:
 
 
 class _Search:
-    """The state of one search: the cache, the clock, the steps; runs schedules and shrinks findings."""
+    """The state of one search: the cache, the clock, the steps; runs schedules and shrinks discoveries."""
 
     def __init__(self, run: RunFn, report: Exploration, found_dir: Path, shrink_runs: int,
                  clock: Callable[[], float], say: Callable[[str], None]) -> None:
@@ -605,10 +605,10 @@ class _Search:
         self.say(_line(f"{label}", step) + f"  [{self.report.progress()}, {max(self.left(), 0):.0f} s left]")
         return step
 
-    def shrink(self, finding: Finding, space: Space, seed: int) -> None:
+    def shrink(self, discovery: Discovery, space: Space, seed: int) -> None:
         """Greedy: keep the first candidate that still fails with one of the same invariants; bounded."""
-        wanted = set(finding.first.trial.invariants)
-        current, improved = finding.shrunk, True
+        wanted = set(discovery.first.trial.invariants)
+        current, improved = discovery.shrunk, True
         while improved:
             improved = False
             for candidate in sorted_unique(shrink_candidates(current, space), current):
@@ -618,20 +618,20 @@ class _Search:
                     continue
                 cached = self.cache.get(key_of(candidate))
                 if cached is None:
-                    if len(finding.shrink_steps) >= self.shrink_runs:
-                        finding.shrink_stopped = f"the {self.shrink_runs} shrink runs of a finding were spent"
+                    if len(discovery.shrink_steps) >= self.shrink_runs:
+                        discovery.shrink_stopped = f"the {self.shrink_runs} shrink runs of a discovery were spent"
                         break
-                    own = max(s.trial.seconds for s in [finding.first, *finding.shrink_steps])
+                    own = max(s.trial.seconds for s in [discovery.first, *discovery.shrink_steps])
                     if self.left() < (CONFIRM_RUNS + 1) * own:  # this candidate, then the confirmation
-                        finding.shrink_stopped = "the time budget (the confirmation's share is kept for it)"
+                        discovery.shrink_stopped = "the time budget (the confirmation's share is kept for it)"
                         break
-                    step = self.run(candidate, "shrink", seed, f"shrink {len(finding.shrink_steps) + 1}")
-                    finding.shrink_steps.append(step)
+                    step = self.run(candidate, "shrink", seed, f"shrink {len(discovery.shrink_steps) + 1}")
+                    discovery.shrink_steps.append(step)
                     cached = step.trial
                 if cached.failing and wanted & set(cached.invariants):
                     current, improved = candidate, True
                     break
-        finding.shrunk = current
+        discovery.shrunk = current
 
     def confirm(self, schedule: Schedule, seed: int) -> Confirmation:
         seeds = tuple(seed + i for i in range(1, CONFIRM_RUNS + 1))
@@ -651,13 +651,13 @@ def sorted_unique(candidates: Iterator[Schedule], current: Schedule) -> list[Sch
 
 
 def explore(*, run: RunFn, seed: int, max_time_s: float, found_dir: Path, space: Space | None = None,
-            examples: int | None = None, max_findings: int = 5, shrink_runs: int = SHRINK_RUNS,
+            examples: int | None = None, max_discoveries: int = 5, shrink_runs: int = SHRINK_RUNS,
             known: Sequence[Scenario] = (), clock: Callable[[], float] = time.monotonic,
             say: Callable[[str], None] = print) -> Exploration:
     """Replay ``found_dir``, then draw schedules of ``space`` and run each on a fresh stack until
-    ``max_time_s`` (or ``examples``, or ``max_findings``); shrink, confirm, name and write every finding.
+    ``max_time_s`` (or ``examples``, or ``max_discoveries``); shrink, confirm, name and write every discovery.
 
-    ``known``: hand-written scenarios, whose ``[known_failure]`` names a finding (and, with the safe
+    ``known``: hand-written scenarios, whose ``[known_failure]`` names a discovery (and, with the safe
     profile, whose fault regions are left out). Raises ExploreError when the strategy draws a schedule
     ``parse_scenario`` refuses (a bug in the strategy)."""
     space = explore_space(space or Space(), known)
@@ -668,19 +668,19 @@ def explore(*, run: RunFn, seed: int, max_time_s: float, found_dir: Path, space:
         report.replays = replay_found(found_dir, run, seed, say)
 
     def is_new(schedule: Schedule, trial: Trial) -> bool:
-        """Breaks an invariant no finding (confirmed, or being handled) broke, or one that a single finding
-        broke in other regions: each invariant gets at most two findings, the second from another region
+        """Breaks an invariant no discovery (confirmed, or being handled) broke, or one that a single discovery
+        broke in other regions: each invariant gets at most two discoveries, the second from another region
         (a loss under memory pressure and a loss on a kill are two hazards; a backlog's duplicates that
         appear whatever the fault are one)."""
         mine = _regions(schedule["faults"])
         for i in trial.invariants:
-            before = [f for f in report.findings if i in f.broke and (f.confirmation is None or f.confirmed)]
+            before = [f for f in report.discoveries if i in f.broke and (f.confirmation is None or f.confirmed)]
             if not before or (len(before) == 1 and not mine & before[0].regions):
                 return True
         return False
 
     def done() -> bool:
-        if report.stopped or len(report.findings) >= max_findings:
+        if report.stopped or len(report.discoveries) >= max_discoveries:
             return True
         if examples is not None and len(report.examples) >= examples:
             return True
@@ -702,34 +702,34 @@ def explore(*, run: RunFn, seed: int, max_time_s: float, found_dir: Path, space:
                               f"{(step.trial.errors or ('?',))[0].splitlines()[0][:200]}")
             say(f"  stopping: {report.stopped}")
         if step.trial.failing and is_new(schedule, step.trial):
-            handle(Finding(step, len(report.examples), schedule))
+            handle(Discovery(step, len(report.examples), schedule))
         return False  # never "found": the search goes on until its bounds
 
-    def handle(finding: Finding) -> None:
-        report.findings.append(finding)
-        broke = ", ".join(finding.invariants)
-        finding.known = known_failure_of(finding.first.schedule, finding.invariants, known)
-        if finding.known:  # its hand-written scenario is the small reproduction already
-            finding.shrink_stopped = f"not shrunk: the known failure of {finding.known}"
-            say(f"  finding {len(report.findings)} ({broke}): the known failure of {finding.known}; confirming")
+    def handle(discovery: Discovery) -> None:
+        report.discoveries.append(discovery)
+        broke = ", ".join(discovery.invariants)
+        discovery.known = known_failure_of(discovery.first.schedule, discovery.invariants, known)
+        if discovery.known:  # its hand-written scenario is the small reproduction already
+            discovery.shrink_stopped = f"not shrunk: the known failure of {discovery.known}"
+            say(f"  discovery {len(report.discoveries)} ({broke}): the known failure of {discovery.known}; confirming")
         else:
-            say(f"  finding {len(report.findings)} ({broke}): shrinking (fewer faults, simpler workload, shorter "
+            say(f"  discovery {len(report.discoveries)} ({broke}): shrinking (fewer faults, simpler workload, shorter "
                 "faults, later starts, default knobs)")
-            search.shrink(finding, space, seed)
-            finding.known = known_failure_of(finding.shrunk, finding.invariants, known)
-        say(f"  smallest failing schedule: {compact(finding.shrunk)}"
-            + (f" (shrinking stopped: {finding.shrink_stopped})" if finding.shrink_stopped else ""))
-        same = [i for i, f in enumerate(report.findings[:-1], 1) if key_of(f.shrunk) == key_of(finding.shrunk)]
-        if same:  # one hazard reached twice: the earlier finding stands for it
-            report.findings.pop()
-            say(f"  the same schedule as finding {same[0]} after shrinking: not a new finding")
+            search.shrink(discovery, space, seed)
+            discovery.known = known_failure_of(discovery.shrunk, discovery.invariants, known)
+        say(f"  smallest failing schedule: {compact(discovery.shrunk)}"
+            + (f" (shrinking stopped: {discovery.shrink_stopped})" if discovery.shrink_stopped else ""))
+        same = [i for i, f in enumerate(report.discoveries[:-1], 1) if key_of(f.shrunk) == key_of(discovery.shrunk)]
+        if same:  # one hazard reached twice: the earlier discovery stands for it
+            report.discoveries.pop()
+            say(f"  the same schedule as discovery {same[0]} after shrinking: not a new discovery")
             return
-        finding.confirmation = search.confirm(finding.shrunk, seed)
-        say(f"  confirmation: {finding.confirmation}" + (f"; the known failure of {finding.known}"
-                                                         if finding.known else ""))
-        if finding.confirmed:
-            finding.written = write_found(finding, found_dir, seed=seed)
-            say(f"  written: {finding.written}")
+        discovery.confirmation = search.confirm(discovery.shrunk, seed)
+        say(f"  confirmation: {discovery.confirmation}" + (f"; the known failure of {discovery.known}"
+                                                         if discovery.known else ""))
+        if discovery.confirmed:
+            discovery.written = write_found(discovery, found_dir, seed=seed)
+            say(f"  written: {discovery.written}")
         else:  # no longer counted by is_new: a more reproducible instance may still be found
             say(f"  not written: below {CONFIRM_NEEDED} of {CONFIRM_RUNS} (a flake, or a race too rare to replay)")
 
@@ -749,20 +749,20 @@ def explore(*, run: RunFn, seed: int, max_time_s: float, found_dir: Path, space:
     return report
 
 
-def write_found(finding: Finding, found_dir: Path, *, seed: int) -> Path:
-    """``found_dir/<hash>.toml``, validated by reading it back; its finding says the seed and the rate."""
-    schedule = finding.shrunk
-    failing = next((s.trial for s in [*reversed(finding.shrink_steps), finding.first]
-                    if key_of(s.schedule) == key_of(schedule) and s.trial.failing), finding.first.trial)
+def write_found(discovery: Discovery, found_dir: Path, *, seed: int) -> Path:
+    """``found_dir/<hash>.toml``, validated by reading it back; its discovery says the seed and the rate."""
+    schedule = discovery.shrunk
+    failing = next((s.trial for s in [*reversed(discovery.shrink_steps), discovery.first]
+                    if key_of(s.schedule) == key_of(schedule) and s.trial.failing), discovery.first.trial)
     data = {**schedule, "title": f"Found by explore: {compact(schedule).split(' | ')[0]}",
             "description": f"A fault schedule drawn by `harness chaos explore --seed {seed}` that breaks the Celery "
                            f"path's invariants, shrunk to: {compact(schedule)}. The expectations are the "
                            + ("strict ones (nothing lost, duplicated or stuck, whatever the configuration allows)."
                               if schedule["expect"].get("celery") else
                               "defaults (the same checker and allowances as every scenario file)."),
-            "finding": f"Found in example {finding.example} with seed {seed}, from {compact(finding.first.schedule)}; "
-                       f"shrunk in {len(finding.shrink_steps)} run(s); {finding.confirmation}. "
-                       + (f"It is the known failure declared in {finding.known}. " if finding.known else "")
+            "finding": f"Found in example {discovery.example} with seed {seed}, from {compact(discovery.first.schedule)}; "
+                       f"shrunk in {len(discovery.shrink_steps)} run(s); {discovery.confirmation}. "
+                       + (f"It is the known failure declared in {discovery.known}. " if discovery.known else "")
                        + f"Violations: {'; '.join(v.splitlines()[0] for v in failing.violations)}."}
     found_dir.mkdir(parents=True, exist_ok=True)
     path = found_dir / f"{short_hash(schedule)}.toml"

@@ -1,6 +1,6 @@
 """What ``harness chaos explore`` shows: the terminal summary, and ``explore.md`` / ``explore.html``.
 
-For each finding the report puts the first failing schedule beside the shrunk one, each as a timeline
+For each discovery the report puts the first failing schedule beside the shrunk one, each as a timeline
 (the workload's window, each fault as a bar from its start for its duration, or a tick for a kill or a
 restart), with the invariants broken, the shrink runs, the confirmation and the file written; then
 every run of the search in order. Pure: it reads an ``Exploration`` and writes two files.
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.chaos.explore import Exploration, Finding, compact, fault_words
+from harness.chaos.explore import Discovery, Exploration, compact, fault_words
 
 WIDTH, ROW, LEFT = 560, 22, 230  # px: timeline width, row height, label column
 COLOURS = {"process": "#c0392b", "link": "#2471a3", "memory": "#7d3c98"}
@@ -22,7 +22,7 @@ FAMILY = {"kill": "process", "pause": "process", "terminate": "process", "restar
           "memory-pressure": "memory"}
 
 
-def _status(f: Finding) -> str:
+def _status(f: Discovery) -> str:
     what = "known failure of " + f.known if f.known else "new"
     if f.confirmed:
         return f"confirmed ({what}): {f.confirmation}"
@@ -30,7 +30,7 @@ def _status(f: Finding) -> str:
 
 
 def summary(report: Exploration, seed: int) -> str:
-    """The lines the terminal ends with: the saved failures, each finding, and what the search did."""
+    """The lines the terminal ends with: the saved failures, each discovery, and what the search did."""
     lines = []
     still = [r for r in report.replays if r.still_fails]
     if report.replays:
@@ -40,16 +40,16 @@ def summary(report: Exploration, seed: int) -> str:
     lines.append(f"{report.progress()} in {report.seconds:.0f} s of a {report.budget_s:g} s budget"
                  + (" (the budget ran out)" if report.out_of_time else "")
                  + (f"; stopped: {report.stopped}" if report.stopped else "") + tail)
-    for i, f in enumerate(report.findings, 1):
-        lines.append(f"finding {i} [{', '.join(f.invariants)}]: {compact(f.shrunk)}")
+    for i, f in enumerate(report.discoveries, 1):
+        lines.append(f"discovery {i} [{', '.join(f.invariants)}]: {compact(f.shrunk)}")
         lines.append(f"  {_status(f)}")
         if f.written is not None:
             lines.append(f"  written: {f.written} (replay: harness chaos {f.written} --seed {seed})")
     if not report.confirmed and not still:
-        lines.append("FOUND NOTHING within the budget: that is no proof" if not report.findings else
-                     "no finding was confirmed: nothing written")
+        lines.append("FOUND NOTHING within the budget: that is no proof" if not report.discoveries else
+                     "no discovery was confirmed: nothing written")
     else:
-        lines.append(f"FOUND: {len(report.confirmed)} confirmed finding(s)"
+        lines.append(f"FOUND: {len(report.confirmed)} confirmed " + ("discovery" if len(report.confirmed) == 1 else "discoveries")
                      + (f", {len(still)} saved failure(s) still fail" if still else ""))
     return "\n".join(lines)
 
@@ -100,12 +100,12 @@ def render_html(report: Exploration) -> str:
     if report.replays:
         parts.append("<h2>Saved failures replayed first</h2><ul>" + "".join(
             f"<li><code>{esc(r.file)}</code>: {esc(r.outcome)}</li>" for r in report.replays) + "</ul>")
-    parts.append(f"<h2>Findings ({len(report.findings)})</h2>")
-    if not report.findings:
+    parts.append(f"<h2>Discoveries ({len(report.discoveries)})</h2>")
+    if not report.discoveries:
         parts.append("<p>None within the budget. That is no proof.</p>")
-    for i, f in enumerate(report.findings, 1):
+    for i, f in enumerate(report.discoveries, 1):
         span = _span(f.first.schedule, f.shrunk)
-        parts.append(f"<h3>Finding {i}: {esc(', '.join(f.invariants))}</h3><p>{esc(_status(f))}"
+        parts.append(f"<h3>Discovery {i}: {esc(', '.join(f.invariants))}</h3><p>{esc(_status(f))}"
                      + (f"; written to <code>{esc(str(f.written))}</code>" if f.written else "") + "</p>"
                      + "<div class='pair'>"
                      + f"<div><h4>First failing (example {f.example})</h4>{_timeline(f.first.schedule, span)}"

@@ -10,7 +10,7 @@ every kind finds this defect far less often (``benchmarks/results/chaos_explore_
 
 ``test_the_generative_search_finds_nothing`` is the search a user asks for with ``pytest -m chaos
 --explore [--explore-budget 5m] [--explore-profile any|safe] [--seed N]``: it is collected only with
-``--explore``, saves each confirmed finding in ``scenarios/found/`` (replayed first next time) and fails
+``--explore``, saves each confirmed discovery in ``scenarios/found/`` (replayed first next time) and fails
 naming them. Both leave nothing running.
 """
 
@@ -41,16 +41,16 @@ def test_a_bounded_search_finds_a_seeded_defect_shrinks_confirms_and_writes_a_fi
     mine = RunFolder.create(run_folder.path / "chaos-explore", "explore-seeded")
     started = time.monotonic()
     report = explore(run=stack_runner(mine), seed=harness_seed, max_time_s=BUDGET_S, found_dir=tmp_path / "found",
-                     space=SEEDED, max_findings=1, shrink_runs=2, say=print)
+                     space=SEEDED, max_discoveries=1, shrink_runs=2, say=print)
     took = time.monotonic() - started
     write_report(report, mine.path)
     print(summary(report, harness_seed))
     runs = [s.trial for s in report.steps]
-    assert report.findings, f"the seeded defect was not found in {len(report.examples)} example(s)"
-    (finding,) = report.findings
-    assert "dead-letter" in finding.invariants and finding.confirmed and finding.written is not None
+    assert report.discoveries, f"the seeded defect was not found in {len(report.examples)} example(s)"
+    (discovery,) = report.discoveries
+    assert "dead-letter" in discovery.invariants and discovery.confirmed and discovery.written is not None
     assert took <= BUDGET_S + (CONFIRM_RUNS + 1) * max(t.seconds for t in runs), f"took {took:.0f} s"
-    scenario = load_scenario(finding.written)
+    scenario = load_scenario(discovery.written)
     assert 1 <= len(scenario.faults) <= 2 and scenario.stack["candidate_defects"] == ("no_dead_letter",)
     again = run_scenario(scenario, opener=opener_for("processes"), run_folder=mine, seed=harness_seed + 10,
                          stack_kind="processes", log=print, folder="replay-found")

@@ -1,5 +1,5 @@
 """``harness chaos explore`` without a stack: the strategy, the profiles, shrinking, the cache, confirmation,
-several findings, known failures, the budget and the report."""
+several discoveries, known failures, the budget and the report."""
 
 from __future__ import annotations
 
@@ -123,14 +123,14 @@ def _explore(tmp_path: Path, stack: FakeStack, **kwargs: object) -> Exploration:
 
 
 def test_a_failure_is_shrunk_confirmed_and_written_as_a_scenario_file_that_loads(tmp_path: Path) -> None:
-    report = _explore(tmp_path, FakeStack(_hits_executor_3), max_findings=1)
-    (finding,) = report.findings
-    (fault,) = finding.shrunk["faults"]
+    report = _explore(tmp_path, FakeStack(_hits_executor_3), max_discoveries=1)
+    (discovery,) = report.discoveries
+    (fault,) = discovery.shrunk["faults"]
     assert fault["target"] in ("executor-3", "celery-executor-3")
-    assert finding.shrunk["workload"]["routes"] == ["celery"] and finding.shrunk["workload"]["program"] == "quick"
-    assert finding.confirmation is not None and finding.confirmation.reproduced == 3 and not finding.known
-    assert finding.written is not None
-    scenario = load_scenario(finding.written)
+    assert discovery.shrunk["workload"]["routes"] == ["celery"] and discovery.shrunk["workload"]["program"] == "quick"
+    assert discovery.confirmation is not None and discovery.confirmation.reproduced == 3 and not discovery.known
+    assert discovery.written is not None
+    scenario = load_scenario(discovery.written)
     assert len(scenario.faults) == 1 and scenario.expect["celery"].lost == "allowance"  # the default checker
     assert "seed 4" in scenario.finding and "reproduced 3 of 3" in scenario.finding
     assert report.failed
@@ -138,35 +138,35 @@ def test_a_failure_is_shrunk_confirmed_and_written_as_a_scenario_file_that_loads
 
 def test_a_bounded_shrink_stops_after_its_runs_and_still_confirms(tmp_path: Path) -> None:
     stack = FakeStack(_hits_executor_3)
-    report = _explore(tmp_path, stack, shrink_runs=2, max_findings=1)
-    (finding,) = report.findings
-    assert len(finding.shrink_steps) == 2 and "shrink runs" in finding.shrink_stopped
-    assert finding.confirmed and finding.written is not None
+    report = _explore(tmp_path, stack, shrink_runs=2, max_discoveries=1)
+    (discovery,) = report.discoveries
+    assert len(discovery.shrink_steps) == 2 and "shrink runs" in discovery.shrink_stopped
+    assert discovery.confirmed and discovery.written is not None
 
 
 def test_each_invariant_is_a_finding(tmp_path: Path) -> None:
     report = _explore(tmp_path, FakeStack(_two_hazards), examples=150)
-    broke = sorted(tuple(f.invariants) for f in report.findings)
+    broke = sorted(tuple(f.invariants) for f in report.discoveries)
     assert ("dead-letter",) in broke and ("lost",) in broke, broke
-    assert all(f.confirmed and f.written is not None for f in report.findings)
-    assert len(list((tmp_path / "found").glob("*.toml"))) == len(report.findings)
+    assert all(f.confirmed and f.written is not None for f in report.discoveries)
+    assert len(list((tmp_path / "found").glob("*.toml"))) == len(report.discoveries)
 
 
 def test_a_second_finding_of_an_invariant_comes_only_from_another_region_and_there_is_no_third(
         tmp_path: Path) -> None:
     def lost(s: Scenario) -> tuple[str, ...]:
         return ("lost",) if any(f.kind in ("memory-pressure", "kill", "pause") for f in s.faults) else ()
-    report = _explore(tmp_path, FakeStack(lost), examples=200, max_findings=10)
-    assert 1 <= len(report.findings) <= 2
-    if len(report.findings) == 2:
-        first, second = report.findings
+    report = _explore(tmp_path, FakeStack(lost), examples=200, max_discoveries=10)
+    assert 1 <= len(report.discoveries) <= 2
+    if len(report.discoveries) == 2:
+        first, second = report.discoveries
         drawn = {region(f["kind"], f["target"], f.get("toxic", {}).get("type")) for f in second.first.schedule["faults"]}
         assert not first.regions & drawn
 
 
 def test_the_cache_runs_each_schedule_once(tmp_path: Path) -> None:
     stack = FakeStack(_hits_executor_3)
-    _explore(tmp_path, stack, max_findings=1)
+    _explore(tmp_path, stack, max_discoveries=1)
     searched = [name for name, _, folder in stack.calls if "confirm" not in folder]
     assert len(searched) == len(set(searched)) and len(searched) > 1
     assert sum("confirm" in folder for _, _, folder in stack.calls) == 3
@@ -179,17 +179,17 @@ def test_the_cache_runs_each_schedule_once(tmp_path: Path) -> None:
 ])
 def test_a_failure_is_written_only_when_it_reproduces_in_2_of_3_new_seeds(tmp_path: Path, outcomes: dict[int, str],
                                                                            written: bool) -> None:
-    report = _explore(tmp_path, FakeStack(_hits_executor_3, outcomes=outcomes), examples=200, max_findings=1)
-    finding = report.findings[0]
-    assert finding.confirmation is not None and finding.confirmation.seeds == (5, 6, 7)
-    assert (finding.written is not None) is written
-    assert list((tmp_path / "found").glob("*.toml")) == ([finding.written] if written else [])
+    report = _explore(tmp_path, FakeStack(_hits_executor_3, outcomes=outcomes), examples=200, max_discoveries=1)
+    discovery = report.discoveries[0]
+    assert discovery.confirmation is not None and discovery.confirmation.seeds == (5, 6, 7)
+    assert (discovery.written is not None) is written
+    assert list((tmp_path / "found").glob("*.toml")) == ([discovery.written] if written else [])
     assert report.failed is written
 
 
 def test_an_unconfirmed_finding_leaves_its_invariant_open_for_a_later_one(tmp_path: Path) -> None:
     report = _explore(tmp_path, FakeStack(_hits_executor_3, outcomes={5: "held", 6: "held"}), examples=60)
-    assert len(report.findings) >= 2 and all(f.invariants == ("dead-letter",) for f in report.findings)
+    assert len(report.discoveries) >= 2 and all(f.invariants == ("dead-letter",) for f in report.discoveries)
 
 
 def _known(invariants: list[str], *faults: tuple[str, str]) -> Scenario:
@@ -210,11 +210,11 @@ def test_a_finding_a_scenario_declares_as_known_is_named_and_the_safe_profile_le
         (f.kind, f.target) == ("component-down", "executor-3") for f in s.faults) else ())
     report = _explore(tmp_path, stack, known=[known], examples=200,
                       space=Space(kinds=frozenset({"component-down", "kill"}), targets=("executor-3",)))
-    assert [f.known for f in report.findings] == ["k.toml"] and report.failed
+    assert [f.known for f in report.discoveries] == ["k.toml"] and report.failed
     assert "known failure of k.toml" in summary(report, 4)
     safe = _explore(tmp_path / "safe", stack, known=[known], examples=30,
                     space=Space(PROFILES["safe"], kinds=frozenset({"component-down", "kill"}), targets=("executor-3",)))
-    assert not safe.findings and not safe.failed and len(safe.examples) >= 1
+    assert not safe.discoveries and not safe.failed and len(safe.examples) >= 1
     assert all(("component-down", "executor-3") not in {(f["kind"], f["target"]) for f in s.schedule["faults"]}
                for s in safe.steps)
 
@@ -227,7 +227,7 @@ def test_nothing_left_to_draw_is_an_error_before_anything_runs() -> None:
 
 def test_no_failure_within_the_examples_writes_nothing(tmp_path: Path) -> None:
     report = _explore(tmp_path, FakeStack(lambda _s: ()), examples=5)
-    assert not report.findings and not report.failed and len(report.examples) == 5
+    assert not report.discoveries and not report.failed and len(report.examples) == 5
     assert not (tmp_path / "found").exists()
     assert "FOUND NOTHING" in summary(report, 4)
 
@@ -241,11 +241,11 @@ def test_the_time_budget_stops_the_search(tmp_path: Path) -> None:
 
 def test_runs_that_cannot_be_carried_out_stop_the_search_and_are_never_found(tmp_path: Path) -> None:
     report = _explore(tmp_path, FakeStack(lambda _s: (), outcomes={4: "error"}))
-    assert len(report.examples) == 3 and not report.findings and "could not be carried out" in report.stopped
+    assert len(report.examples) == 3 and not report.discoveries and "could not be carried out" in report.stopped
 
 
 def test_saved_failures_are_replayed_first(tmp_path: Path) -> None:
-    _explore(tmp_path, FakeStack(_hits_executor_3), max_findings=1)
+    _explore(tmp_path, FakeStack(_hits_executor_3), max_discoveries=1)
     stack = FakeStack(_hits_executor_3)
     report = _explore(tmp_path, stack, examples=1)
     assert stack.calls[0][2].startswith("replay-") and [r.still_fails for r in report.replays] == [True]
@@ -255,8 +255,8 @@ def test_saved_failures_are_replayed_first(tmp_path: Path) -> None:
 def test_the_report_puts_the_first_failing_schedule_beside_the_shrunk_one(tmp_path: Path) -> None:
     report = _explore(tmp_path, FakeStack(_two_hazards), examples=80)
     page = write_report(report, tmp_path).read_text()
-    assert page.count("<svg") == 2 * len(report.findings) >= 4
-    assert page.count("First failing (example") == len(report.findings)
+    assert page.count("<svg") == 2 * len(report.discoveries) >= 4
+    assert page.count("First failing (example") == len(report.discoveries)
     assert (tmp_path / "explore.md").read_text().count("| example |") == len(report.examples)
 
 
@@ -292,8 +292,8 @@ def test_the_safe_profile_never_draws_where_a_scenario_file_declares_a_known_fai
 
 def test_a_knob_fixed_by_the_stack_is_never_shrunk_so_shrinking_ends(tmp_path: Path) -> None:
     space = Space(max_faults=2, stack={"max_retries": 1, "candidate_defects": ["no_dead_letter"]})
-    report = _explore(tmp_path, FakeStack(_hits_executor_3), space=space, max_findings=1)
-    (finding,) = report.findings
-    assert finding.shrunk["stack"]["max_retries"] == 1 and finding.confirmed
-    for candidate in shrink_candidates(finding.shrunk, space):
+    report = _explore(tmp_path, FakeStack(_hits_executor_3), space=space, max_discoveries=1)
+    (discovery,) = report.discoveries
+    assert discovery.shrunk["stack"]["max_retries"] == 1 and discovery.confirmed
+    for candidate in shrink_candidates(discovery.shrunk, space):
         assert candidate["stack"]["max_retries"] == 1
