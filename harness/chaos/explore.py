@@ -668,13 +668,14 @@ def explore(*, run: RunFn, seed: int, max_time_s: float, found_dir: Path, space:
         report.replays = replay_found(found_dir, run, seed, say)
 
     def is_new(schedule: Schedule, trial: Trial) -> bool:
-        """Breaks an invariant no discovery (confirmed, or being handled) broke, or one that a single discovery
+        """Breaks an invariant no discovery (confirmed, known, or being handled) broke, or one that a single discovery
         broke in other regions: each invariant gets at most two discoveries, the second from another region
         (a loss under memory pressure and a loss on a kill are two hazards; a backlog's duplicates that
         appear whatever the fault are one)."""
         mine = _regions(schedule["faults"])
         for i in trial.invariants:
-            before = [f for f in report.discoveries if i in f.broke and (f.confirmation is None or f.confirmed)]
+            before = [f for f in report.discoveries if i in f.broke and (f.confirmation is None or f.confirmed
+                                                                          or f.known)]
             if not before or (len(before) == 1 and not mine & before[0].regions):
                 return True
         return False
@@ -730,7 +731,7 @@ def explore(*, run: RunFn, seed: int, max_time_s: float, found_dir: Path, space:
         if discovery.confirmed:
             discovery.written = write_found(discovery, found_dir, seed=seed)
             say(f"  written: {discovery.written}")
-        else:  # no longer counted by is_new: a more reproducible instance may still be found
+        else:  # unless known, no longer counted by is_new: a more reproducible instance may still be found
             say(f"  not written: below {CONFIRM_NEEDED} of {CONFIRM_RUNS} (a flake, or a race too rare to replay)")
 
     say(f"exploring ({space.profile.name} profile: {space.profile.about}): 1-{space.max_faults} fault(s) per "

@@ -297,3 +297,12 @@ def test_a_knob_fixed_by_the_stack_is_never_shrunk_so_shrinking_ends(tmp_path: P
     assert discovery.shrunk["stack"]["max_retries"] == 1 and discovery.confirmed
     for candidate in shrink_candidates(discovery.shrunk, space):
         assert candidate["stack"]["max_retries"] == 1
+
+
+def test_an_unconfirmed_known_failure_is_not_searched_for_again(tmp_path: Path) -> None:
+    known = _known(["dead-letter"], ("component-down", "executor-3"))
+    stack = FakeStack(_hits_executor_3, outcomes={5: "held", 6: "held"})
+    report = _explore(tmp_path, stack, known=[known], examples=100,
+                      space=Space(kinds=frozenset({"component-down"}), targets=("executor-3",)))
+    (discovery,) = report.discoveries
+    assert discovery.known == "k.toml" and not discovery.confirmed and not report.failed
