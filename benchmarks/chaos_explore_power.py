@@ -25,6 +25,7 @@ from pathlib import Path
 
 from harness.chaos.cli import scenarios_dir, transitions_dir
 from harness.chaos.explore import PROFILES, Discovery, Exploration, Space, compact, explore, stack_runner
+from harness.chaos.explore_report import write_report
 from harness.chaos.scenario import load_all
 from harness.run import RunFolder
 
@@ -82,6 +83,7 @@ def main() -> None:
             mine = RunFolder.create(run.path / f"{config}-seed{seed}", f"{config}-seed{seed}")
             r = explore(run=stack_runner(mine), seed=seed, max_time_s=args.budget, space=CONFIGS[config], known=known,
                         found_dir=Path(tempfile.mkdtemp(prefix="explore-found-")), say=lambda m: print(m, flush=True))
+            write_report(r, mine.path)  # explore.html / explore.md of this search
             searches.append((config, seed, r))
             write(args, seeds, searches, run)
     print(f"results: {args.out}")
