@@ -38,6 +38,9 @@ RESULTS = Path(__file__).parent / "results" / "chaos_explore_power.md"
 def label(f: Discovery) -> str:
     """The documented hazard a discovery is, from its shrunk schedule and broken invariants; else "other: ..."."""
     s, broke = f.shrunk, set(f.invariants)
+    if f.known:  # a declared known failure is that failure, whatever its invariants look like
+        name = Path(f.known).stem
+        return HAZARDS[0] if name == "gateway-broker-resets" else f"known failure: {name}"
     targets = {x["target"] for x in s["faults"]}
     kinds = {x["kind"] for x in s["faults"]}
     if "gateway-celery-redis" in targets and broke & {"unexpected", "duplicated"}:
@@ -50,11 +53,14 @@ def label(f: Discovery) -> str:
     if "kill" in kinds and any(t.startswith("celery-worker") for t in targets) and "lost" in broke \
             and not s["stack"].get("acks_late", False):
         return HAZARDS[3]
-    return f"other: {', '.join(sorted(broke))} under {', '.join(sorted(kinds))} ({f.known or 'new'})"
+    return f"other (new): {', '.join(sorted(broke))} under {', '.join(sorted(kinds))}"
 
 
 def done_at(r: Exploration, f: Discovery) -> float | None:
-    """Seconds into the search when the discovery's confirmation ended (None: not confirmed)."""
+    """Seconds into the search when the discovery's confirmation ended (None: not confirmed); a known
+    failure is done when seen (its scenario file reproduces it)."""
+    if f.known and f.confirmation is None:
+        return f.first.at_s
     confirms = [s for s in r.steps if s.stage == "confirm" and s.schedule is f.shrunk]
     return confirms[-1].at_s if f.confirmed and confirms else None
 

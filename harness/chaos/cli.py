@@ -86,11 +86,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                 + textwrap.fill("exit status: 0 every scenario held (or a finding), 1 otherwise, 3 a usage error "
                                 "or a broken scenario file (nothing was started)", 100) + "\n\n"
                 + textwrap.fill("harness chaos explore [--budget 10m] [--seed S] [--profile any|safe] [--kinds ...] [--targets ...]: "
-                                "search fault schedules on fresh stacks; shrink each failure that breaks a new "
-                                "invariant, confirm it (2 of 3 re-runs), name it when a scenario declares it a known "
-                                "failure, and save it in scenarios/found/ (replayed first next time); exit 1 a "
-                                "confirmed failure (known or new) or a saved one that still fails, 0 none found "
-                                "within the budget (no proof)", 100)))
+                                "search fault schedules on fresh stacks; each failure that breaks an invariant in a new region "
+                                "is named when a scenario declares it a known failure, else shrunk, confirmed (2 of 3 "
+                                "re-runs) and saved in scenarios/found/ (replayed first next time); exit 1 a "
+                                "confirmed new discovery, a known failure seen or a saved one that "
+                                "still fails, 0 none found within the budget (no proof)", 100)))
     parser.add_argument("scenarios", nargs="*", metavar="SCENARIO",
                         help="scenario files or names in scenarios/chaos/ (default: all of them)")
     parser.add_argument("--seed", type=arguments.seed, default=0, help="seed of the workload and the faults (default 0)")
@@ -116,7 +116,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                                help="explore: nothing may be lost, duplicated or stuck, whatever the configuration "
                                     "allows (finds the documented weaknesses of a configuration too)")
     explore_group.add_argument("--max-discoveries", type=arguments.integer(1), default=None, metavar="N",
-                               help="explore: stop after N discoveries (default 5)")
+                               help="explore: stop after N new discoveries (default 5)")
     explore_group.add_argument("--stack-option", action="append", default=[], metavar="KEY=VALUE",
                                help="explore: a fixed [stack] setting of every schedule, e.g. "
                                     "candidate_defects=no_dead_letter (repeatable)")

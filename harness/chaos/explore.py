@@ -13,20 +13,22 @@ gets its share of a short budget whatever the number of kinds in it.
 Celery path's outcome is ``failed`` or ``known-failure`` (a bound of ``[expect.celery]`` broken; the
 bounds are the derived allowances, or 0 for lost, duplicated and stuck with ``strict``). ``error`` (a run
 that could not be carried out) is recorded and never counted. A failure is a **discovery** when it breaks
-an invariant no earlier discovery of this search broke, so one search can report several distinct hazards;
-each is, in turn:
+an invariant in a region where no earlier discovery of this search broke it (``is_new`` in ``explore``),
+so one search can report several distinct hazards; each is, in turn:
 
-1. **shrunk** by a shrinker that knows schedules (``shrink_candidates``): drop a fault, halve a fault's
-   duration, start it later, simplify the workload (Celery only, quick programs, a lower rate, shorter),
-   put a knob back to its default. It is greedy (the first smaller schedule that still fails with one of
-   the same invariants is kept, and the candidates start again from it) and bounded (``shrink_runs`` runs
-   per discovery), because a run costs 20-60 s on a fresh stack, where Hypothesis's own shrinker assumes
-   cheap calls and would spend the budget on a few knobs. Results are cached by schedule, so a candidate
-   already run costs nothing;
-2. **confirmed** by ``CONFIRM_RUNS`` runs with new seeds: it must fail again in ``CONFIRM_NEEDED``;
-3. **named**: a discovery that breaks only invariants a hand-written scenario declares as its
+1. **named**: a discovery that breaks only invariants a hand-written scenario declares as its
    ``[known_failure]``, with a fault in the same region as one of that scenario's, is that known
-   failure (the file is named); any other is new;
+   failure. Its file names and reproduces it, so it is not shrunk, confirmed or written; it still
+   counts (a known defect is never held) and it covers its regions, nothing more;
+2. **shrunk** by a shrinker that knows schedules (``shrink_candidates``): drop a fault, simplify the
+   workload (Celery only, quick programs, a lower rate, shorter), halve a fault's duration, start it
+   later, put a knob back to its default. It is greedy (the first smaller schedule that still fails with
+   one of the same invariants is kept, and the candidates start again from it) and bounded
+   (``shrink_runs`` runs per discovery), because a run costs 12-60 s on a fresh stack, where
+   Hypothesis's own shrinker assumes cheap calls and would spend the budget on a few knobs. Results are
+   cached by schedule, so a candidate already run costs nothing. A shrunk schedule may turn out to be a
+   known failure (named then) or an earlier discovery's (dropped then);
+3. **confirmed** by ``CONFIRM_RUNS`` runs with new seeds: it must fail again in ``CONFIRM_NEEDED``;
 4. **written**, when confirmed, as ``scenarios/found/<hash>.toml`` (validated by reading it back; its
    ``finding`` text gives the seed and how often it reproduced), and replayed first by the next search.
 
@@ -36,11 +38,10 @@ workloads can make, prefetch 1, noeviction, a short backoff) and leaves out the 
 fault of a scenario that declares a known failure (``region``: Celery workers are one role; on a link
 a partition and a connection-breaking toxic are one thing, a slowing toxic another): the configuration
 and faults under which the scenario files say the invariants hold, where a search should find nothing.
-A discovery is named a known failure by the same regions.
 
 The search is bounded by a time budget (and optionally an example count) and stops by itself: no new
 example starts after the budget; shrinking stops early enough to leave time for the confirmation,
-which always runs whole, so the search can overrun by at most ``CONFIRM_RUNS`` runs. Discovery nothing
+which always runs whole, so the search can overrun by at most ``CONFIRM_RUNS`` runs. Finding nothing
 within a budget is no proof.
 """
 
@@ -506,8 +507,10 @@ class Exploration:
 
     @property
     def failed(self) -> bool:
-        """A confirmed discovery (known or new), or a saved one that still fails: a known defect is never held."""
-        return bool(self.confirmed) or any(r.still_fails for r in self.replays)
+        """A confirmed discovery, a known failure seen (a known defect is never held), or a saved discovery
+        that still fails."""
+        return bool(self.confirmed) or any(f.known for f in self.discoveries) or any(
+            r.still_fails for r in self.replays)
 
     def progress(self) -> str:
         shrinks = sum(s.stage == "shrink" for s in self.steps)
@@ -668,20 +671,21 @@ def explore(*, run: RunFn, seed: int, max_time_s: float, found_dir: Path, space:
         report.replays = replay_found(found_dir, run, seed, say)
 
     def is_new(schedule: Schedule, trial: Trial) -> bool:
-        """Breaks an invariant no discovery (confirmed, known, or being handled) broke, or one that a single discovery
-        broke in other regions: each invariant gets at most two discoveries, the second from another region
-        (a loss under memory pressure and a loss on a kill are two hazards; a backlog's duplicates that
-        appear whatever the fault are one)."""
+        """Breaks an invariant in a region where no discovery (known, confirmed, or being handled) broke it,
+        while fewer than two new discoveries broke it anywhere: a loss under memory pressure and a loss on a
+        kill are two hazards; a backlog's duplicates that appear whatever the fault are one (two at most).
+        A known failure only covers its own regions: it takes no share of what is left to discover."""
         mine = _regions(schedule["faults"])
+        active = [f for f in report.discoveries if f.known or f.confirmation is None or f.confirmed]
         for i in trial.invariants:
-            before = [f for f in report.discoveries if i in f.broke and (f.confirmation is None or f.confirmed
-                                                                          or f.known)]
-            if not before or (len(before) == 1 and not mine & before[0].regions):
+            if any(i in f.broke and mine & f.regions for f in active):
+                continue
+            if sum(i in f.broke and not f.known for f in active) < 2:
                 return True
         return False
 
     def done() -> bool:
-        if report.stopped or len(report.discoveries) >= max_discoveries:
+        if report.stopped or sum(not f.known for f in report.discoveries) >= max_discoveries:
             return True
         if examples is not None and len(report.examples) >= examples:
             return True
@@ -710,24 +714,26 @@ def explore(*, run: RunFn, seed: int, max_time_s: float, found_dir: Path, space:
         report.discoveries.append(discovery)
         broke = ", ".join(discovery.invariants)
         discovery.known = known_failure_of(discovery.first.schedule, discovery.invariants, known)
-        if discovery.known:  # its hand-written scenario is the small reproduction already
-            discovery.shrink_stopped = f"not shrunk: the known failure of {discovery.known}"
-            say(f"  discovery {len(report.discoveries)} ({broke}): the known failure of {discovery.known}; confirming")
-        else:
-            say(f"  discovery {len(report.discoveries)} ({broke}): shrinking (fewer faults, simpler workload, shorter "
-                "faults, later starts, default knobs)")
-            search.shrink(discovery, space, seed)
-            discovery.known = known_failure_of(discovery.shrunk, discovery.invariants, known)
+        if discovery.known:  # its hand-written scenario reproduces it already: seen is enough, it counts
+            say(f"  discovery {len(report.discoveries)} ({broke}): the known failure of {discovery.known} (not "
+                f"shrunk, confirmed or written: replay it with harness chaos {discovery.known})")
+            return
+        say(f"  discovery {len(report.discoveries)} ({broke}): shrinking (fewer faults, simpler workload, shorter "
+            "faults, later starts, default knobs)")
+        search.shrink(discovery, space, seed)
         say(f"  smallest failing schedule: {compact(discovery.shrunk)}"
             + (f" (shrinking stopped: {discovery.shrink_stopped})" if discovery.shrink_stopped else ""))
+        discovery.known = known_failure_of(discovery.shrunk, discovery.invariants, known)
+        if discovery.known:
+            say(f"  shrunk, it is the known failure of {discovery.known}: not confirmed or written")
+            return
         same = [i for i, f in enumerate(report.discoveries[:-1], 1) if key_of(f.shrunk) == key_of(discovery.shrunk)]
         if same:  # one hazard reached twice: the earlier discovery stands for it
             report.discoveries.pop()
             say(f"  the same schedule as discovery {same[0]} after shrinking: not a new discovery")
             return
         discovery.confirmation = search.confirm(discovery.shrunk, seed)
-        say(f"  confirmation: {discovery.confirmation}" + (f"; the known failure of {discovery.known}"
-                                                         if discovery.known else ""))
+        say(f"  confirmation: {discovery.confirmation}")
         if discovery.confirmed:
             discovery.written = write_found(discovery, found_dir, seed=seed)
             say(f"  written: {discovery.written}")

@@ -23,9 +23,10 @@ FAMILY = {"kill": "process", "pause": "process", "terminate": "process", "restar
 
 
 def _status(f: Discovery) -> str:
-    what = "known failure of " + f.known if f.known else "new"
+    if f.known:
+        return f"the known failure of {f.known}, seen in example {f.example} (replay: harness chaos {f.known})"
     if f.confirmed:
-        return f"confirmed ({what}): {f.confirmation}"
+        return f"confirmed (new): {f.confirmation}"
     return f"not confirmed: {f.confirmation}" if f.confirmation else "not confirmed"
 
 
@@ -45,11 +46,12 @@ def summary(report: Exploration, seed: int) -> str:
         lines.append(f"  {_status(f)}")
         if f.written is not None:
             lines.append(f"  written: {f.written} (replay: harness chaos {f.written} --seed {seed})")
-    if not report.confirmed and not still:
+    known = sum(bool(f.known) for f in report.discoveries)
+    if not report.failed:
         lines.append("FOUND NOTHING within the budget: that is no proof" if not report.discoveries else
-                     "no discovery was confirmed: nothing written")
+                     "no discovery was confirmed and no known failure was seen: nothing written")
     else:
-        lines.append(f"FOUND: {len(report.confirmed)} confirmed " + ("discovery" if len(report.confirmed) == 1 else "discoveries")
+        lines.append(f"FOUND: {len(report.confirmed)} new confirmed, {known} known failure(s) seen"
                      + (f", {len(still)} saved failure(s) still fail" if still else ""))
     return "\n".join(lines)
 

@@ -299,10 +299,11 @@ def test_a_knob_fixed_by_the_stack_is_never_shrunk_so_shrinking_ends(tmp_path: P
         assert candidate["stack"]["max_retries"] == 1
 
 
-def test_an_unconfirmed_known_failure_is_not_searched_for_again(tmp_path: Path) -> None:
+def test_a_known_failure_is_seen_once_counted_and_not_searched_for_again(tmp_path: Path) -> None:
     known = _known(["dead-letter"], ("component-down", "executor-3"))
-    stack = FakeStack(_hits_executor_3, outcomes={5: "held", 6: "held"})
+    stack = FakeStack(_hits_executor_3)
     report = _explore(tmp_path, stack, known=[known], examples=100,
                       space=Space(kinds=frozenset({"component-down"}), targets=("executor-3",)))
     (discovery,) = report.discoveries
-    assert discovery.known == "k.toml" and not discovery.confirmed and not report.failed
+    assert discovery.known == "k.toml" and discovery.confirmation is None and report.failed
+    assert not any("confirm" in folder for _, _, folder in stack.calls)  # seen once is enough: it counts
