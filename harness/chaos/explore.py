@@ -159,8 +159,8 @@ PROFILES: dict[str, Profile] = {
     "any": Profile("any", KNOBS, False, "every knob drawn, every fault kind and target"),
     "safe": Profile("safe", tuple((k, SAFE_KNOBS.get(k, c)) for k, c in KNOBS), True,
                     "the knobs the scenario files call safe (acks_late, reject_on_worker_lost, visibility timeout "
-                    "30 s, prefetch 1, backoff 0.5 s, noeviction), and no fault of the kind and target of a "
-                    "declared known failure"),
+                    "30 s, prefetch 1, backoff 0.5 s, noeviction), and no fault in the region of a declared "
+                    "known failure"),
 }
 
 
