@@ -245,8 +245,10 @@ def schedules(draw: st.DrawFn, space: Space | None = None, *, max_faults: int | 
                           "program": draw(st.sampled_from(PROGRAMS))}
     if workload["program"] != "quick":
         workload["sleep_s"] = draw(st.sampled_from(SLEEPS))
+    # One fault per target: the nemesis gives each component or link one fault at a time (two overlapping
+    # terminates of one worker had each heal restart it, a restart that SIGTERMed the other's running tasks).
     faults = draw(st.lists(_fault(cfg, workload["routes"], int(workload["duration_s"]), space), min_size=1,
-                           max_size=space.max_faults))
+                           max_size=space.max_faults, unique_by=lambda f: f["target"]))
     return assemble(knobs, workload, faults, space)
 
 

@@ -44,6 +44,7 @@ def _named(s: dict) -> dict:  # type: ignore[type-arg]
 def test_every_drawn_schedule_is_a_valid_scenario_file_and_survives_a_toml_round_trip(schedule: dict) -> None:  # type: ignore[type-arg]
     scenario = parse_scenario(_named(schedule), "x.toml")
     assert 1 <= len(scenario.faults) <= 4
+    assert len({f.target for f in scenario.faults}) == len(scenario.faults)  # one fault per target
     assert scenario.stack["candidate_defects"] == ("no_dead_letter",)
     again = tomllib.loads(to_toml(_named(schedule)))
     assert key_of(again) == key_of(schedule)
