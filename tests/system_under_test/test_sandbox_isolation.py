@@ -123,7 +123,7 @@ def test_with_the_namespaces_off_the_host_stays_visible_as_before() -> None:
                          f"print(open('/proc/{os.getpid()}/environ').read())", "python", LIMITS)
         # the checkout is visible to the slot's uid wherever its folders let others through (a clone in a
         # mktemp folder, mode 0700, does not); the host's processes always are
-        reachable = all(os.stat(folder).st_mode & 0o001 for folder in CHECKOUT.resolve().parents)
+        reachable = all(os.stat(folder).st_mode & 0o001 for folder in (CHECKOUT, *CHECKOUT.parents))
         assert result.output == f"{reachable} True\n"
         assert "PermissionError" in result.error  # uid drop, no mount namespace
     finally:
