@@ -183,6 +183,14 @@ class Space:
         return ((not self.kinds or kind in self.kinds) and region(kind, target, toxic) not in self.left_out
                 and (not self.targets or any(fnmatch.fnmatchcase(target, p) for p in self.targets)))
 
+    def narrowing(self) -> str:
+        """How the draw is narrowed: kinds, targets, fixed [stack] settings, strict bounds ("" when it is not)."""
+        parts = ([f"kinds {', '.join(sorted(self.kinds))}"] if self.kinds else []) + (
+            [f"targets {', '.join(self.targets)}"] if self.targets else []) + (
+            [f"[stack] {', '.join(f'{k}={v}' for k, v in self.stack.items())}"] if self.stack else []) + (
+            ["strict bounds"] if self.strict else [])
+        return f" (narrowed: {'; '.join(parts)})" if parts else ""
+
     def check(self) -> None:
         """Raises ExploreError when the kinds and targets leave nothing to draw."""
         cfg = StackConfig.for_tests().replace(**{**FIXED, **dict(self.stack)})
@@ -742,8 +750,8 @@ def explore(*, run: RunFn, seed: int, max_time_s: float, found_dir: Path, space:
         else:  # unless known, no longer counted by is_new: a more reproducible instance may still be found
             say(f"  not written: below {CONFIRM_NEEDED} of {CONFIRM_RUNS} (a flake, or a race too rare to replay)")
 
-    say(f"exploring ({space.profile.name} profile: {space.profile.about}): 1-{space.max_faults} fault(s) per "
-        f"schedule, seed {seed}, {max_time_s:g} s budget" + (f", at most {examples} example(s)" if examples else ""))
+    say(f"exploring ({space.profile.name} profile: {space.profile.about}){space.narrowing()}: 1-{space.max_faults} "
+        f"fault(s) per schedule, seed {seed}, {max_time_s:g} s budget" + (f", at most {examples} example(s)" if examples else ""))
     # Drawn in batches: Hypothesis's generation leans toward small variations of the simplest example in its
     # first test cases, which a search of a dozen runs cannot afford; the elements of one test case are
     # independent draws. The first test case is the simplest schedule (its copies are one cached run).

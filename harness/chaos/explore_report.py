@@ -88,16 +88,6 @@ def _span(*schedules: Mapping[str, Any]) -> float:
     return max(ends + [1.0])
 
 
-def _narrowed(report: Exploration) -> str:
-    """How the search was narrowed: kinds, targets, fixed [stack] settings ("" when it was not)."""
-    sp = report.space
-    parts = ([f"kinds {', '.join(sorted(sp.kinds))}"] if sp.kinds else []) + (
-        [f"targets {', '.join(sp.targets)}"] if sp.targets else []) + (
-        [f"[stack] {', '.join(f'{k}={v}' for k, v in sp.stack.items())}"] if sp.stack else []) + (
-        ["strict bounds"] if sp.strict else [])
-    return f" (narrowed: {'; '.join(parts)})" if parts else ""
-
-
 def render_html(report: Exploration) -> str:
     esc = html.escape
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>harness chaos explore</title><style>"
@@ -107,7 +97,7 @@ def render_html(report: Exploration) -> str:
              "</style></head><body>",
              f"<h1>Generative chaos: seed {report.seed}</h1>",
              f"<p>{esc(report.space.profile.name)} profile ({esc(report.space.profile.about)}); 1-"
-             f"{report.space.max_faults} fault(s) per schedule{esc(_narrowed(report))}; {esc(report.progress())} in {report.seconds:.0f} s "
+             f"{report.space.max_faults} fault(s) per schedule{esc(report.space.narrowing())}; {esc(report.progress())} in {report.seconds:.0f} s "
              f"of a {report.budget_s:g} s budget{' (the budget ran out)' if report.out_of_time else ''}.</p>"]
     if report.replays:
         parts.append("<h2>Saved failures replayed first</h2><ul>" + "".join(
