@@ -48,6 +48,7 @@ within a budget is no proof.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fnmatch
 import hashlib
 import json
@@ -238,13 +239,9 @@ def _config(knobs: Mapping[str, Any], space: Space) -> StackConfig:
 
 
 @st.composite
-def schedules(draw: st.DrawFn, space: Space | None = None, *, max_faults: int | None = None,
-              stack: Mapping[str, Any] | None = None) -> Schedule:
+def schedules(draw: st.DrawFn, space: Space | None = None) -> Schedule:
     """Scenario dicts (``parse_scenario`` accepts each): knobs, a 6-10 s workload, 1..max_faults faults."""
     space = space or Space()
-    if max_faults is not None or stack is not None:
-        space = Space(space.profile, max_faults or space.max_faults, space.kinds, space.targets, space.left_out,
-                      space.strict, dict(stack or space.stack))
     knobs = {name: draw(st.sampled_from(choices)) for name, choices in space.profile.knobs}
     cfg = _config(knobs, space)
     routes = [r for r in ROUTES if any(_targets_for(k, cfg, r, space) for k in KIND_ORDER)]
@@ -579,8 +576,7 @@ def explore_space(space: Space, known: Sequence[Scenario]) -> Space:
     """``space`` with the known failures' regions left out when its profile says so; raises ExploreError
     when nothing is left to draw."""
     if space.profile.leave_out_known:
-        space = Space(space.profile, space.max_faults, space.kinds, space.targets,
-                      space.left_out | known_regions(known), space.strict, space.stack)
+        space = dataclasses.replace(space, left_out=space.left_out | known_regions(known))
     space.check()
     return space
 
@@ -624,7 +620,7 @@ class _Search:
         current, improved = discovery.shrunk, True
         while improved:
             improved = False
-            for candidate in sorted_unique(shrink_candidates(current, space), current):
+            for candidate in unique_candidates(shrink_candidates(current, space), current):
                 try:
                     self.scenario(candidate)
                 except ScenarioError:
@@ -652,7 +648,7 @@ class _Search:
         return Confirmation(seeds, tuple(outcomes))
 
 
-def sorted_unique(candidates: Iterator[Schedule], current: Schedule) -> list[Schedule]:
+def unique_candidates(candidates: Iterator[Schedule], current: Schedule) -> list[Schedule]:
     """Candidates in the shrinker's order, each once, none the same as ``current``."""
     seen: set[str] = {key_of(current)}
     out = []
