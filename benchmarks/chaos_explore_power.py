@@ -50,8 +50,8 @@ def label(f: Discovery) -> str:
         return HAZARDS[1]
     if broke & {"duplicated", "executions"}:
         return HAZARDS[2]
-    if "kill" in kinds and any(t.startswith("celery-worker") for t in targets) and "lost" in broke \
-            and not s["stack"].get("acks_late", False):
+    if kinds & {"kill", "kill-pool-child"} and any(t.startswith("celery-worker") for t in targets) \
+            and broke & {"lost", "stuck"} and not s["stack"].get("acks_late", False):  # stuck: ran, result never stored
         return HAZARDS[3]
     return f"other (new): {', '.join(sorted(broke))} under {', '.join(sorted(kinds))}"
 

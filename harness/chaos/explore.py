@@ -14,7 +14,11 @@ Celery path's outcome is ``failed`` or ``known-failure`` (a bound of ``[expect.c
 bounds are the derived allowances, or 0 for lost, duplicated and stuck with ``strict``). ``error`` (a run
 that could not be carried out) is recorded and never counted. A failure is a **discovery** when it breaks
 an invariant in a region where no earlier discovery of this search broke it (``is_new`` in ``explore``),
-so one search can report several distinct hazards; each is, in turn:
+so one search can report several distinct hazards. A region is what a fault does and to what, and, where
+it decides the cost, under which delivery guarantee (``region``, ``guarantee``): a worker killed under
+early acks and one killed under late acks are two regions. Once a discovery covers a region, later
+examples are drawn elsewhere while anything else is left (the search looks for what it has not found
+yet; a schedule drawn earlier in the same batch is passed over). Each discovery is, in turn:
 
 1. **named**: a discovery that breaks only invariants a hand-written scenario declares as its
    ``[known_failure]``, with a fault in the same region as one of that scenario's, is that known
@@ -51,6 +55,7 @@ import contextlib
 import dataclasses
 import fnmatch
 import hashlib
+import itertools
 import json
 import math
 import random
@@ -58,6 +63,7 @@ import re
 import time
 import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +93,8 @@ FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("memory", ("memory-pressure",)),
 )
 KIND_ORDER: tuple[str, ...] = tuple(k for _, kinds in FAMILIES for k in kinds)
+PROCESS_KINDS = dict(FAMILIES)["process"]
+GUARANTEE_KNOBS = ("acks_late", "reject_on_worker_lost", "celery_redis_policy")  # what ``guarantee`` reads
 assert sorted(KIND_ORDER) == sorted(KINDS), "every kind the nemesis supports is drawn"
 # Components and links the Celery path uses, most relevant first; a fault on a link no client uses ends
 # the run as an error ("the fault missed"), so legacy targets are drawn only when legacy traffic runs.
@@ -129,11 +137,30 @@ class ExploreError(ChaosError):
     """The search cannot start (bad options) or the strategy drew a schedule ``parse_scenario`` refuses."""
 
 
-def region(kind: str, target: str, toxic: str | None = None) -> tuple[str, str]:
+Region = tuple[str, str]
+
+
+def guarantee(kind: str, target: str, cfg: StackConfig) -> str:
+    """The delivery guarantee that decides what this fault may cost, where one does ("" elsewhere): a
+    Celery worker stopped loses its running tasks under early acks and redelivers them under late acks
+    (with or without reject_on_worker_lost); a full broker evicts queues under allkeys-* and refuses
+    writes under noeviction. Two losses under two guarantees are two hazards, not one."""
+    if kind in PROCESS_KINDS and re.fullmatch(r"celery-worker-\d+", target):
+        return ("late acks, reject on worker lost" if cfg.acks_late and cfg.reject_on_worker_lost
+                else "late acks" if cfg.acks_late else "early acks")
+    if kind == "memory-pressure" and target == "celery-redis":
+        return cfg.celery_redis_policy
+    return ""
+
+
+def region(kind: str, target: str, toxic: str | None = None, cfg: StackConfig | None = None) -> Region:
     """What a fault does and to what, coarse enough to name a known failure's whole region: Celery (or
     legacy) workers are one role, and on a link a partition and a connection-breaking toxic are one
-    thing ("break"), a slowing toxic another ("slow"); a component fault keeps its kind."""
+    thing ("break"), a slowing toxic another ("slow"); a component fault keeps its kind. Given the
+    configuration, the role says the guarantee that decides the fault's cost (``guarantee``)."""
     role = re.sub(r"^(celery|legacy)-worker-\d+$", r"\1-worker-N", target)
+    if cfg is not None and (g := guarantee(kind, target, cfg)):
+        role = f"{role} ({g})"
     if kind == "disable" or (kind == "toxic" and toxic not in SLOW_TOXICS):
         return "break", role
     return ("slow" if kind == "toxic" else kind), role
@@ -173,15 +200,18 @@ class Space:
     max_faults: int = 2
     kinds: frozenset[str] = frozenset()  # only these kinds (empty: all)
     targets: tuple[str, ...] = ()  # only targets matching these shell patterns (empty: all)
-    left_out: frozenset[tuple[str, str]] = frozenset()  # regions (``region``) never drawn
+    left_out: frozenset[Region] = frozenset()  # regions (``region``, with the guarantee) never drawn
     strict: bool = False
     stack: Mapping[str, Any] = field(default_factory=dict)  # fixed [stack] settings (e.g. a candidate defect)
 
-    def allows(self, kind: str, target: str, toxic: str | None = None) -> bool:
-        """May a fault of ``kind`` on ``target`` be drawn (for a toxic: of this type, or of some type)?"""
+    def allows(self, kind: str, target: str, cfg: StackConfig, toxic: str | None = None,
+               avoid: AbstractSet[Region] = frozenset()) -> bool:
+        """May a fault of ``kind`` on ``target`` be drawn under ``cfg`` (for a toxic: of this type, or of
+        some type), outside the regions left out and those to ``avoid``?"""
         if kind == "toxic" and toxic is None:
-            return any(self.allows(kind, target, name) for name, _ in TOXICS)
-        return ((not self.kinds or kind in self.kinds) and region(kind, target, toxic) not in self.left_out
+            return any(self.allows(kind, target, cfg, name, avoid) for name, _ in TOXICS)
+        where = region(kind, target, toxic, cfg)
+        return ((not self.kinds or kind in self.kinds) and where not in self.left_out and where not in avoid
                 and (not self.targets or any(fnmatch.fnmatchcase(target, p) for p in self.targets)))
 
     def narrowing(self) -> str:
@@ -194,7 +224,7 @@ class Space:
 
     def check(self) -> None:
         """Raises ExploreError when the kinds and targets leave nothing to draw."""
-        cfg = StackConfig.for_tests().replace(**{**FIXED, **dict(self.stack)})
+        cfg = _config({name: choices[0] for name, choices in self.profile.knobs}, self)
         if not any(_targets_for(k, cfg, routes, self) for k in KIND_ORDER for routes in ROUTES):
             left = (f" outside the {len(self.left_out)} region(s) the {self.profile.name} profile leaves out "
                     f"(where a scenario declares a known failure: {', '.join(sorted(' '.join(r) for r in self.left_out))})"
@@ -207,18 +237,29 @@ class Space:
 # -- the strategy ------------------------------------------------------------------------------------------
 
 
-def _targets_for(kind: str, cfg: StackConfig, routes: Sequence[str], space: Space) -> list[str]:
+def _targets_for(kind: str, cfg: StackConfig, routes: Sequence[str], space: Space,
+                 avoid: AbstractSet[Region] = frozenset()) -> list[str]:
     allowed = _targets(kind, cfg)
     wanted = CELERY_TARGETS + (LEGACY_TARGETS if "legacy" in routes else ())
-    return [t for t in wanted if t in allowed and space.allows(kind, t)]
+    return [t for t in wanted if t in allowed and space.allows(kind, t, cfg, avoid=avoid)]
+
+
+def _open(cfg: StackConfig, routes: Sequence[str], space: Space,
+          avoid: AbstractSet[Region]) -> list[tuple[str, list[str]]]:
+    """(family, its kinds with a target left) for the families with one."""
+    out = [(name, [k for k in kinds if _targets_for(k, cfg, routes, space, avoid)]) for name, kinds in FAMILIES]
+    return [(name, kinds) for name, kinds in out if kinds]
 
 
 @st.composite
-def _fault(draw: st.DrawFn, cfg: StackConfig, routes: Sequence[str], workload_s: int, space: Space) -> Schedule:
-    open_ = [(name, [k for k in kinds if _targets_for(k, cfg, routes, space)]) for name, kinds in FAMILIES]
-    _, kinds = draw(st.sampled_from([(n, ks) for n, ks in open_ if ks]))
+def _fault(draw: st.DrawFn, cfg: StackConfig, routes: Sequence[str], workload_s: int, space: Space,
+           avoid: Callable[[], AbstractSet[Region]]) -> Schedule:
+    avoiding = avoid()
+    if not (open_ := _open(cfg, routes, space, avoiding)):  # every region left is covered: draw among them
+        avoiding, open_ = frozenset(), _open(cfg, routes, space, frozenset())
+    _, kinds = draw(st.sampled_from(open_))
     kind = draw(st.sampled_from(kinds))
-    fault: Schedule = {"kind": kind, "target": draw(st.sampled_from(_targets_for(kind, cfg, routes, space)))}
+    fault: Schedule = {"kind": kind, "target": draw(st.sampled_from(_targets_for(kind, cfg, routes, space, avoiding)))}
     # Drawn as the delay before the workload's end, so a smaller draw is a later start.
     fault["at_s"] = float(workload_s - draw(st.integers(1, 2 * workload_s)) / 2)
     if kind in ("pause", "toxic", "disable", "memory-pressure", "component-down"):
@@ -226,7 +267,8 @@ def _fault(draw: st.DrawFn, cfg: StackConfig, routes: Sequence[str], workload_s:
     elif kind in ("kill", "terminate") and (down := draw(st.integers(0, 6))):
         fault["duration_s"] = float(down)
     if kind == "toxic":
-        name, attributes = draw(st.sampled_from([t for t in TOXICS if space.allows(kind, fault["target"], t[0])]))
+        name, attributes = draw(st.sampled_from([t for t in TOXICS
+                                                 if space.allows(kind, fault["target"], cfg, t[0], avoiding)]))
         fault["toxic"] = {"type": name, "stream": draw(st.sampled_from(("downstream", "upstream"))),
                           "attributes": {a: draw(st.sampled_from(v)) for a, v in attributes.items()}}
     if kind == "memory-pressure":
@@ -238,9 +280,17 @@ def _config(knobs: Mapping[str, Any], space: Space) -> StackConfig:
     return StackConfig.for_tests().replace(**{**knobs, **FIXED, **dict(space.stack)})
 
 
+def _nothing() -> AbstractSet[Region]:
+    return frozenset()
+
+
 @st.composite
-def schedules(draw: st.DrawFn, space: Space | None = None) -> Schedule:
-    """Scenario dicts (``parse_scenario`` accepts each): knobs, a 6-10 s workload, 1..max_faults faults."""
+def schedules(draw: st.DrawFn, space: Space | None = None,
+              avoid: Callable[[], AbstractSet[Region]] = _nothing) -> Schedule:
+    """Scenario dicts (``parse_scenario`` accepts each): knobs, a 6-10 s workload, 1..max_faults faults.
+
+    ``avoid``, read at each fault's draw, gives regions to draw elsewhere than while anything else is
+    left (the search's discoveries: it looks for what it has not found yet)."""
     space = space or Space()
     knobs = {name: draw(st.sampled_from(choices)) for name, choices in space.profile.knobs}
     cfg = _config(knobs, space)
@@ -252,7 +302,7 @@ def schedules(draw: st.DrawFn, space: Space | None = None) -> Schedule:
         workload["sleep_s"] = draw(st.sampled_from(SLEEPS))
     # One fault per target: the nemesis gives each component or link one fault at a time (two overlapping
     # terminates of one worker had each heal restart it, a restart that SIGTERMed the other's running tasks).
-    faults = draw(st.lists(_fault(cfg, workload["routes"], int(workload["duration_s"]), space), min_size=1,
+    faults = draw(st.lists(_fault(cfg, workload["routes"], int(workload["duration_s"]), space, avoid), min_size=1,
                            max_size=space.max_faults, unique_by=lambda f: f["target"]))
     return assemble(knobs, workload, faults, space)
 
@@ -467,6 +517,7 @@ class Discovery:
     shrink_steps: list[Step] = field(default_factory=list)
     confirmation: Confirmation | None = None
     known: str = ""  # the file of the hand-written scenario whose [known_failure] this is
+    known_regions: set[Region] = field(default_factory=set)  # the regions it shares with that file
     written: Path | None = None
     shrink_stopped: str = ""  # why shrinking stopped before it ran out of candidates
 
@@ -485,9 +536,15 @@ class Discovery:
         return set(self.first.trial.invariants) | set(self.invariants)
 
     @property
-    def regions(self) -> set[tuple[str, str]]:
+    def regions(self) -> set[Region]:
         """The regions of its first failing schedule's faults and of its shrunk schedule's."""
-        return _regions(self.first.schedule["faults"]) | _regions(self.shrunk["faults"])
+        return schedule_regions(self.first.schedule) | schedule_regions(self.shrunk)
+
+    @property
+    def covers(self) -> set[Region]:
+        """Where later examples look elsewhere: a known failure's regions in common with its file, else
+        the shrunk schedule's (the first one's while it is shrunk)."""
+        return self.known_regions or schedule_regions(self.shrunk)
 
 
 @dataclass
@@ -501,6 +558,7 @@ class Exploration:
     steps: list[Step] = field(default_factory=list)
     discoveries: list[Discovery] = field(default_factory=list)
     out_of_time: bool = False
+    passed_over: int = 0  # drawn schedules not run: in a region a discovery covered after they were drawn
     stopped: str = ""  # why the search stopped before its bounds, if it did
     seconds: float = 0.0
 
@@ -545,31 +603,43 @@ def replay_found(folder: Path, run: RunFn, seed: int, say: Callable[[str], None]
     return out
 
 
-def _regions(faults: Sequence[Any]) -> set[tuple[str, str]]:
-    """The regions of scenario faults (``Fault``) or schedule faults (dicts)."""
-    out = set()
-    for f in faults:
-        if isinstance(f, Mapping):
-            out.add(region(f["kind"], f["target"], f.get("toxic", {}).get("type")))
-        else:
-            out.add(region(f.kind, f.target, f.toxic.type if f.toxic else None))
-    return out
+def schedule_regions(schedule: Mapping[str, Any]) -> set[Region]:
+    """The regions of a schedule's faults, under its configuration."""
+    cfg = StackConfig.for_tests().replace(**schedule["stack"])
+    return {region(f["kind"], f["target"], f.get("toxic", {}).get("type"), cfg) for f in schedule["faults"]}
 
 
-def known_failure_of(schedule: Schedule, invariants: Sequence[str], known: Sequence[Scenario]) -> str:
+def scenario_regions(scenario: Scenario) -> set[Region]:
+    """The regions of a scenario file's faults, under its configuration."""
+    cfg = scenario.stack_config(StackConfig.for_tests())
+    return {region(f.kind, f.target, f.toxic.type if f.toxic else None, cfg) for f in scenario.faults}
+
+
+def known_failure_of(schedule: Schedule, invariants: Sequence[str], known: Sequence[Scenario]) -> tuple[str, set[Region]]:
     """The file of a hand-written scenario whose ``[known_failure]`` declares every one of ``invariants``
-    and which has a fault in the same region (``region``) as one of ``schedule``'s; "" when none does."""
-    mine = _regions(schedule["faults"])
+    and which has a fault in the same region (``region``, guarantee included) as one of ``schedule``'s,
+    and the regions they share; ("", set()) when none does."""
+    mine = schedule_regions(schedule)
     for s in known:
         if (s.known_failure is not None and invariants and set(invariants) <= set(s.known_failure.invariants)
-                and mine & _regions(s.faults)):
-            return s.file
-    return ""
+                and (shared := mine & scenario_regions(s))):
+            return s.file, shared
+    return "", set()
 
 
-def known_regions(known: Sequence[Scenario]) -> frozenset[tuple[str, str]]:
+def known_regions(known: Sequence[Scenario]) -> frozenset[Region]:
     """The regions (``region``) of every fault of a scenario that declares a known failure."""
-    return frozenset(r for s in known if s.known_failure is not None for r in _regions(s.faults))
+    return frozenset(r for s in known if s.known_failure is not None for r in scenario_regions(s))
+
+
+def _anything_left(space: Space, avoid: AbstractSet[Region]) -> bool:
+    """Can a fault be drawn outside ``avoid`` under some drawn configuration (knobs at their choices)?"""
+    choices = [[(name, c) for c in cs] for name, cs in space.profile.knobs if name in GUARANTEE_KNOBS]
+    for combo in itertools.product(*choices):
+        cfg = _config({**{n: cs[0] for n, cs in space.profile.knobs}, **dict(combo)}, space)
+        if any(_targets_for(k, cfg, routes, space, avoid) for k in KIND_ORDER for routes in ROUTES):
+            return True
+    return False
 
 
 def explore_space(space: Space, known: Sequence[Scenario]) -> Space:
@@ -681,14 +751,26 @@ def explore(*, run: RunFn, seed: int, max_time_s: float, found_dir: Path, space:
         while fewer than two new discoveries broke it anywhere: a loss under memory pressure and a loss on a
         kill are two hazards; a backlog's duplicates that appear whatever the fault are one (two at most).
         A known failure only covers its own regions: it takes no share of what is left to discover."""
-        mine = _regions(schedule["faults"])
-        active = [f for f in report.discoveries if f.known or f.confirmation is None or f.confirmed]
+        mine = schedule_regions(schedule)
         for i in trial.invariants:
-            if any(i in f.broke and mine & f.regions for f in active):
+            if any(i in f.broke and mine & f.regions for f in active()):
                 continue
-            if sum(i in f.broke and not f.known for f in active) < 2:
+            if sum(i in f.broke and not f.known for f in active()) < 2:
                 return True
         return False
+
+    def active() -> list[Discovery]:
+        """Discoveries that stand for their hazard: known, being handled, or confirmed (not a flake)."""
+        return [f for f in report.discoveries if f.known or f.confirmation is None or f.confirmed]
+
+    def avoiding() -> frozenset[Region]:
+        """The regions an active discovery covers, while anything is left to draw outside them: the search
+        looks for what it has not found yet (``schedules`` draws elsewhere; an example drawn before a
+        discovery, in its region, is passed over)."""
+        covered = frozenset(r for f in active() for r in f.covers)
+        return covered if covered and _anything_left(space, covered) else frozenset()
+
+    looked_past: set[Region] = set()
 
     def done() -> bool:
         if report.stopped or sum(not f.known for f in report.discoveries) >= max_discoveries:
@@ -706,6 +788,14 @@ def explore(*, run: RunFn, seed: int, max_time_s: float, found_dir: Path, space:
         except ScenarioError as exc:
             raise ExploreError(f"the strategy drew a schedule the scenario format refuses (a bug in "
                                f"harness/chaos/explore.py):\n{exc}\n{key_of(schedule)}") from None
+        if (now := avoiding()) != looked_past:
+            looked_past.clear()
+            looked_past.update(now)
+            if now:
+                say(f"  later examples look elsewhere than: {', '.join(sorted(' '.join(r) for r in now))}")
+        if schedule_regions(schedule) & now:
+            report.passed_over += 1  # drawn before a discovery covered its region: not run
+            return False
         step = search.run(schedule, "example", seed, f"example {len(report.examples) + 1}")
         last = [s.trial for s in report.examples[-ERRORS_IN_A_ROW:]]
         if len(last) == ERRORS_IN_A_ROW and all(t.outcome == "error" for t in last):
@@ -719,7 +809,7 @@ def explore(*, run: RunFn, seed: int, max_time_s: float, found_dir: Path, space:
     def handle(discovery: Discovery) -> None:
         report.discoveries.append(discovery)
         broke = ", ".join(discovery.invariants)
-        discovery.known = known_failure_of(discovery.first.schedule, discovery.invariants, known)
+        discovery.known, discovery.known_regions = known_failure_of(discovery.first.schedule, discovery.invariants, known)
         if discovery.known:  # its hand-written scenario reproduces it already: seen is enough, it counts
             say(f"  discovery {len(report.discoveries)} ({broke}): the known failure of {discovery.known} (not "
                 f"shrunk, confirmed or written: replay it with harness chaos {discovery.known})")
@@ -729,7 +819,7 @@ def explore(*, run: RunFn, seed: int, max_time_s: float, found_dir: Path, space:
         search.shrink(discovery, space, seed)
         say(f"  smallest failing schedule: {compact(discovery.shrunk)}"
             + (f" (shrinking stopped: {discovery.shrink_stopped})" if discovery.shrink_stopped else ""))
-        discovery.known = known_failure_of(discovery.shrunk, discovery.invariants, known)
+        discovery.known, discovery.known_regions = known_failure_of(discovery.shrunk, discovery.invariants, known)
         if discovery.known:
             say(f"  shrunk, it is the known failure of {discovery.known}: not confirmed or written")
             return
@@ -753,7 +843,7 @@ def explore(*, run: RunFn, seed: int, max_time_s: float, found_dir: Path, space:
     # independent draws. The first test case is the simplest schedule (its copies are one cached run).
     cap = examples if examples is not None else max(10, int(max_time_s))  # runs take well over a second each
     with contextlib.suppress(NoSuchExample):
-        find(st.lists(schedules(space), min_size=BATCH, max_size=BATCH),
+        find(st.lists(schedules(space, avoiding), min_size=BATCH, max_size=BATCH),
              lambda batch: any([property_(s) for s in batch]),
              settings=settings(max_examples=cap // BATCH + 2, phases=[Phase.generate], database=None, deadline=None,
                                suppress_health_check=list(HealthCheck)),

@@ -40,7 +40,9 @@ def summary(report: Exploration, seed: int) -> str:
     tail = f"; {errors} run(s) could not be carried out (error, not counted)" if errors else ""
     lines.append(f"{report.progress()} in {report.seconds:.0f} s of a {report.budget_s:g} s budget"
                  + (" (the budget ran out)" if report.out_of_time else "")
-                 + (f"; stopped: {report.stopped}" if report.stopped else "") + tail)
+                 + (f"; stopped: {report.stopped}" if report.stopped else "") + tail
+                 + (f"; {report.passed_over} drawn schedule(s) passed over (in a region found meanwhile)"
+                    if report.passed_over else ""))
     for i, f in enumerate(report.discoveries, 1):
         lines.append(f"discovery {i} [{', '.join(f.invariants)}]: {compact(f.shrunk)}")
         lines.append(f"  {_status(f)}")
