@@ -22,6 +22,7 @@ from typing import Any, NoReturn, get_args
 
 from harness import arguments as a
 from harness.errors import HarnessError
+from harness.stack.cleanup import Terminated
 from harness.stack.config import MaxmemoryPolicy, Routing, StackConfig
 from harness.vocabulary import EXIT_INTERRUPTED, EXIT_USAGE, FALLBACK_MODES
 
@@ -169,6 +170,6 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
     except HarnessError as exc:
         print(f"harness: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (cleanup.Terminated)
         print("\n" + interrupted, file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return exc.exit_code if isinstance(exc, Terminated) else EXIT_INTERRUPTED

@@ -59,6 +59,7 @@ from harness.chaos.workload import WorkloadRunner, plan, threads_for
 from harness.client import ClientError, EvalRequest, GatewayClient, recorded
 from harness.history import History
 from harness.run import RunFolder
+from harness.stack.cleanup import Terminated
 from harness.stack.config import StackConfig
 from harness.stack.opening import check_kind, open_stack
 from harness.stack.protocol import Stack
@@ -187,8 +188,9 @@ def run_scenario(scenario: Scenario, *, run_folder: RunFolder, seed: int, stack_
             broker.close()
             result.events, result.event_gaps = list(recorder.events), list(recorder.gaps)
 
-    except KeyboardInterrupt:
-        result.errors.append("interrupted (Ctrl-C); every fault was healed and the stack stopped")
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (cleanup.Terminated)
+        result.errors.append(f"interrupted ({'SIGTERM' if isinstance(exc, Terminated) else 'Ctrl-C'}); every fault "
+                             "was healed and the stack stopped")
         write(result, history, ledger, probes)
         raise
     except Exception as exc:

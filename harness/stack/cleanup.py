@@ -3,6 +3,12 @@
 Every launcher registers a started stack with ``track`` and removes it with ``untrack`` once
 stopped. On interpreter exit (``atexit``) and on SIGTERM every stack still tracked is stopped; SIGINT
 already raises ``KeyboardInterrupt``, which unwinds the ``with`` blocks that own the stacks.
+
+SIGTERM then raises ``Terminated``, a ``KeyboardInterrupt``: it unwinds exactly like Ctrl-C. It must
+not be ``SystemExit``: Hypothesis (parity's search, chaos explore) takes any other exception raised
+inside a test for a failure, and replays and shrinks it, running more programs or whole fault
+schedules after the stack is gone, then reports the run as flaky; a KeyboardInterrupt it lets through
+at once. The command exits 143 (128 + SIGTERM), as a process killed by SIGTERM would.
 """
 
 from __future__ import annotations
@@ -17,6 +23,12 @@ from typing import Protocol
 
 class Stoppable(Protocol):
     def stop(self) -> None: ...
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: unwind like Ctrl-C, exit 143."""
+
+    exit_code = 128 + signal.SIGTERM
 
 
 _live: list[Stoppable] = []
@@ -40,7 +52,7 @@ def install_handlers() -> None:
         stop_all()
         if callable(previous):
             previous(signum, frame)
-        raise SystemExit(128 + signum)
+        raise Terminated(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, on_term)
     _handlers_installed.set()
