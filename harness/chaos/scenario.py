@@ -455,6 +455,15 @@ def _targets(kind: str, cfg: StackConfig) -> tuple[str, ...]:
     return component_names(cfg)
 
 
+def _span(f: Fault) -> str:
+    return f"at {f.at_s:g} s" + (f" for {f.duration_s:g} s" if f.duration_s else "")
+
+
+def _overlap(f: Fault, g: Fault) -> bool:
+    """Do the two faults' windows (from at_s to its heal; an instant for a fault without a duration) meet?"""
+    return max(f.at_s, g.at_s) <= min(f.at_s + (f.duration_s or 0), g.at_s + (g.duration_s or 0))
+
+
 def _read_fault(r: _Reader, data: Any, where: str, cfg: StackConfig, workload_s: float) -> Fault:
     f = r.table(data, where, ("name", "at_s", "kind", "target", "duration_s", "grace_s", "toxic", "hot"),
                 ("name", "at_s", "kind", "target"))
@@ -566,6 +575,13 @@ def parse_scenario(data: dict[str, Any], file: str) -> Scenario:
     for i, name in enumerate(names):
         if name and name in names[:i]:
             r.problem(f"faults[{i}].name", f"{name!r} is used twice; fault names must be unique (start/stop pair by name)")
+    for i, f in enumerate(faults):
+        for j, g in enumerate(faults[:i]):
+            if f.target and f.target == g.target and not f.kind == g.kind == "toxic" and _overlap(f, g):
+                r.problem(f"faults[{i}]", f"{f.name!r} ({f.kind} {_span(f)}) overlaps {g.name!r} (faults[{j}], {g.kind} "
+                                          f"{_span(g)}) on {f.target}: a component or link takes one fault at a time "
+                                          "(healing one would undo the other; only toxics stack); start it after "
+                                          f"{g.at_s + (g.duration_s or 0):g} s, or give it another target")
     transitions = read_transitions(r, top.get("transitions"), duration_s=workload.duration_s,
                                    start=start_phase(cfg.fallback, cfg.accept_legacy))
     gate = r.choices(top, "gate", "", PATHS) if "gate" in top else ("celery",)

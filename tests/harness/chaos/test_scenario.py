@@ -302,3 +302,25 @@ def test_hot_only_for_memory_pressure_and_known_failure_names_invariants(tmp_pat
     assert any(p.startswith("faults[0].hot: only kind 'memory-pressure' takes hot") for p in found), found
     assert any(p.startswith("known_failure.invariants[0]: 'slow' is not one of lost") for p in found), found
     assert any(p.startswith("known_failure.reason: must not be empty") for p in found), found
+
+
+def test_two_faults_on_one_target_may_not_overlap_except_toxics(tmp_path: Path) -> None:
+    pause = VALID.replace('[quiesce]', '[[faults]]\nname = "pause worker"\nat_s = 4.5\nkind = "pause"\n'
+                                       'target = "celery-worker-2"\nduration_s = 3\n\n[quiesce]')
+    assert problems(tmp_path, pause) == [
+        "faults[2]: 'pause worker' (pause at 4.5 s for 3 s) overlaps 'kill worker' (faults[0], kill at 3 s for 2 s) "
+        "on celery-worker-2: a component or link takes one fault at a time (healing one would undo the other; only "
+        "toxics stack); start it after 5 s, or give it another target"]
+    load_scenario(write(tmp_path, pause.replace("at_s = 4.5", "at_s = 5.5")))  # after the heal: fine
+    load_scenario(write(tmp_path, pause.replace('target = "celery-worker-2"\nduration_s = 3',
+                                                'target = "celery-worker-1"\nduration_s = 3')))  # another target
+    instants = VALID.replace('kind = "kill"\ntarget = "celery-worker-2"\nduration_s = 2',
+                             'kind = "kill-pool-child"\ntarget = "celery-worker-2"').replace(
+        '[quiesce]', '[[faults]]\nname = "again"\nat_s = 3.0\nkind = "kill"\ntarget = "celery-worker-2"\n\n[quiesce]')
+    assert len(problems(tmp_path, instants)) == 1  # two instants at one time on one target
+    load_scenario(write(tmp_path, instants.replace('name = "again"\nat_s = 3.0', 'name = "again"\nat_s = 3.5')))
+    toxics = VALID.replace('[quiesce]', '[[faults]]\nname = "slow back"\nat_s = 5\nkind = "toxic"\n'
+                                        'target = "celery-worker-celery-redis"\nduration_s = 2\n'
+                                        'toxic = { type = "latency", stream = "downstream", attributes = { latency = 100 } }'
+                                        '\n\n[quiesce]')
+    load_scenario(write(tmp_path, toxics))  # toxics stack on one link (Toxiproxy names each)
