@@ -3,7 +3,8 @@ find each hazard the hand-written scenarios document, and to shrink it to at mos
 it; and does a search of the safe profile stay quiet?
 
 Each configuration (``any``: every knob and fault, the scenario files' bounds; ``strict``: the same with
-nothing lost, duplicated or stuck allowed, whatever the configuration allows; ``safe``: the safe profile)
+nothing lost, duplicated or stuck allowed, whatever the configuration allows; ``safe``: the safe profile;
+``focused-*``: narrowed to the region of one hazard, as ``--kinds`` and ``--targets`` do)
 runs ``harness.chaos.explore.explore`` once per seed on fresh processes stacks with the time budget of the
 issue (10 min), found files going to a temporary folder. Each discovery is labelled with the documented
 hazard it is (by its broken invariants, faults and knobs; ``label``), or "other". The table gives, per
@@ -18,25 +19,41 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from harness.chaos.cli import scenarios_dir, transitions_dir
-from harness.chaos.explore import PROFILES, Discovery, Exploration, Space, compact, explore, stack_runner
+from harness.chaos.explore import (
+    PROFILES,
+    Discovery,
+    Exploration,
+    Space,
+    compact,
+    explore,
+    key_of,
+    stack_runner,
+)
 from harness.chaos.explore_report import write_report
 from harness.chaos.scenario import load_all
 from harness.run import RunFolder
 
 HAZARDS = ("ambiguous publish (gateway-broker-resets)", "loss under allkeys-lru memory pressure",
            "duplicates beyond the visibility timeout (countdown or backlog)", "loss with early acks on a worker kill")
-CONFIGS = {"any": Space(), "strict": Space(strict=True), "safe": Space(PROFILES["safe"])}
+CONFIGS = {"any": Space(), "strict": Space(strict=True), "safe": Space(PROFILES["safe"]),
+           # focused: the region each hazard lives in (what --kinds and --targets do), for its time to find
+           "focused-publish": Space(kinds=frozenset({"toxic", "disable"}), targets=("gateway-celery-redis",)),
+           "focused-worker-kill": Space(strict=True, kinds=frozenset({"kill", "kill-pool-child"}),
+                                        targets=("celery-worker-*",)),
+           "focused-broker-fill": Space(strict=True, kinds=frozenset({"memory-pressure"}), targets=("celery-redis",))}
 RESULTS = Path(__file__).parent / "results" / "chaos_explore_power.md"
 
 
 def label(f: Discovery) -> str:
-    """The documented hazard a discovery is, from its shrunk schedule and broken invariants; else "other: ..."."""
+    """The documented hazard a discovery is, from its shrunk schedule, broken invariants and run evidence;
+    else "other: ..."."""
     s, broke = f.shrunk, set(f.invariants)
     if f.known:  # a declared known failure is that failure, whatever its invariants look like
         name = Path(f.known).stem
@@ -48,12 +65,27 @@ def label(f: Discovery) -> str:
     if ("memory-pressure", "celery-redis") in {(x["kind"], x["target"]) for x in s["faults"]} and "lost" in broke \
             and str(s["stack"].get("celery_redis_policy", "allkeys-lru")).startswith("allkeys"):
         return HAZARDS[1]
-    if broke & {"duplicated", "executions"}:
+    if broke & {"duplicated", "executions"} and redelivered_after_visibility(failing_folder(f)):
         return HAZARDS[2]
     if kinds & {"kill", "kill-pool-child"} and any(t.startswith("celery-worker") for t in targets) \
             and broke & {"lost", "stuck"} and not s["stack"].get("acks_late", False):  # stuck: ran, result never stored
         return HAZARDS[3]
     return f"other (new): {', '.join(sorted(broke))} under {', '.join(sorted(kinds))}"
+
+
+def failing_folder(f: Discovery) -> Path:
+    """The run folder of the last failing run of the discovery's shrunk schedule."""
+    runs = [s for s in [f.first, *f.shrink_steps] if key_of(s.schedule) == key_of(f.shrunk) and s.trial.failing]
+    return Path((runs[-1] if runs else f.first).trial.folder)
+
+
+def redelivered_after_visibility(folder: Path) -> bool:
+    """The run's evidence shows the hazard itself: an evaluation executed twice under one attempt number
+    (a redelivery, not a retry after an ambiguous executor call, which counts its attempts), and
+    evaluations that waited the visibility timeout or longer before their last attempt started."""
+    text = (folder / "findings.md").read_text() if (folder / "findings.md").is_file() else ""
+    attempts = [re.findall(r"\d+", a) for a in re.findall(r"executed \d+x \(attempts ([\d, ]+) on", text)]
+    return "waited the visibility timeout" in text and any(len(set(a)) < len(a) for a in attempts)
 
 
 def done_at(r: Exploration, f: Discovery) -> float | None:
