@@ -27,7 +27,9 @@ def sandbox() -> Iterator[Sandbox]:
 
 def _leftovers(marker: str) -> list[str]:
     out = subprocess.run(["ps", "-eo", "uid=,args="], capture_output=True, text=True, check=True).stdout
-    return [line for line in out.splitlines() if marker in line or (AS_ROOT and int(line.split()[0]) in UIDS)]
+    # the whole command line, not a part of it: a host's own `sleep 540` is no leftover of `sleep 5`
+    return [line for line in out.splitlines()
+            if line.split(None, 1)[1:] == [marker] or (AS_ROOT and int(line.split()[0]) in UIDS)]
 
 
 def test_python_and_bash_run_and_report_output_and_exit_code(sandbox: Sandbox) -> None:
@@ -131,11 +133,11 @@ def test_signals_the_executor_ignores_still_end_a_submission() -> None:
 def test_a_main_process_that_exits_before_its_deadline_keeps_its_code_though_a_child_lives_on(
         sandbox: Sandbox) -> None:
     """The issue's first program: legacy said timeout/3, Celery sometimes timeout/137."""
-    results = [sandbox.run("(sleep 5 &); sleep 0.95; exit 3", "bash", Limits(timeout_s=1.0, cpu_s=2))
+    results = [sandbox.run("(sleep 5.37 &); sleep 0.95; exit 3", "bash", Limits(timeout_s=1.0, cpu_s=2))
                for _ in range(3)]
     assert [(r.exit_code, r.timed_out) for r in results] == [(3, False)] * 3
     assert all(r.duration_ms < 1000 + 300 for r in results)  # the background sleep is not waited for
-    assert _leftovers("sleep 5") == []
+    assert _leftovers("sleep 5.37") == []
 
 
 def test_a_limit_below_the_minimum_counts_as_the_minimum_so_a_trivial_program_is_never_a_race(
