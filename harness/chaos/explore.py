@@ -520,6 +520,7 @@ class Discovery:
     known_regions: set[Region] = field(default_factory=set)  # the regions it shares with that file
     written: Path | None = None
     shrink_stopped: str = ""  # why shrinking stopped before it ran out of candidates
+    accepted: list[Schedule] = field(default_factory=list)  # the schedules shrinking kept, in order
 
     @property
     def invariants(self) -> tuple[str, ...]:
@@ -709,8 +710,19 @@ class _Search:
                     cached = step.trial
                 if cached.failing and wanted & set(cached.invariants):
                     current, improved = candidate, True
+                    discovery.accepted.append(candidate)
                     break
         discovery.shrunk = current
+
+    def earlier(self, discovery: Discovery) -> Iterator[Schedule]:
+        """The schedules shrinking passed through, last first, down to the first failing one, each while
+        there is time for its confirmation: a shrink step is kept on one failing run, and a smaller
+        schedule can fail more rarely (a shorter outage that fewer tasks meet)."""
+        own = max(s.trial.seconds for s in [discovery.first, *discovery.shrink_steps])
+        for schedule in [*reversed(discovery.accepted[:-1]), discovery.first.schedule] if discovery.accepted else []:
+            if self.left() < CONFIRM_RUNS * own:
+                return
+            yield schedule
 
     def confirm(self, schedule: Schedule, seed: int) -> Confirmation:
         seeds = tuple(seed + i for i in range(1, CONFIRM_RUNS + 1))
@@ -830,6 +842,13 @@ def explore(*, run: RunFn, seed: int, max_time_s: float, found_dir: Path, space:
             return
         discovery.confirmation = search.confirm(discovery.shrunk, seed)
         say(f"  confirmation: {discovery.confirmation}")
+        for back in search.earlier(discovery):
+            if discovery.confirmed:
+                break
+            say(f"  below {CONFIRM_NEEDED} of {CONFIRM_RUNS}: confirming the schedule it was shrunk from: {compact(back)}")
+            discovery.shrunk = back
+            discovery.confirmation = search.confirm(back, seed)
+            say(f"  confirmation: {discovery.confirmation}")
         if discovery.confirmed:
             discovery.written = write_found(discovery, found_dir, seed=seed)
             say(f"  written: {discovery.written}")

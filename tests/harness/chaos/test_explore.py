@@ -350,3 +350,22 @@ def test_a_known_failure_is_seen_once_counted_and_not_searched_for_again(tmp_pat
     (discovery,) = report.discoveries
     assert discovery.known == "k.toml" and discovery.confirmation is None and report.failed
     assert not any("confirm" in folder for _, _, folder in stack.calls)  # seen once is enough: it counts
+
+
+def test_a_shrunk_schedule_that_does_not_reproduce_gives_way_to_the_one_it_was_shrunk_from(tmp_path: Path) -> None:
+    def rare_when_short(s: Scenario) -> tuple[str, ...]:
+        return ("dead-letter",) if any(f.target == "executor-3" and (f.duration_s or 0) >= 2 for f in s.faults) else ()
+
+    class LuckyOnce(FakeStack):  # a shrink step fails whatever the duration: one lucky run
+        def __call__(self, scenario: Scenario, seed: int, folder: str) -> Trial:
+            if "shrink" in folder and any(f.target == "executor-3" for f in scenario.faults):
+                self.calls.append((scenario.name, seed, folder))
+                return Trial("failed", 1.0, ("celery: dead-letter 1 > 0 allowed",), invariants=("dead-letter",))
+            return super().__call__(scenario, seed, folder)
+
+    space = Space(kinds=frozenset({"component-down"}), targets=("executor-3",), max_faults=1)
+    report = _explore(tmp_path, LuckyOnce(rare_when_short), space=space, max_discoveries=1, examples=20)
+    (discovery,) = report.discoveries
+    assert discovery.confirmed and discovery.written is not None
+    assert discovery.shrunk["faults"][0]["duration_s"] >= 2  # the 1-second outages failed only on lucky runs
+    assert sum(s.stage == "confirm" for s in report.steps) == 3 * 3  # the smallest, then two steps back
