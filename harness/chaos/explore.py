@@ -780,7 +780,11 @@ def explore(*, run: RunFn, seed: int, max_time_s: float, found_dir: Path, space:
         looks for what it has not found yet (``schedules`` draws elsewhere; an example drawn before a
         discovery, in its region, is passed over)."""
         covered = frozenset(r for f in active() for r in f.covers)
-        return covered if covered and _anything_left(space, covered) else frozenset()
+        if covered not in left_outside:  # asked at every fault drawn; the covered set changes rarely
+            left_outside[covered] = bool(covered) and _anything_left(space, covered)
+        return covered if left_outside[covered] else frozenset()
+
+    left_outside: dict[frozenset[Region], bool] = {}
 
     looked_past: set[Region] = set()
 
