@@ -117,8 +117,12 @@ class Gateway:
                     outer.in_flight += 1
                     outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
                 status, answer, delay = outer.answers[n % len(outer.answers)]
+                time.sleep(delay)
+                # done before the answer goes out: once it has, the client's next request may arrive
+                # before this thread would count this one finished (measured: 4 in flight with 3 threads)
+                with outer.lock:
+                    outer.in_flight -= 1
                 try:
-                    time.sleep(delay)
                     data = json.dumps(answer if answer is not None else {"eval_id": f"e{n}", "routes": ["celery"]})
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
@@ -127,9 +131,6 @@ class Gateway:
                     self.wfile.write(data.encode())
                 except (BrokenPipeError, ConnectionResetError):
                     pass
-                finally:
-                    with outer.lock:
-                        outer.in_flight -= 1
 
             def log_message(self, *args: Any) -> None:
                 pass
