@@ -5,11 +5,18 @@ when, for how long, overlapping or not, under which workload and configuration. 
 Hypothesis strategy over that space that draws *scenario files* (TOML-shaped dicts that
 ``parse_scenario`` accepts whole): the knobs that matter (acks, visibility timeout, prefetch, retries
 and their backoff, eviction policy, worker topology), a short workload and 1..K faults. A fault is drawn
-by **family** first (a process stopped, a link broken or slowed, a Redis filled: the mechanisms by which
-a queue loses or repeats work), then its kind and target on the path the workload uses, so each family
-gets its share of a short budget whatever the number of kinds in it.
+by **family** first (a process stopped, a link faulted, a Redis filled: the mechanisms by which a queue
+loses or repeats work), so each family gets its share of a short budget whatever the number of kinds in
+it; then a process fault's kind and target, or a link fault's **effect** on a request (refused, its
+reply lost, slowed: ``cell``), target and mechanism. Targets are the Celery path's components and
+links: the property is the Celery path's, and a fault only the legacy path sees cannot break it (legacy
+targets are drawn when ``--targets`` names them).
 
-``explore`` runs each drawn schedule once on a fresh stack. The property is the scenario files' own: the
+``explore`` draws each schedule with the strategy's code (``draw_schedule``) from ``random.Random(seed)``,
+just before its run, and runs it once on a fresh stack. It looks where it has not looked: each fault is
+drawn in a **cell** (a region, a link's split by effect) no earlier fault of the search was drawn in,
+while the families leave one (then anywhere outside what it found), and a schedule has as many faults as the bound allows (shrinking drops
+those a failure does not need). The property is the scenario files' own: the
 Celery path's outcome is ``failed`` or ``known-failure`` (a bound of ``[expect.celery]`` broken; the
 bounds are the derived allowances, or 0 for lost, duplicated and stuck with ``strict``). ``error`` (a run
 that could not be carried out) is recorded and never counted. A failure is a **discovery** when it breaks
@@ -18,7 +25,7 @@ so one search can report several distinct hazards. A region is what a fault does
 it decides the cost, under which delivery guarantee (``region``, ``guarantee``): a worker killed under
 early acks and one killed under late acks are two regions. Once a discovery covers a region, later
 examples are drawn elsewhere while anything else is left (the search looks for what it has not found
-yet; a schedule drawn earlier in the same batch is passed over). Each discovery is, in turn:
+yet; a schedule whose knobs left nothing outside is passed over). Each discovery is, in turn:
 
 1. **named**: a discovery that breaks only invariants a hand-written scenario declares as its
    ``[known_failure]``, with a fault in the same region as one of that scenario's, is that known
@@ -51,7 +58,6 @@ within a budget is no proof.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import fnmatch
 import hashlib
@@ -66,11 +72,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis import strategies as st
-from hypothesis.errors import NoSuchExample
 
 from harness.chaos.allowances import SLOW_TOXICS
 from harness.chaos.errors import ChaosError
@@ -80,9 +84,9 @@ from harness.run import RunFolder
 from harness.stack.config import StackConfig
 
 Schedule = dict[str, Any]
+T = TypeVar("T")
 CONFIRM_RUNS, CONFIRM_NEEDED = 3, 2
 SHRINK_RUNS = 4  # per discovery
-BATCH = 16  # schedules drawn in one Hypothesis test case
 ERRORS_IN_A_ROW = 3  # the search stops: the stack, not the schedule, is the problem
 FAILING = ("failed", "known-failure")  # Celery outcomes that break a bound
 
@@ -125,6 +129,7 @@ TOXICS: tuple[tuple[str, dict[str, tuple[int, ...]]], ...] = (
     ("bandwidth", {"rate": (1, 16)}),
     ("slicer", {"average_size": (64,), "size_variation": (16,), "delay": (100, 1000)}),
 )
+STREAMS = ("downstream", "upstream")
 ROUTES = (("celery",), ("legacy", "celery"))
 PROGRAMS = ("quick", "sleep", "mixed")
 RATES = (4.0, 2.0, 6.0, 8.0)
@@ -166,6 +171,26 @@ def region(kind: str, target: str, toxic: str | None = None, cfg: StackConfig | 
     return ("slow" if kind == "toxic" else kind), role
 
 
+CELL_SLOW = (*SLOW_TOXICS, "slow_close")  # toxics that only delay: the data and the close still arrive
+
+
+def cell(kind: str, target: str, toxic: str | None = None, cfg: StackConfig | None = None,
+         stream: str = "downstream") -> Region:
+    """Where the search draws, a part of a ``region``: on a link, what the fault does to a request, the
+    **effect**: ``refuse`` (a partition, or a connection-breaking toxic on the way in, ``upstream``: the
+    request never reaches the server, a clean failure), ``lose reply`` (a connection-breaking toxic on
+    the way back, ``downstream``: the server applies the request and its answer is lost, an
+    indeterminate outcome) or ``slow`` (a toxic that only delays); elsewhere the region itself. The
+    search draws every cell before any twice; a known failure's region stays whole (a partition that
+    cuts a publish in flight makes the same ambiguous publish as a reset)."""
+    where = region(kind, target, toxic, cfg)
+    if kind == "disable":
+        return "refuse", where[1]
+    if kind == "toxic":
+        return ("slow" if toxic in CELL_SLOW else "lose reply" if stream == "downstream" else "refuse"), where[1]
+    return where
+
+
 @dataclass(frozen=True)
 class Profile:
     """Which knobs are drawn (choices, default first) and whether declared known failures are left out."""
@@ -205,13 +230,15 @@ class Space:
     stack: Mapping[str, Any] = field(default_factory=dict)  # fixed [stack] settings (e.g. a candidate defect)
 
     def allows(self, kind: str, target: str, cfg: StackConfig, toxic: str | None = None,
-               avoid: AbstractSet[Region] = frozenset()) -> bool:
-        """May a fault of ``kind`` on ``target`` be drawn under ``cfg`` (for a toxic: of this type, or of
-        some type), outside the regions left out and those to ``avoid``?"""
-        if kind == "toxic" and toxic is None:
-            return any(self.allows(kind, target, cfg, name, avoid) for name, _ in TOXICS)
+               avoid: AbstractSet[Region] = frozenset(), stream: str | None = None) -> bool:
+        """May a fault of ``kind`` on ``target`` be drawn under ``cfg`` (for a toxic: of this type and
+        stream, or of some), outside the regions left out and those to ``avoid``?"""
+        if kind == "toxic" and (toxic is None or stream is None):
+            return any(self.allows(kind, target, cfg, name, avoid, way) for name, _ in TOXICS
+                       if toxic in (None, name) for way in STREAMS if stream in (None, way))
         where = region(kind, target, toxic, cfg)
         return ((not self.kinds or kind in self.kinds) and where not in self.left_out and where not in avoid
+                and cell(kind, target, toxic, cfg, stream or "downstream") not in avoid
                 and (not self.targets or any(fnmatch.fnmatchcase(target, p) for p in self.targets)))
 
     def narrowing(self) -> str:
@@ -237,42 +264,111 @@ class Space:
 # -- the strategy ------------------------------------------------------------------------------------------
 
 
+class Pick(Protocol):
+    """Makes one choice of a schedule's draw."""
+
+    def one(self, options: Sequence[T]) -> T: ...
+    def integer(self, low: int, high: int) -> int: ...
+
+
+@dataclass(frozen=True)
+class _HypothesisPick:
+    draw: st.DrawFn
+
+    def one(self, options: Sequence[T]) -> T:
+        return self.draw(st.sampled_from(options))
+
+    def integer(self, low: int, high: int) -> int:
+        return self.draw(st.integers(low, high))
+
+
+@dataclass(frozen=True)
+class RandomPick:
+    """Choices from a ``random.Random``: the search draws through it, because its choices depend on what
+    it found and drew so far, which Hypothesis's record of earlier test cases does not allow."""
+
+    rng: random.Random
+
+    def one(self, options: Sequence[T]) -> T:
+        return options[self.rng.randrange(len(options))]
+
+    def integer(self, low: int, high: int) -> int:
+        return self.rng.randint(low, high)
+
+
 def _targets_for(kind: str, cfg: StackConfig, routes: Sequence[str], space: Space,
-                 avoid: AbstractSet[Region] = frozenset()) -> list[str]:
+                 avoid: AbstractSet[Region] = frozenset(), used: AbstractSet[str] = frozenset()) -> list[str]:
+    """The targets a fault of ``kind`` may hit: the Celery path's components and links (the property is
+    the Celery path's; a fault only legacy sees cannot break it), and legacy ones only when the space's
+    targets ask for them and legacy traffic runs; none in ``used`` (one fault per target)."""
     allowed = _targets(kind, cfg)
-    wanted = CELERY_TARGETS + (LEGACY_TARGETS if "legacy" in routes else ())
-    return [t for t in wanted if t in allowed and space.allows(kind, t, cfg, avoid=avoid)]
+    wanted = CELERY_TARGETS + (LEGACY_TARGETS if "legacy" in routes and space.targets else ())
+    return [t for t in wanted if t in allowed and t not in used and space.allows(kind, t, cfg, avoid=avoid)]
 
 
-def _open(cfg: StackConfig, routes: Sequence[str], space: Space,
-          avoid: AbstractSet[Region]) -> list[tuple[str, list[str]]]:
+def _open(cfg: StackConfig, routes: Sequence[str], space: Space, avoid: AbstractSet[Region],
+          used: AbstractSet[str] = frozenset()) -> list[tuple[str, list[str]]]:
     """(family, its kinds with a target left) for the families with one."""
-    out = [(name, [k for k in kinds if _targets_for(k, cfg, routes, space, avoid)]) for name, kinds in FAMILIES]
+    out = [(name, [k for k in kinds if _targets_for(k, cfg, routes, space, avoid, used)]) for name, kinds in FAMILIES]
     return [(name, kinds) for name, kinds in out if kinds]
 
 
-@st.composite
-def _fault(draw: st.DrawFn, cfg: StackConfig, routes: Sequence[str], workload_s: int, space: Space,
-           avoid: Callable[[], AbstractSet[Region]]) -> Schedule:
-    avoiding = avoid()
-    if not (open_ := _open(cfg, routes, space, avoiding)):  # every region left is covered: draw among them
-        avoiding, open_ = frozenset(), _open(cfg, routes, space, frozenset())
-    _, kinds = draw(st.sampled_from(open_))
-    kind = draw(st.sampled_from(kinds))
-    fault: Schedule = {"kind": kind, "target": draw(st.sampled_from(_targets_for(kind, cfg, routes, space, avoiding)))}
+EFFECTS = ("refuse", "lose reply", "slow")  # what a link fault does to a request (``cell``), simplest first
+Mechanism = tuple[str, tuple[str, str] | None]  # a link fault's kind and its toxic (type, stream)
+
+
+def _link_options(cfg: StackConfig, routes: Sequence[str], space: Space, avoid: AbstractSet[Region],
+                  used: AbstractSet[str]) -> dict[str, dict[str, list[Mechanism]]]:
+    """effect -> target -> the mechanisms with that effect on that target, outside ``avoid``."""
+    out: dict[str, dict[str, list[Mechanism]]] = {}
+    for kind in ("disable", "toxic"):
+        for target in _targets_for(kind, cfg, routes, space, avoid, used):
+            toxics: list[tuple[str, str] | None] = [None] if kind == "disable" else [
+                (name, way) for way in STREAMS for name, _ in TOXICS if space.allows(kind, target, cfg, name, avoid, way)]
+            for toxic in toxics:
+                name, way = toxic or (None, "downstream")
+                effect = cell(kind, target, name, stream=way)[0]
+                out.setdefault(effect, {}).setdefault(target, []).append((kind, toxic))
+    return out
+
+
+Tiers = Callable[[], Sequence[AbstractSet[Region]]]  # regions to draw elsewhere than, strictest first
+
+
+def _fault(pick: Pick, cfg: StackConfig, routes: Sequence[str], workload_s: int, space: Space,
+           tiers: Tiers, used: AbstractSet[str], drew: Callable[[Region], None]) -> Schedule | None:
+    """One fault on a target not in ``used``, outside the strictest tier of regions that leaves anything
+    to draw (None when every target is used)."""
+    avoiding: AbstractSet[Region] = frozenset()
+    open_ = []
+    for avoiding in (*tiers(), frozenset()):
+        if open_ := _open(cfg, routes, space, avoiding, used):
+            break
+    if not open_:
+        return None
+    family, kinds = pick.one(open_)
+    toxic: tuple[str, str] | None = None
+    if family == "link":  # what happens to a request first (``cell``), then the target, then how
+        options = _link_options(cfg, routes, space, avoiding, used)
+        effect = pick.one([e for e in EFFECTS if e in options])
+        target = pick.one(list(options[effect]))
+        kind, toxic = pick.one(options[effect][target])
+    else:
+        kind = pick.one(kinds)
+        target = pick.one(_targets_for(kind, cfg, routes, space, avoiding, used))
+    fault: Schedule = {"kind": kind, "target": target}
     # Drawn as the delay before the workload's end, so a smaller draw is a later start.
-    fault["at_s"] = float(workload_s - draw(st.integers(1, 2 * workload_s)) / 2)
+    fault["at_s"] = float(workload_s - pick.integer(1, 2 * workload_s) / 2)
     if kind in ("pause", "toxic", "disable", "memory-pressure", "component-down"):
-        fault["duration_s"] = float(draw(st.integers(1, 10)))
-    elif kind in ("kill", "terminate") and (down := draw(st.integers(0, 6))):
+        fault["duration_s"] = float(pick.integer(1, 10))
+    elif kind in ("kill", "terminate") and (down := pick.integer(0, 6)):
         fault["duration_s"] = float(down)
-    if kind == "toxic":
-        name, attributes = draw(st.sampled_from([t for t in TOXICS
-                                                 if space.allows(kind, fault["target"], cfg, t[0], avoiding)]))
-        fault["toxic"] = {"type": name, "stream": draw(st.sampled_from(("downstream", "upstream"))),
-                          "attributes": {a: draw(st.sampled_from(v)) for a, v in attributes.items()}}
+    if toxic is not None:
+        fault["toxic"] = {"type": toxic[0], "stream": toxic[1],
+                          "attributes": {a: pick.one(v) for a, v in dict(TOXICS)[toxic[0]].items()}}
     if kind == "memory-pressure":
-        fault["hot"] = draw(st.booleans())
+        fault["hot"] = pick.one((False, True))
+    drew(cell(kind, target, toxic[0] if toxic else None, cfg, toxic[1] if toxic else "downstream"))
     return fault
 
 
@@ -280,31 +376,49 @@ def _config(knobs: Mapping[str, Any], space: Space) -> StackConfig:
     return StackConfig.for_tests().replace(**{**knobs, **FIXED, **dict(space.stack)})
 
 
-def _nothing() -> AbstractSet[Region]:
-    return frozenset()
+def _nowhere() -> Sequence[AbstractSet[Region]]:
+    return ()
+
+
+def _forget(_: Region) -> None:
+    pass
+
+
+def draw_schedule(pick: Pick, space: Space | None = None, avoid: Tiers = _nowhere,
+                  drew: Callable[[Region], None] = _forget, faults: int | None = None) -> Schedule:
+    """A scenario dict (``parse_scenario`` accepts it): knobs, a 6-10 s workload, ``faults`` faults (drawn
+    in 1..max_faults when None; fewer when the targets run out), each choice made by ``pick``
+    (``schedules`` for Hypothesis; the search's seeded random source).
+
+    ``avoid``, read at each fault's draw, gives sets of regions and cells to draw elsewhere than,
+    strictest first: a fault is drawn outside the first set that leaves anything to draw (the search's:
+    first the cells it drew and the regions it found, then the regions it found). ``drew`` is told each
+    fault's cell."""
+    space = space or Space()
+    knobs = {name: pick.one(choices) for name, choices in space.profile.knobs}
+    cfg = _config(knobs, space)
+    routes = [r for r in ROUTES if any(_targets_for(k, cfg, r, space) for k in KIND_ORDER)]
+    workload: Schedule = {"routes": list(pick.one(routes)), "rate": pick.one(RATES),
+                          "duration_s": float(pick.one(DURATIONS)), "program": pick.one(PROGRAMS)}
+    if workload["program"] != "quick":
+        workload["sleep_s"] = pick.one(SLEEPS)
+    # One fault per target: the nemesis gives each component or link one fault at a time (two overlapping
+    # terminates of one worker had each heal restart it, a restart that SIGTERMed the other's running tasks).
+    drawn: list[Schedule] = []
+    for _ in range(faults if faults is not None else pick.integer(1, space.max_faults)):
+        fault = _fault(pick, cfg, workload["routes"], int(workload["duration_s"]), space, avoid,
+                       frozenset(f["target"] for f in drawn), drew)
+        if fault is None:
+            break
+        drawn.append(fault)
+    return assemble(knobs, workload, drawn, space)
 
 
 @st.composite
-def schedules(draw: st.DrawFn, space: Space | None = None,
-              avoid: Callable[[], AbstractSet[Region]] = _nothing) -> Schedule:
-    """Scenario dicts (``parse_scenario`` accepts each): knobs, a 6-10 s workload, 1..max_faults faults.
-
-    ``avoid``, read at each fault's draw, gives regions to draw elsewhere than while anything else is
-    left (the search's discoveries: it looks for what it has not found yet)."""
-    space = space or Space()
-    knobs = {name: draw(st.sampled_from(choices)) for name, choices in space.profile.knobs}
-    cfg = _config(knobs, space)
-    routes = [r for r in ROUTES if any(_targets_for(k, cfg, r, space) for k in KIND_ORDER)]
-    workload: Schedule = {"routes": list(draw(st.sampled_from(routes))), "rate": draw(st.sampled_from(RATES)),
-                          "duration_s": float(draw(st.sampled_from(DURATIONS))),
-                          "program": draw(st.sampled_from(PROGRAMS))}
-    if workload["program"] != "quick":
-        workload["sleep_s"] = draw(st.sampled_from(SLEEPS))
-    # One fault per target: the nemesis gives each component or link one fault at a time (two overlapping
-    # terminates of one worker had each heal restart it, a restart that SIGTERMed the other's running tasks).
-    faults = draw(st.lists(_fault(cfg, workload["routes"], int(workload["duration_s"]), space, avoid), min_size=1,
-                           max_size=space.max_faults, unique_by=lambda f: f["target"]))
-    return assemble(knobs, workload, faults, space)
+def schedules(draw: st.DrawFn, space: Space | None = None) -> Schedule:
+    """The Hypothesis strategy of fault schedules (``draw_schedule``): Hypothesis makes every choice, so
+    it generates, replays and shrinks them like any strategy's."""
+    return draw_schedule(_HypothesisPick(draw), space)
 
 
 def assemble(knobs: Mapping[str, Any], workload: Schedule, faults: Sequence[Schedule], space: Space) -> Schedule:
@@ -559,7 +673,7 @@ class Exploration:
     steps: list[Step] = field(default_factory=list)
     discoveries: list[Discovery] = field(default_factory=list)
     out_of_time: bool = False
-    passed_over: int = 0  # drawn schedules not run: in a region a discovery covered after they were drawn
+    passed_over: int = 0  # drawn schedules not run: inside a covered region (nothing else under their knobs)
     stopped: str = ""  # why the search stopped before its bounds, if it did
     seconds: float = 0.0
 
@@ -777,14 +891,21 @@ def explore(*, run: RunFn, seed: int, max_time_s: float, found_dir: Path, space:
 
     def avoiding() -> frozenset[Region]:
         """The regions an active discovery covers, while anything is left to draw outside them: the search
-        looks for what it has not found yet (``schedules`` draws elsewhere; an example drawn before a
-        discovery, in its region, is passed over)."""
+        looks for what it has not found yet (``draw_schedule`` draws elsewhere; a schedule whose knobs left
+        nothing else, drawn inside, is passed over)."""
         covered = frozenset(r for f in active() for r in f.covers)
         if covered not in left_outside:  # asked at every fault drawn; the covered set changes rarely
             left_outside[covered] = bool(covered) and _anything_left(space, covered)
         return covered if left_outside[covered] else frozenset()
 
     left_outside: dict[frozenset[Region], bool] = {}
+    drawn: set[Region] = set()  # the cell of every fault drawn so far
+
+    def tiers() -> tuple[AbstractSet[Region], ...]:
+        """Where a fault is drawn: first outside the regions covered and the cells drawn (a cell not looked
+        at yet, whichever family still has one), else outside the regions covered."""
+        covered = avoiding()
+        return covered | drawn, covered
 
     looked_past: set[Region] = set()
 
@@ -796,9 +917,7 @@ def explore(*, run: RunFn, seed: int, max_time_s: float, found_dir: Path, space:
         report.out_of_time |= search.left() <= 0
         return report.out_of_time
 
-    def property_(schedule: Schedule) -> bool:
-        if done():
-            return False
+    def property_(schedule: Schedule) -> None:
         try:
             search.scenario(schedule)
         except ScenarioError as exc:
@@ -810,8 +929,8 @@ def explore(*, run: RunFn, seed: int, max_time_s: float, found_dir: Path, space:
             if now:
                 say(f"  later examples look elsewhere than: {', '.join(sorted(' '.join(r) for r in now))}")
         if schedule_regions(schedule) & now:
-            report.passed_over += 1  # drawn before a discovery covered its region: not run
-            return False
+            report.passed_over += 1  # drawn inside a covered region (nothing else was left under its knobs)
+            return
         step = search.run(schedule, "example", seed, f"example {len(report.examples) + 1}")
         last = [s.trial for s in report.examples[-ERRORS_IN_A_ROW:]]
         if len(last) == ERRORS_IN_A_ROW and all(t.outcome == "error" for t in last):
@@ -820,7 +939,6 @@ def explore(*, run: RunFn, seed: int, max_time_s: float, found_dir: Path, space:
             say(f"  stopping: {report.stopped}")
         if step.trial.failing and is_new(schedule, step.trial):
             handle(Discovery(step, len(report.examples), schedule))
-        return False  # never "found": the search goes on until its bounds
 
     def handle(discovery: Discovery) -> None:
         report.discoveries.append(discovery)
@@ -859,18 +977,21 @@ def explore(*, run: RunFn, seed: int, max_time_s: float, found_dir: Path, space:
         else:  # unless known, no longer counted by is_new: a more reproducible instance may still be found
             say(f"  not written: below {CONFIRM_NEEDED} of {CONFIRM_RUNS} (a flake, or a race too rare to replay)")
 
-    say(f"exploring ({space.profile.name} profile: {space.profile.about}){space.narrowing()}: 1-{space.max_faults} "
-        f"fault(s) per schedule, seed {seed}, {max_time_s:g} s budget" + (f", at most {examples} example(s)" if examples else ""))
-    # Drawn in batches: Hypothesis's generation leans toward small variations of the simplest example in its
-    # first test cases, which a search of a dozen runs cannot afford; the elements of one test case are
-    # independent draws. The first test case is the simplest schedule (its copies are one cached run).
+    say(f"exploring ({space.profile.name} profile: {space.profile.about}){space.narrowing()}: {space.max_faults} "
+        f"fault(s) per schedule (fewer once shrunk), each in a cell not drawn yet while any is left, seed {seed}, "
+        f"{max_time_s:g} s budget" + (f", at most {examples} example(s)" if examples else ""))
+    # The search draws with the strategy's own code (``draw_schedule``) from ``random.Random(seed)``, one
+    # schedule at a time, each just before its run, so each draw sees what the runs before it found and drew
+    # (``tiers``). It draws as many faults as the bound allows: a run looks at more regions, and shrinking
+    # drops the faults a failure does not need (its first candidates). Hypothesis's engine cannot be the source: it refuses a strategy whose choices depend on
+    # such state (its record of earlier test cases says the same choices led elsewhere), and its first test
+    # case is the same for every seed.
+    rng = RandomPick(random.Random(seed))
     cap = examples if examples is not None else max(10, int(max_time_s))  # runs take well over a second each
-    with contextlib.suppress(NoSuchExample):
-        find(st.lists(schedules(space, avoiding), min_size=BATCH, max_size=BATCH),
-             lambda batch: any([property_(s) for s in batch]),
-             settings=settings(max_examples=cap // BATCH + 2, phases=[Phase.generate], database=None, deadline=None,
-                               suppress_health_check=list(HealthCheck)),
-             random=random.Random(seed))
+    for _ in range(20 * cap):  # a draw passed over is not an example: bounded all the same
+        if done():
+            break
+        property_(draw_schedule(rng, space, tiers, drawn.add, faults=space.max_faults))
     report.seconds = search.elapsed()
     return report
 

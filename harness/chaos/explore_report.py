@@ -41,7 +41,7 @@ def summary(report: Exploration, seed: int) -> str:
     lines.append(f"{report.progress()} in {report.seconds:.0f} s of a {report.budget_s:g} s budget"
                  + (" (the budget ran out)" if report.out_of_time else "")
                  + (f"; stopped: {report.stopped}" if report.stopped else "") + tail
-                 + (f"; {report.passed_over} drawn schedule(s) passed over (in a region found meanwhile)"
+                 + (f"; {report.passed_over} drawn schedule(s) passed over (inside a region found already: nothing else was left under their knobs)"
                     if report.passed_over else ""))
     for i, f in enumerate(report.discoveries, 1):
         lines.append(f"discovery {i} [{', '.join(f.invariants)}]: {compact(f.shrunk)}")
@@ -98,8 +98,8 @@ def render_html(report: Exploration) -> str:
              ".pair{display:flex;gap:24px;flex-wrap:wrap}.pair>div{flex:1}code{font-size:12px}"
              "</style></head><body>",
              f"<h1>Generative chaos: seed {report.seed}</h1>",
-             f"<p>{esc(report.space.profile.name)} profile ({esc(report.space.profile.about)}); 1-"
-             f"{report.space.max_faults} fault(s) per schedule{esc(report.space.narrowing())}; {esc(report.progress())} in {report.seconds:.0f} s "
+             f"<p>{esc(report.space.profile.name)} profile ({esc(report.space.profile.about)}); "
+             f"{report.space.max_faults} fault(s) per schedule, fewer once shrunk{esc(report.space.narrowing())}; {esc(report.progress())} in {report.seconds:.0f} s "
              f"of a {report.budget_s:g} s budget{' (the budget ran out)' if report.out_of_time else ''}.</p>"]
     if report.replays:
         parts.append("<h2>Saved failures replayed first</h2><ul>" + "".join(

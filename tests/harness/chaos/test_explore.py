@@ -14,12 +14,14 @@ from hypothesis import HealthCheck, Phase, find, given, settings
 from harness.chaos.cli import main
 from harness.chaos.explore import (
     KNOBS,
+    LEGACY_TARGETS,
     PROFILES,
     SAFE_KNOBS,
     Exploration,
     ExploreError,
     Space,
     Trial,
+    cell,
     explore,
     explore_space,
     key_of,
@@ -281,6 +283,20 @@ def test_a_region_joins_the_workers_and_the_ways_of_breaking_a_link() -> None:
     assert region("kill", "executor-3") == ("kill", "executor-3")
 
 
+def test_a_cell_splits_a_link_by_what_the_fault_does_to_a_request() -> None:
+    link = "gateway-celery-redis"
+    # refused: the request never reaches the server (a partition, or a connection-breaking toxic on the way in)
+    assert {cell("disable", link), *(cell("toxic", link, t, stream="upstream")
+                                     for t in ("reset_peer", "timeout", "limit_data"))} == {("refuse", link)}
+    # the reply lost: the server applied the request, the client cannot know (on the way back)
+    assert {cell("toxic", link, t, stream="downstream") for t in ("reset_peer", "timeout", "limit_data")} \
+        == {("lose reply", link)}
+    assert {cell("toxic", link, t, stream=w) for t in ("latency", "bandwidth", "slicer", "slow_close")
+            for w in ("upstream", "downstream")} == {("slow", link)}
+    early = StackConfig.for_tests()
+    assert cell("kill", "celery-worker-2", cfg=early) == region("kill", "celery-worker-2", cfg=early)
+
+
 def test_a_region_says_the_guarantee_that_decides_what_a_fault_costs() -> None:
     early, late = StackConfig.for_tests(), StackConfig.for_tests(acks_late=True)
     safe = StackConfig.for_tests(acks_late=True, reject_on_worker_lost=True, celery_redis_policy="noeviction")
@@ -368,4 +384,32 @@ def test_a_shrunk_schedule_that_does_not_reproduce_gives_way_to_the_one_it_was_s
     (discovery,) = report.discoveries
     assert discovery.confirmed and discovery.written is not None
     assert discovery.shrunk["faults"][0]["duration_s"] >= 2  # the 1-second outages failed only on lucky runs
-    assert sum(s.stage == "confirm" for s in report.steps) == 3 * 3  # the smallest, then two steps back
+    # last first: the schedules shrinking kept are confirmed in reverse order until one reproduces, the
+    # latest one that still had a 2-second outage
+    tried = [s.schedule for s in report.steps if s.stage == "confirm"][::3]
+    kept = [*reversed(discovery.accepted), discovery.first.schedule]
+    assert [key_of(s) for s in tried] == [key_of(s) for s in kept[:len(tried)]]
+    assert all(s["faults"][0]["duration_s"] < 2 for s in tried[:-1]) and len(tried) >= 2
+
+
+def test_the_search_draws_a_cell_it_has_not_drawn_yet_while_any_is_left(tmp_path: Path) -> None:
+    space = Space(kinds=frozenset({"disable", "toxic"}), targets=("gateway-*", "celery-executor-3"), max_faults=1)
+    report = _explore(tmp_path, FakeStack(lambda s: ()), space=space, examples=12)
+    cells = [cell(f["kind"], f["target"], f.get("toxic", {}).get("type"), stream=f.get("toxic", {}).get("stream", "downstream"))
+             for s in report.examples for f in s.schedule["faults"]]
+    # three links, three things a link fault does to a request: nine cells, each once before any twice
+    assert len(set(cells[:9])) == 9 and {effect for effect, _ in cells} == {"refuse", "lose reply", "slow"}
+    assert len(cells) == 12  # then it goes on drawing among them
+
+
+@settings(max_examples=100, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+@given(schedules(Space()))
+def test_faults_only_the_legacy_path_sees_are_drawn_only_when_the_targets_ask_for_them(schedule: dict) -> None:  # type: ignore[type-arg]
+    assert not {f["target"] for f in schedule["faults"]} & set(LEGACY_TARGETS)
+
+
+@settings(max_examples=50, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+@given(schedules(Space(targets=("legacy-*", "executor-[12]"))))
+def test_legacy_targets_drawn_when_asked_come_with_legacy_traffic(schedule: dict) -> None:  # type: ignore[type-arg]
+    assert {f["target"] for f in schedule["faults"]} <= set(LEGACY_TARGETS)
+    assert "legacy" in schedule["workload"]["routes"]
