@@ -436,13 +436,26 @@ def assemble(knobs: Mapping[str, Any], workload: Schedule, faults: Sequence[Sche
     window = (overrides["visibility_timeout_s"] + FIXED["restore_interval_s"] * FIXED["restore_throttle"]
               + overrides.get("retry_backoff_s", 0.5) * 2 ** (overrides["max_retries"] - 1))
     bounds = dict(STRICT) if space.strict else {}
+    timeout = max(30, math.ceil(window) + 20, math.ceil(1.5 * drain_s(workload, overrides)) + 20)
     return {"title": "", "description": "", "stack": overrides, "workload": dict(workload), "faults": named,
-            "quiesce": {"timeout_s": float(max(30, math.ceil(window) + 20))},
+            "quiesce": {"timeout_s": float(timeout)},
             "expect": {path: dict(bounds) if path == "celery" else {} for path in ("celery", "legacy")
                        if path in workload["routes"]}}
 
 
 FAULT_HEAD = {"name", "at_s", "kind", "target"}
+QUICK_S = 0.1  # a quick program, start to stored result, on this stack (a generous estimate)
+
+
+def drain_s(workload: Mapping[str, Any], stack: Mapping[str, Any]) -> float:
+    """How long the workload's Celery work takes at the schedule's concurrency, counting every submission as
+    Celery's: the quiesce must outlast a backlog that is still draining, or a slow queue reads as stuck
+    (a drawn sleep 2 s workload at 8/s on one process is 160 s of work). The quiesce ends as soon as
+    everything settles, so a bound that is too long costs a run that holds nothing."""
+    sleep = float(workload.get("sleep_s", 0.0))
+    each = {"quick": QUICK_S, "sleep": sleep + QUICK_S, "mixed": (sleep + 3 * QUICK_S) / 3}[workload["program"]]
+    processes = int(stack.get("celery_workers", 1)) * int(stack.get("celery_concurrency", 2))
+    return float(workload["rate"]) * float(workload["duration_s"]) * each / max(1, processes)
 
 
 def key_of(schedule: Mapping[str, Any]) -> str:

@@ -13,7 +13,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,21 +59,29 @@ def _backlog(main: redis_lib.Redis, broker: redis_lib.Redis, queues: Sequence[st
 
 
 def quiesce(main: redis_lib.Redis, broker: redis_lib.Redis, history: History, token: str, *, timeout_s: float,
-            settle_s: float, queues: Sequence[str], poll_s: float = 0.25) -> str:
+            settle_s: float, queues: Sequence[str], poll_s: float = 0.25,
+            tick: Callable[[], bool] | None = None, tick_s: float = 1.0) -> str:
     """Wait until every accepted evaluation is terminal on every route it has; returns why it stopped.
 
     Stops early ("settled") when nothing can change any more: no message is queued or unacked on
     either broker and no record of the workload changed for ``settle_s`` (longer than any execution
-    can run), so waiting longer would only add time.
+    can run), so waiting longer would only add time. ``tick`` is called every ``tick_s`` (the runner's
+    supervisor); when it says it changed something (a component started again), the wait to settle
+    starts over.
     """
     deadline = time.monotonic() + timeout_s
     last_change = time.monotonic()
+    next_tick = time.monotonic() + tick_s
     last: tuple[Any, ...] | None = None
     mark = f"chaos-{token}-"
     quiet = 0  # consecutive polls with everything terminal and nothing queued or unacked
     pending: list[str] = []
     backlog: int | None = None
     while True:
+        if tick is not None and time.monotonic() >= next_tick:
+            if tick():
+                last_change, quiet = time.monotonic(), 0
+            next_tick = time.monotonic() + tick_s
         acked = {op.eval_id for op in history.ops if op.f == "submit" and op.type == "ok" and op.eval_id}
         try:
             records = _scan_records(main)

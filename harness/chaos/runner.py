@@ -163,14 +163,21 @@ def run_scenario(scenario: Scenario, *, run_folder: RunFolder, seed: int, stack_
                                      "transitions")
             heal_times = list(nemesis.heal_times)
             result.timings["faults_done_s"] = time.monotonic() - t0
-            restarted = supervise(stack, history, say, skip=operator.stopped)
-            result.notes += restarted
-            if restarted:
-                heal_times.append(history.ops[-1].time)
+            def supervise_now() -> bool:
+                """Start again what died on its own. A supervisor watches the whole time, not once: a worker
+                can take seconds to die after its fatal error (the Celery shutdown after a broker restart),
+                and one restarted only if it was dead at the first look reads as 'stuck' work."""
+                restarted = supervise(stack, history, say, skip=operator.stopped)
+                result.notes.extend(restarted)
+                if restarted:
+                    heal_times.append(history.ops[-1].time)
+                return bool(restarted)
 
+            supervise_now()
             t = time.monotonic()
             reason = quiesce(main, broker, history, token, timeout_s=scenario.quiesce_timeout_s,
-                             settle_s=config.executor_timeout_s + 3, queues=config.celery_queues)
+                             settle_s=config.executor_timeout_s + 3, queues=config.celery_queues,
+                             tick=supervise_now)
             result.timings["quiesce_s"] = time.monotonic() - t
             result.notes.append(f"quiesce: {reason} after {result.timings['quiesce_s']:.1f}s "
                                 f"(timeout {scenario.quiesce_timeout_s:g}s)")

@@ -22,6 +22,7 @@ from harness.chaos.explore import (
     Space,
     Trial,
     cell,
+    drain_s,
     explore,
     explore_space,
     key_of,
@@ -52,6 +53,27 @@ def test_every_drawn_schedule_is_a_valid_scenario_file_and_survives_a_toml_round
     assert scenario.stack["candidate_defects"] == ("no_dead_letter",)
     again = tomllib.loads(to_toml(_named(schedule)))
     assert key_of(again) == key_of(schedule)
+
+
+@settings(max_examples=200, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+@given(schedules())
+def test_the_quiesce_outlasts_the_backlog_the_drawn_workload_makes_at_the_drawn_concurrency(schedule: dict) -> None:  # type: ignore[type-arg]
+    # A backlog still draining is slow, not stuck: the safe control once called 46 evaluations of a
+    # sleep 8/s workload on one process "stuck" after a 59 s quiesce.
+    wl, stack = schedule["workload"], schedule["stack"]
+    processes = stack["celery_workers"] * stack["celery_concurrency"]
+    each = {"quick": 0.1, "sleep": wl.get("sleep_s", 0) + 0.1, "mixed": (wl.get("sleep_s", 0) + 0.3) / 3}[wl["program"]]
+    work = wl["rate"] * wl["duration_s"] * each / processes
+    assert drain_s(wl, stack) == pytest.approx(work)
+    assert schedule["quiesce"]["timeout_s"] >= 1.5 * work + 20
+    assert schedule["quiesce"]["timeout_s"] >= stack["visibility_timeout_s"] + 20  # and the redelivery window
+
+
+def test_a_heavy_workload_on_one_process_gets_a_quiesce_long_enough_to_drain_it() -> None:
+    stack = {"celery_workers": 1, "celery_concurrency": 1}
+    heavy = {"routes": ["celery"], "rate": 8.0, "duration_s": 10.0, "program": "sleep", "sleep_s": 2.0}
+    assert drain_s(heavy, stack) == pytest.approx(168.0)
+    assert drain_s({**heavy, "program": "quick"}, {"celery_workers": 2, "celery_concurrency": 4}) == pytest.approx(1.0)
 
 
 @settings(max_examples=100, database=None, deadline=None, suppress_health_check=list(HealthCheck))

@@ -160,6 +160,35 @@ def test_quiesce_ends_when_everything_is_terminal_settles_or_times_out(redis_ser
     assert reason == "timed out with 1 evaluation(s) not terminal" and time.monotonic() - started >= 1.0
 
 
+def test_quiesce_keeps_supervising_and_a_late_restart_lets_the_queued_work_finish(redis_server: Callable[..., str]) -> None:
+    # A worker that dies seconds after the heal (Celery's shutdown after a broker restart) was not restarted
+    # by a supervisor that looked once, and its queue read as stuck. The tick is the supervisor: here it
+    # "starts a worker" on its second call, which takes the queued message and completes the record.
+    main = redis_lib.Redis.from_url(redis_server())
+    broker = redis_lib.Redis.from_url(redis_server())
+    history = History()
+    _acked(history, "e1")
+    _record(main, "e1", "print('chaos-abcd0123-000001.')", "queued")
+    broker.lpush("evaluation", "{}")
+    # nobody watching: the queued message waits for a worker that is gone
+    assert quiesce(main, broker, history, "abcd0123", timeout_s=0.6, settle_s=0.2, queues=["evaluation"]) == \
+        "timed out with 1 evaluation(s) not terminal"
+    calls: list[float] = []
+
+    def supervisor() -> bool:
+        calls.append(time.monotonic())
+        if len(calls) == 2:  # the worker is found dead and started again; it runs what was queued
+            broker.delete("evaluation")
+            EvaluationStore(main).set_result("e1", "celery", {"status": "completed", "attempts": 1})  # type: ignore[typeddict-item]
+            return True
+        return False
+
+    reason = quiesce(main, broker, history, "abcd0123", timeout_s=5, settle_s=0.3, queues=["evaluation"],
+                     tick=supervisor, tick_s=0.2)
+    assert reason == "every accepted evaluation terminal, nothing queued or unacked"
+    assert len(calls) >= 2
+
+
 # -- verdicts, notes and the findings table ------------------------------------------------------------------
 
 
