@@ -17,7 +17,7 @@ lint: venv
 	$(BIN)/ruff check harness system_under_test tests benchmarks conftest.py
 
 typecheck: venv
-	$(BIN)/mypy harness system_under_test
+	$(BIN)/mypy harness system_under_test benchmarks
 
 pytest: venv docker-if-ci chromium-if-ci
 	$(BIN)/pytest $(PYTEST_ARGS)

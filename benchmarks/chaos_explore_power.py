@@ -60,13 +60,14 @@ def label(f: Discovery) -> str:
         return HAZARDS[0] if name == "gateway-broker-resets" else f"known failure: {name}"
     targets = {x["target"] for x in s["faults"]}
     kinds = {x["kind"] for x in s["faults"]}
+    # the run's evidence first: a fault on the broker link does not make a backlog's redeliveries a publish's
+    if broke & {"duplicated", "executions"} and redelivered_after_visibility(failing_folder(f)):
+        return HAZARDS[2]
     if "gateway-celery-redis" in targets and broke & {"unexpected", "duplicated"}:
         return HAZARDS[0]
     if ("memory-pressure", "celery-redis") in {(x["kind"], x["target"]) for x in s["faults"]} and "lost" in broke \
             and str(s["stack"].get("celery_redis_policy", "allkeys-lru")).startswith("allkeys"):
         return HAZARDS[1]
-    if broke & {"duplicated", "executions"} and redelivered_after_visibility(failing_folder(f)):
-        return HAZARDS[2]
     if kinds & {"kill", "kill-pool-child"} and any(t.startswith("celery-worker") for t in targets) \
             and broke & {"lost", "stuck"} and not s["stack"].get("acks_late", False):  # stuck: ran, result never stored
         return HAZARDS[3]

@@ -176,7 +176,7 @@ def main() -> None:
 
 def write(samples: list[Sample], args: argparse.Namespace, body_bytes: int) -> None:
     def med(name: str, mode: str, attr: str) -> float:
-        return statistics.median(getattr(s, attr) for s in samples if s.gateway == name and s.mode == mode)
+        return float(statistics.median(getattr(s, attr) for s in samples if s.gateway == name and s.mode == mode))
 
     def statuses(name: str, mode: str) -> str:
         return "/".join(sorted({str(s.status) for s in samples if s.gateway == name and s.mode == mode}))

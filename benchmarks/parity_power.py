@@ -70,11 +70,11 @@ def row(m: dict[str, object]) -> str:
     if not totals:
         return f"| {m['defect']} | {m['family']} | missed | | | | | |"
     caught = sum(f != float("inf") for f in firsts)
-    sizes = m["sizes"]
-    assert isinstance(sizes, list)
+    sizes, programs, fields = m["sizes"], m["programs"], m["fields"]
+    assert isinstance(sizes, list) and isinstance(programs, list) and isinstance(fields, set)
     return (f"| {m['defect']} | {m['family']} | {statistics.median(firsts):.1f} (max {max(firsts):.1f}) | "
-            f"{statistics.median(totals):.1f} (max {max(totals):.1f}) | {statistics.median(m['programs']):.0f} | "  # type: ignore[arg-type]
-            f"{statistics.median(sizes):.0f} (max {max(sizes)}) | {', '.join(sorted(m['fields']))} | "  # type: ignore[arg-type]
+            f"{statistics.median(totals):.1f} (max {max(totals):.1f}) | {statistics.median(programs):.0f} | "
+            f"{statistics.median(sizes):.0f} (max {max(sizes)}) | {', '.join(sorted(fields))} | "
             f"{caught}/{len(firsts)} |")
 
 
