@@ -22,6 +22,14 @@ FAMILY = {"kill": "process", "pause": "process", "terminate": "process", "restar
           "memory-pressure": "memory"}
 
 
+def _shrunk_heading(f: Discovery) -> str:
+    """The shrunk side's title: a known failure is never shrunk (its file reproduces it), and a discovery
+    found too late in the budget may not be either."""
+    if f.shrink_steps:
+        return f"Shrunk ({len(f.shrink_steps)} shrink run(s))"
+    return "Not shrunk: a known failure, its file reproduces it" if f.known else "Not shrunk"
+
+
 def _status(f: Discovery) -> str:
     if f.known:
         return f"the known failure of {f.known}, seen in example {f.example} (replay: harness chaos {f.known})"
@@ -114,7 +122,7 @@ def render_html(report: Exploration) -> str:
                      + "<div class='pair'>"
                      + f"<div><h4>First failing (example {f.example})</h4>{_timeline(f.first.schedule, span)}"
                      + f"<p><code>{esc(compact(f.first.schedule))}</code></p></div>"
-                     + f"<div><h4>Shrunk ({len(f.shrink_steps)} shrink run(s))</h4>{_timeline(f.shrunk, span)}"
+                     + f"<div><h4>{esc(_shrunk_heading(f))}</h4>{_timeline(f.shrunk, span)}"
                      + f"<p><code>{esc(compact(f.shrunk))}</code></p></div></div>"
                      + (f"<p>Shrinking stopped: {esc(f.shrink_stopped)}.</p>" if f.shrink_stopped else "")
                      + "<ul>" + "".join(f"<li>{esc(v.splitlines()[0])}</li>" for v in f.first.trial.violations)

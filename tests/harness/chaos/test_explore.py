@@ -284,6 +284,9 @@ def test_the_report_puts_the_first_failing_schedule_beside_the_shrunk_one(tmp_pa
     page = write_report(report, tmp_path).read_text()
     assert page.count("<svg") == 2 * len(report.discoveries) >= 4
     assert page.count("First failing (example") == len(report.discoveries)
+    shrunk = sum(bool(f.shrink_steps) for f in report.discoveries)
+    assert shrunk and page.count("<h4>Shrunk (") == shrunk  # a side that was not shrunk does not say it was
+    assert page.count("<h4>Not shrunk") == len(report.discoveries) - shrunk
     assert (tmp_path / "explore.md").read_text().count("| example |") == len(report.examples)
 
 
