@@ -454,7 +454,8 @@ def drain_s(workload: Mapping[str, Any], stack: Mapping[str, Any]) -> float:
     everything settles, so a bound that is too long costs a run that holds nothing."""
     sleep = float(workload.get("sleep_s", 0.0))
     each = {"quick": QUICK_S, "sleep": sleep + QUICK_S, "mixed": (sleep + 3 * QUICK_S) / 3}[workload["program"]]
-    processes = int(stack.get("celery_workers", 1)) * int(stack.get("celery_concurrency", 2))
+    processes = (int(stack.get("celery_workers", StackConfig.celery_workers))
+                 * int(stack.get("celery_concurrency", StackConfig.celery_concurrency)))
     return float(workload["rate"]) * float(workload["duration_s"]) * each / max(1, processes)
 
 
